@@ -1,0 +1,623 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Protocol client thread. Every libsoup object is created, used and destroyed on the client
+ * thread, with its GMainContext pushed as thread default (libsoup 3 binds I/O to the context
+ * that started it). Other threads only touch the queue and flags under `mutex` and wake the
+ * client thread with an idle source. */
+#include "asrclient.h"
+
+#include <gst/gst.h>
+#include <libsoup/soup.h>
+
+#include <chrono>
+
+GST_DEBUG_CATEGORY_STATIC(qwenasr_client_debug);
+#define GST_CAT_DEFAULT qwenasr_client_debug
+
+namespace qwenasr {
+
+namespace {
+
+/* Frames above this are refused by libsoup (close 1009); final transcripts are far smaller,
+ * and the limit keeps a misbehaving peer from making us buffer without bound. */
+constexpr guint64 kMaxIncomingPayload = 16 * 1024 * 1024;
+/* How long stop() lets the closing handshake take before dropping the connection. */
+constexpr guint kCloseTimeoutMs = 500;
+
+enum class Phase { Connecting, WaitingCreated, Configuring, Streaming, Finishing, Done };
+
+enum class ItemKind { Audio, Commit, Finish };
+
+struct Item {
+  ItemKind kind;
+  std::string audio; /* raw PCM bytes for Audio */
+};
+
+bool host_is_loopback(const std::string &host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+std::chrono::steady_clock::time_point to_steady(gint64 monotonic_deadline_us) {
+  /* Both are CLOCK_MONOTONIC on Linux; converting through "now" keeps it portable. */
+  return std::chrono::steady_clock::now() +
+         std::chrono::microseconds(monotonic_deadline_us - g_get_monotonic_time());
+}
+
+} // namespace
+
+struct AsrClient::Impl {
+  /* immutable after start() */
+  ClientSettings settings;
+  ClientListener *listener = nullptr;
+  std::string host;
+  GMainContext *context = nullptr; /* owned; the client thread's default context */
+  GMainLoop *loop = nullptr;       /* owned */
+  std::string event_prefix;
+
+  /* shared with the streaming thread, guarded by `mutex` */
+  std::mutex mutex;
+  std::condition_variable cond; /* queue space, finished, failed, stopping, wake() */
+  std::deque<Item> queue;
+  gsize queued_bytes = 0;
+  bool pump_scheduled = false;
+  bool have_config = false;
+  SessionConfig config;
+  bool finished = false;
+  bool failed = false;
+  bool stopping = false;
+
+  /* client thread only */
+  Phase phase = Phase::Connecting;
+  bool created = false;
+  guint64 event_counter = 0;
+  SoupSession *session = nullptr;
+  SoupMessage *message = nullptr;
+  SoupWebsocketConnection *conn = nullptr;
+  GCancellable *cancellable = nullptr;
+  GSource *connect_timeout = nullptr;
+  GSource *writable_source = nullptr;
+  GSource *close_timeout = nullptr;
+
+  ~Impl() {
+    if (loop)
+      g_main_loop_unref(loop);
+    if (context)
+      g_main_context_unref(context);
+  }
+
+  std::string next_event_id() {
+    gchar counter[17];
+    g_snprintf(counter, sizeof counter, "%012" G_GINT64_MODIFIER "x", event_counter++);
+    return event_prefix + counter;
+  }
+
+  void run();
+  void connect();
+  void teardown();
+  void fail(ClientError error);
+  void send_update_if_ready();
+  void pump();
+  bool output_writable();
+  void arm_writable_source();
+  void handle_text(const char *data, gsize size);
+  void begin_stop();
+  void schedule_pump_locked();
+  void remove_source(GSource **source) {
+    if (*source) {
+      g_source_destroy(*source);
+      g_source_unref(*source);
+      *source = nullptr;
+    }
+  }
+  GSource *add_timeout(guint ms, GSourceFunc func) {
+    GSource *source = g_timeout_source_new(ms);
+    g_source_set_callback(source, func, this, nullptr);
+    g_source_attach(source, context);
+    return source;
+  }
+};
+
+struct ThreadData {
+  std::shared_ptr<AsrClient::Impl> impl; /* keeps Impl alive until the thread is done */
+};
+
+static gpointer client_thread_main(gpointer data) {
+  auto *thread_data = static_cast<ThreadData *>(data);
+  thread_data->impl->run();
+  delete thread_data;
+  return nullptr;
+}
+
+void AsrClient::Impl::run() {
+  g_main_context_push_thread_default(context);
+  connect();
+  g_main_loop_run(loop);
+  teardown();
+  while (g_main_context_iteration(context, FALSE)) {
+  }
+  g_main_context_pop_thread_default(context);
+}
+
+static void on_ws_message(SoupWebsocketConnection *, gint type, GBytes *message,
+                          gpointer user_data) {
+  auto *impl = static_cast<AsrClient::Impl *>(user_data);
+  gsize size = 0;
+  const char *data = static_cast<const char *>(g_bytes_get_data(message, &size));
+  if (type != SOUP_WEBSOCKET_DATA_TEXT) {
+    impl->listener->on_bad_frame("binary frame of " + std::to_string(size) + " bytes ignored");
+    return;
+  }
+  impl->handle_text(data, size);
+}
+
+static void on_ws_closed(SoupWebsocketConnection *conn, gpointer user_data) {
+  auto *impl = static_cast<AsrClient::Impl *>(user_data);
+  bool stopping;
+  {
+    std::lock_guard<std::mutex> lock(impl->mutex);
+    stopping = impl->stopping;
+  }
+  if (stopping) {
+    g_main_loop_quit(impl->loop);
+    return;
+  }
+  if (impl->phase == Phase::Done)
+    return;
+  ClientError error{ClientErrorKind::Closed, impl->host};
+  const char *reason = soup_websocket_connection_get_close_data(conn);
+  error.detail = "close code " + std::to_string(soup_websocket_connection_get_close_code(conn)) +
+                 (reason && *reason ? std::string(", reason: ") + reason : std::string());
+  impl->fail(error);
+}
+
+static void on_ws_connected(GObject *source, GAsyncResult *result, gpointer user_data) {
+  auto *impl = static_cast<AsrClient::Impl *>(user_data);
+  GError *gerror = nullptr;
+  SoupWebsocketConnection *conn =
+      soup_session_websocket_connect_finish(SOUP_SESSION(source), result, &gerror);
+  if (!conn) {
+    if (g_error_matches(gerror, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+      /* stop() or the connect timeout cancelled us; whoever did has reported or quits. */
+      g_error_free(gerror);
+      return;
+    }
+    ClientError error{ClientErrorKind::Connect, impl->host};
+    guint status = impl->message ? soup_message_get_status(impl->message) : 0;
+    error.http_status = status;
+    if (status == SOUP_STATUS_UNAUTHORIZED || status == SOUP_STATUS_FORBIDDEN)
+      error.kind = ClientErrorKind::Unauthorized;
+    else if (status >= 200 && status != SOUP_STATUS_SWITCHING_PROTOCOLS)
+      error.kind = ClientErrorKind::Handshake;
+    error.detail = gerror->message;
+    g_error_free(gerror);
+    impl->fail(error);
+    return;
+  }
+  impl->conn = conn;
+  soup_websocket_connection_set_max_incoming_payload_size(conn, kMaxIncomingPayload);
+  soup_websocket_connection_set_keepalive_interval(conn, impl->settings.keepalive_interval_s);
+  g_signal_connect(conn, "message", G_CALLBACK(on_ws_message), impl);
+  g_signal_connect(conn, "closed", G_CALLBACK(on_ws_closed), impl);
+  impl->phase = Phase::WaitingCreated;
+  GST_INFO("connected to %s", impl->host.c_str());
+  impl->listener->on_connected(impl->host);
+}
+
+static gboolean on_connect_timeout(gpointer user_data) {
+  auto *impl = static_cast<AsrClient::Impl *>(user_data);
+  g_source_unref(impl->connect_timeout);
+  impl->connect_timeout = nullptr;
+  ClientError error{ClientErrorKind::Timeout, impl->host};
+  error.detail = impl->phase == Phase::Connecting ? "no WebSocket connection"
+                                                  : "the session was not configured";
+  impl->fail(error);
+  return G_SOURCE_REMOVE;
+}
+
+void AsrClient::Impl::connect() {
+  cancellable = g_cancellable_new();
+  if (settings.use_proxy && !host_is_loopback(host))
+    session = soup_session_new();
+  else
+    session = soup_session_new_with_options("proxy-resolver", nullptr, nullptr);
+
+  if (!settings.tls_ca_file.empty()) {
+    GError *gerror = nullptr;
+    GTlsDatabase *database = g_tls_file_database_new(settings.tls_ca_file.c_str(), &gerror);
+    if (!database) {
+      ClientError error{ClientErrorKind::Connect, host};
+      error.detail = std::string("cannot load tls-ca-file: ") + gerror->message;
+      g_error_free(gerror);
+      fail(error);
+      return;
+    }
+    soup_session_set_tls_database(session, database);
+    g_object_unref(database);
+  }
+
+  message = soup_message_new(SOUP_METHOD_GET, settings.url.c_str());
+  if (!message) {
+    fail(ClientError(ClientErrorKind::Connect, host, "the URL cannot be parsed"));
+    return;
+  }
+  SoupMessageHeaders *headers = soup_message_get_request_headers(message);
+  std::string authorization = "Bearer " + settings.api_key;
+  soup_message_headers_replace(headers, "Authorization", authorization.c_str());
+  if (!settings.user_agent.empty())
+    soup_message_headers_replace(headers, "User-Agent", settings.user_agent.c_str());
+  if (!settings.workspace.empty())
+    soup_message_headers_replace(headers, "X-DashScope-WorkSpace", settings.workspace.c_str());
+
+  connect_timeout = add_timeout(settings.connect_timeout_ms, on_connect_timeout);
+  GST_INFO("connecting to %s", host.c_str());
+  soup_session_websocket_connect_async(session, message, nullptr, nullptr, G_PRIORITY_DEFAULT,
+                                       cancellable, on_ws_connected, this);
+}
+
+void AsrClient::Impl::teardown() {
+  remove_source(&connect_timeout);
+  remove_source(&writable_source);
+  remove_source(&close_timeout);
+  if (conn) {
+    g_signal_handlers_disconnect_by_data(conn, this);
+    g_object_unref(conn);
+    conn = nullptr;
+  }
+  g_clear_object(&message);
+  if (session) {
+    soup_session_abort(session);
+    g_clear_object(&session);
+  }
+  g_clear_object(&cancellable);
+}
+
+void AsrClient::Impl::fail(ClientError error) {
+  if (phase == Phase::Done)
+    return;
+  phase = Phase::Done;
+  remove_source(&connect_timeout);
+  GST_WARNING("session with %s failed: %s", host.c_str(), error.detail.c_str());
+  /* The listener records its sticky error before waiters wake up and look for it. */
+  listener->on_failure(error);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    failed = true;
+  }
+  cond.notify_all();
+  g_cancellable_cancel(cancellable);
+  if (conn && soup_websocket_connection_get_state(conn) == SOUP_WEBSOCKET_STATE_OPEN)
+    soup_websocket_connection_close(conn, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
+}
+
+void AsrClient::Impl::send_update_if_ready() {
+  SessionConfig to_send;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!have_config)
+      return;
+    to_send = config;
+  }
+  if (phase != Phase::WaitingCreated || !created)
+    return;
+  std::string text = encode_session_update(to_send, next_event_id());
+  GST_DEBUG("sending session.update: %s", text.c_str());
+  soup_websocket_connection_send_text(conn, text.c_str());
+  phase = Phase::Configuring;
+}
+
+void AsrClient::Impl::handle_text(const char *data, gsize size) {
+  ServerEvent event;
+  std::string problem;
+  if (!decode_server_event(data, static_cast<gssize>(size), &event, &problem)) {
+    listener->on_bad_frame(problem);
+    return;
+  }
+  GST_LOG("event %s", event.type_name.c_str());
+  switch (event.type) {
+  case ServerEventType::SessionCreated:
+    created = true;
+    listener->on_event(event);
+    send_update_if_ready();
+    return;
+  case ServerEventType::SessionUpdated:
+    listener->on_event(event);
+    if (phase == Phase::Configuring) {
+      phase = Phase::Streaming;
+      remove_source(&connect_timeout);
+      pump();
+    }
+    return;
+  case ServerEventType::Error:
+    /* Client errors keep the connection open (the sibling Qwen-Audio-Realtime rule), except
+     * while configuring: without session.updated the session cannot start. */
+    if (event.error.type == "server_error" || phase == Phase::Configuring ||
+        phase == Phase::WaitingCreated) {
+      ClientError error{event.error.type == "server_error" ? ClientErrorKind::Service
+                                                            : ClientErrorKind::Rejected,
+                        host};
+      error.service = event.error;
+      error.detail = event.error.message;
+      fail(error);
+      return;
+    }
+    listener->on_event(event);
+    return;
+  case ServerEventType::SessionFinished:
+    listener->on_event(event);
+    phase = Phase::Done;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      finished = true;
+    }
+    cond.notify_all();
+    if (soup_websocket_connection_get_state(conn) == SOUP_WEBSOCKET_STATE_OPEN)
+      soup_websocket_connection_close(conn, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
+    return;
+  default:
+    listener->on_event(event);
+    return;
+  }
+}
+
+bool AsrClient::Impl::output_writable() {
+  GOutputStream *out = g_io_stream_get_output_stream(soup_websocket_connection_get_io_stream(conn));
+  if (G_IS_POLLABLE_OUTPUT_STREAM(out) &&
+      g_pollable_output_stream_can_poll(G_POLLABLE_OUTPUT_STREAM(out)))
+    return g_pollable_output_stream_is_writable(G_POLLABLE_OUTPUT_STREAM(out));
+  return true;
+}
+
+static gboolean on_output_writable(GObject *, gpointer user_data) {
+  auto *impl = static_cast<AsrClient::Impl *>(user_data);
+  g_source_unref(impl->writable_source);
+  impl->writable_source = nullptr;
+  impl->pump();
+  return G_SOURCE_REMOVE;
+}
+
+void AsrClient::Impl::arm_writable_source() {
+  if (writable_source)
+    return;
+  GOutputStream *out = g_io_stream_get_output_stream(soup_websocket_connection_get_io_stream(conn));
+  writable_source = g_pollable_output_stream_create_source(G_POLLABLE_OUTPUT_STREAM(out), nullptr);
+  g_source_set_callback(writable_source, G_SOURCE_FUNC(on_output_writable), this,
+                        nullptr);
+  g_source_attach(writable_source, context);
+}
+
+/* Moves queued items onto the socket while the kernel accepts data: libsoup has no
+ * buffered-amount API, so this is what keeps its own outgoing queue (and our memory) small
+ * when the network is slower than the audio. */
+void AsrClient::Impl::pump() {
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    pump_scheduled = false;
+  }
+  if (phase != Phase::Streaming || !conn ||
+      soup_websocket_connection_get_state(conn) != SOUP_WEBSOCKET_STATE_OPEN)
+    return;
+  for (;;) {
+    if (!output_writable()) {
+      arm_writable_source();
+      return;
+    }
+    Item item;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (queue.empty())
+        return;
+      item = std::move(queue.front());
+      queue.pop_front();
+      queued_bytes -= item.audio.size();
+    }
+    cond.notify_all();
+    std::string text;
+    switch (item.kind) {
+    case ItemKind::Audio:
+      text = encode_append(reinterpret_cast<const guint8 *>(item.audio.data()), item.audio.size(),
+                           next_event_id());
+      break;
+    case ItemKind::Commit:
+      text = encode_commit(next_event_id());
+      GST_DEBUG("sending input_audio_buffer.commit");
+      break;
+    case ItemKind::Finish:
+      text = encode_finish(next_event_id());
+      GST_DEBUG("sending session.finish");
+      phase = Phase::Finishing;
+      break;
+    }
+    soup_websocket_connection_send_text(conn, text.c_str());
+    if (phase != Phase::Streaming)
+      return;
+  }
+}
+
+static gboolean pump_cb(gpointer user_data) {
+  static_cast<AsrClient::Impl *>(user_data)->pump();
+  return G_SOURCE_REMOVE;
+}
+
+void AsrClient::Impl::schedule_pump_locked() {
+  if (pump_scheduled)
+    return;
+  pump_scheduled = true;
+  g_main_context_invoke_full(context, G_PRIORITY_DEFAULT, pump_cb, this, nullptr);
+}
+
+static gboolean on_close_timeout(gpointer user_data) {
+  auto *impl = static_cast<AsrClient::Impl *>(user_data);
+  g_main_loop_quit(impl->loop);
+  return G_SOURCE_REMOVE;
+}
+
+void AsrClient::Impl::begin_stop() {
+  g_cancellable_cancel(cancellable);
+  remove_source(&connect_timeout);
+  if (conn && soup_websocket_connection_get_state(conn) != SOUP_WEBSOCKET_STATE_CLOSED) {
+    if (soup_websocket_connection_get_state(conn) == SOUP_WEBSOCKET_STATE_OPEN)
+      soup_websocket_connection_close(conn, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
+    /* on_ws_closed quits the loop; this bounds a peer that never answers the close. */
+    close_timeout = add_timeout(kCloseTimeoutMs, on_close_timeout);
+    return;
+  }
+  g_main_loop_quit(loop);
+}
+
+static gboolean begin_stop_cb(gpointer user_data) {
+  static_cast<AsrClient::Impl *>(user_data)->begin_stop();
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean send_update_cb(gpointer user_data) {
+  static_cast<AsrClient::Impl *>(user_data)->send_update_if_ready();
+  return G_SOURCE_REMOVE;
+}
+
+/* ---- public API (streaming / application threads) ---- */
+
+AsrClient::AsrClient() {}
+
+AsrClient::~AsrClient() { stop(); }
+
+static std::string host_of(const std::string &url) {
+  GUri *uri = g_uri_parse(url.c_str(), G_URI_FLAGS_NONE, nullptr);
+  if (!uri)
+    return url;
+  std::string host = g_uri_get_host(uri) ? g_uri_get_host(uri) : "";
+  g_uri_unref(uri);
+  return host;
+}
+
+bool AsrClient::start(const ClientSettings &settings, ClientListener *listener, GError **error) {
+  static gsize debug_once = 0;
+  if (g_once_init_enter(&debug_once)) {
+    GST_DEBUG_CATEGORY_INIT(qwenasr_client_debug, "qwenasrclient", 0,
+                            "Qwen ASR WebSocket protocol client");
+    g_once_init_leave(&debug_once, 1);
+  }
+  auto impl = std::make_shared<Impl>();
+  impl->settings = settings;
+  impl->listener = listener;
+  impl->host = host_of(settings.url);
+  impl->context = g_main_context_new();
+  impl->loop = g_main_loop_new(impl->context, FALSE);
+  gchar *uuid = g_uuid_string_random();
+  std::string hex;
+  for (const char *p = uuid; *p && hex.size() < 20; p++) {
+    if (*p != '-')
+      hex += *p;
+  }
+  g_free(uuid);
+  impl->event_prefix = "event_" + hex;
+
+  auto *thread_data = new ThreadData{impl};
+  thread_ = g_thread_try_new("qwenasr-client", client_thread_main, thread_data, error);
+  if (!thread_) {
+    delete thread_data;
+    return false;
+  }
+  impl_ = impl;
+  return true;
+}
+
+void AsrClient::configure(const SessionConfig &config) {
+  if (!impl_)
+    return;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    impl_->config = config;
+    impl_->have_config = true;
+  }
+  g_main_context_invoke_full(impl_->context, G_PRIORITY_DEFAULT, send_update_cb, impl_.get(),
+                             nullptr);
+}
+
+WaitResult AsrClient::push_audio(const guint8 *data, gsize size, gint64 deadline,
+                                 const std::function<bool()> &interrupted) {
+  Impl *impl = impl_.get();
+  std::unique_lock<std::mutex> lock(impl->mutex);
+  auto until = to_steady(deadline);
+  for (;;) {
+    if (impl->failed || impl->stopping)
+      return WaitResult::Failed;
+    if (impl->queued_bytes == 0 || impl->queued_bytes + size <= impl->settings.max_queued_bytes)
+      break;
+    if (interrupted())
+      return WaitResult::Interrupted;
+    if (impl->cond.wait_until(lock, until) == std::cv_status::timeout &&
+        impl->queued_bytes + size > impl->settings.max_queued_bytes)
+      return WaitResult::Timeout;
+  }
+  impl->queue.push_back({ItemKind::Audio, std::string(reinterpret_cast<const char *>(data), size)});
+  impl->queued_bytes += size;
+  impl->schedule_pump_locked();
+  return WaitResult::Done;
+}
+
+void AsrClient::commit() {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->queue.push_back({ItemKind::Commit, {}});
+  impl_->schedule_pump_locked();
+}
+
+void AsrClient::finish() {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->queue.push_back({ItemKind::Finish, {}});
+  impl_->schedule_pump_locked();
+}
+
+WaitResult AsrClient::wait_finished(gint64 deadline, const std::function<bool()> &interrupted) {
+  Impl *impl = impl_.get();
+  std::unique_lock<std::mutex> lock(impl->mutex);
+  auto until = to_steady(deadline);
+  for (;;) {
+    if (impl->finished)
+      return WaitResult::Done;
+    if (impl->failed || impl->stopping)
+      return WaitResult::Failed;
+    if (interrupted())
+      return WaitResult::Interrupted;
+    if (impl->cond.wait_until(lock, until) == std::cv_status::timeout)
+      return impl->finished ? WaitResult::Done : WaitResult::Timeout;
+  }
+}
+
+void AsrClient::wake() {
+  if (!impl_)
+    return;
+  { std::lock_guard<std::mutex> lock(impl_->mutex); }
+  impl_->cond.notify_all();
+}
+
+void AsrClient::stop() {
+  if (!impl_)
+    return;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    impl_->stopping = true;
+  }
+  impl_->cond.notify_all();
+  g_main_context_invoke_full(impl_->context, G_PRIORITY_HIGH, begin_stop_cb, impl_.get(),
+                             nullptr);
+  if (g_thread_self() == thread_) {
+    /* Called from a listener callback (e.g. a sync bus handler): joining ourselves would
+     * deadlock. The thread finishes on its own and drops the last Impl reference. */
+    g_thread_unref(thread_);
+  } else {
+    g_thread_join(thread_);
+  }
+  thread_ = nullptr;
+  impl_.reset();
+}
+
+bool AsrClient::failed() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return impl_->failed;
+}
+
+gsize AsrClient::queued_bytes() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return impl_->queued_bytes;
+}
+
+} // namespace qwenasr

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* JSON encode/decode for the realtime ASR events. Encoding uses json-glib for the rare
+ * session.update and plain string building for the per-chunk append, which is the hot path. */
+#include "asrprotocol.h"
+
+#include <json-glib/json-glib.h>
+
+#include <memory>
+
+namespace qwenasr {
+
+namespace {
+
+struct GObjectUnref {
+  void operator()(gpointer object) const { g_object_unref(object); }
+};
+template <typename T> using GObjectPtr = std::unique_ptr<T, GObjectUnref>;
+
+std::string builder_to_string(JsonBuilder *builder) {
+  JsonNode *root = json_builder_get_root(builder);
+  gchar *text = json_to_string(root, FALSE);
+  std::string result(text);
+  g_free(text);
+  json_node_unref(root);
+  return result;
+}
+
+/* Client event ids are our own ASCII, but escape anyway so no caller can break the JSON. */
+std::string simple_event(const char *type, const std::string &event_id) {
+  GObjectPtr<JsonBuilder> builder(json_builder_new());
+  json_builder_begin_object(builder.get());
+  json_builder_set_member_name(builder.get(), "event_id");
+  json_builder_add_string_value(builder.get(), event_id.c_str());
+  json_builder_set_member_name(builder.get(), "type");
+  json_builder_add_string_value(builder.get(), type);
+  json_builder_end_object(builder.get());
+  return builder_to_string(builder.get());
+}
+
+std::string member_string(JsonObject *object, const char *name) {
+  if (!object || !json_object_has_member(object, name))
+    return {};
+  JsonNode *node = json_object_get_member(object, name);
+  if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_STRING)
+    return {};
+  return json_node_get_string(node);
+}
+
+std::optional<gint64> member_int(JsonObject *object, const char *name) {
+  if (!object || !json_object_has_member(object, name))
+    return std::nullopt;
+  JsonNode *node = json_object_get_member(object, name);
+  if (!JSON_NODE_HOLDS_VALUE(node))
+    return std::nullopt;
+  GType type = json_node_get_value_type(node);
+  if (type == G_TYPE_INT64)
+    return json_node_get_int(node);
+  if (type == G_TYPE_DOUBLE) /* tolerate 1200.0 */
+    return static_cast<gint64>(json_node_get_double(node));
+  return std::nullopt;
+}
+
+JsonObject *member_object(JsonObject *object, const char *name) {
+  if (!object || !json_object_has_member(object, name))
+    return nullptr;
+  JsonNode *node = json_object_get_member(object, name);
+  return JSON_NODE_HOLDS_OBJECT(node) ? json_node_get_object(node) : nullptr;
+}
+
+struct TypeName {
+  const char *name;
+  ServerEventType type;
+};
+
+constexpr TypeName kTypeNames[] = {
+    {"error", ServerEventType::Error},
+    {"session.created", ServerEventType::SessionCreated},
+    {"session.updated", ServerEventType::SessionUpdated},
+    {"session.finished", ServerEventType::SessionFinished},
+    {"input_audio_buffer.speech_started", ServerEventType::SpeechStarted},
+    {"input_audio_buffer.speech_stopped", ServerEventType::SpeechStopped},
+    {"input_audio_buffer.committed", ServerEventType::Committed},
+    {"conversation.item.created", ServerEventType::ItemCreated},
+    {"conversation.item.input_audio_transcription.text", ServerEventType::TranscriptionText},
+    {"conversation.item.input_audio_transcription.completed",
+     ServerEventType::TranscriptionCompleted},
+    {"conversation.item.input_audio_transcription.failed", ServerEventType::TranscriptionFailed},
+};
+
+ServiceError parse_error(JsonObject *object) {
+  ServiceError error;
+  error.type = member_string(object, "type");
+  error.code = member_string(object, "code");
+  error.message = member_string(object, "message");
+  error.param = member_string(object, "param");
+  error.event_id = member_string(object, "event_id");
+  return error;
+}
+
+} // namespace
+
+const char *server_event_type_name(ServerEventType type) {
+  for (const auto &entry : kTypeNames) {
+    if (entry.type == type)
+      return entry.name;
+  }
+  return "unknown";
+}
+
+std::string encode_session_update(const SessionConfig &config, const std::string &event_id) {
+  GObjectPtr<JsonBuilder> builder(json_builder_new());
+  JsonBuilder *b = builder.get();
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "event_id");
+  json_builder_add_string_value(b, event_id.c_str());
+  json_builder_set_member_name(b, "type");
+  json_builder_add_string_value(b, "session.update");
+  json_builder_set_member_name(b, "session");
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "modalities");
+  json_builder_begin_array(b);
+  json_builder_add_string_value(b, "text");
+  json_builder_end_array(b);
+  json_builder_set_member_name(b, "input_audio_format");
+  json_builder_add_string_value(b, config.audio_format.c_str());
+  json_builder_set_member_name(b, "sample_rate");
+  json_builder_add_int_value(b, config.sample_rate);
+  if (!config.language.empty() || !config.corpus_text.empty()) {
+    json_builder_set_member_name(b, "input_audio_transcription");
+    json_builder_begin_object(b);
+    if (!config.language.empty()) {
+      json_builder_set_member_name(b, "language");
+      json_builder_add_string_value(b, config.language.c_str());
+    }
+    if (!config.corpus_text.empty()) {
+      json_builder_set_member_name(b, "corpus");
+      json_builder_begin_object(b);
+      json_builder_set_member_name(b, "text");
+      json_builder_add_string_value(b, config.corpus_text.c_str());
+      json_builder_end_object(b);
+    }
+    json_builder_end_object(b);
+  }
+  json_builder_set_member_name(b, "turn_detection");
+  if (config.turn_detection == TurnDetection::Manual) {
+    json_builder_add_null_value(b);
+  } else {
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "type");
+    json_builder_add_string_value(b, "server_vad");
+    json_builder_set_member_name(b, "threshold");
+    json_builder_add_double_value(b, config.vad_threshold);
+    json_builder_set_member_name(b, "silence_duration_ms");
+    json_builder_add_int_value(b, config.vad_silence_ms);
+    json_builder_end_object(b);
+  }
+  json_builder_end_object(b);
+  json_builder_end_object(b);
+  return builder_to_string(b);
+}
+
+std::string encode_append(const guint8 *audio, gsize size, const std::string &event_id) {
+  static const char kHead[] = "{\"event_id\":\"";
+  static const char kMiddle[] = "\",\"type\":\"input_audio_buffer.append\",\"audio\":\"";
+  static const char kTail[] = "\"}";
+  /* Base64 straight into the final string: one allocation per append. */
+  const gsize encoded_max = (size / 3 + 1) * 4 + 4;
+  std::string out;
+  out.reserve(sizeof(kHead) + event_id.size() + sizeof(kMiddle) + encoded_max + sizeof(kTail));
+  out.append(kHead);
+  out.append(event_id);
+  out.append(kMiddle);
+  const gsize prefix = out.size();
+  out.resize(prefix + encoded_max);
+  gint state = 0, save = 0;
+  gchar *dest = &out[prefix];
+  gsize written = g_base64_encode_step(audio, size, FALSE, dest, &state, &save);
+  written += g_base64_encode_close(FALSE, dest + written, &state, &save);
+  out.resize(prefix + written);
+  out.append(kTail);
+  return out;
+}
+
+std::string encode_commit(const std::string &event_id) {
+  return simple_event("input_audio_buffer.commit", event_id);
+}
+
+std::string encode_finish(const std::string &event_id) {
+  return simple_event("session.finish", event_id);
+}
+
+bool decode_server_event(const char *json, gssize length, ServerEvent *event,
+                         std::string *problem) {
+  GObjectPtr<JsonParser> parser(json_parser_new());
+  GError *error = nullptr;
+  if (!json_parser_load_from_data(parser.get(), json, length, &error)) {
+    *problem = std::string("invalid JSON: ") + error->message;
+    g_error_free(error);
+    return false;
+  }
+  JsonNode *root = json_parser_get_root(parser.get());
+  if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
+    *problem = "not a JSON object";
+    return false;
+  }
+  JsonObject *object = json_node_get_object(root);
+  *event = ServerEvent();
+  event->type_name = member_string(object, "type");
+  if (event->type_name.empty()) {
+    *problem = "no string \"type\" member";
+    return false;
+  }
+  for (const auto &entry : kTypeNames) {
+    if (event->type_name == entry.name) {
+      event->type = entry.type;
+      break;
+    }
+  }
+  event->event_id = member_string(object, "event_id");
+  event->item_id = member_string(object, "item_id");
+  event->previous_item_id = member_string(object, "previous_item_id");
+  event->audio_start_ms = member_int(object, "audio_start_ms");
+  event->audio_end_ms = member_int(object, "audio_end_ms");
+  event->language = member_string(object, "language");
+  event->emotion = member_string(object, "emotion");
+
+  switch (event->type) {
+  case ServerEventType::SessionCreated:
+  case ServerEventType::SessionUpdated:
+    event->session_id = member_string(member_object(object, "session"), "id");
+    break;
+  case ServerEventType::ItemCreated:
+    if (JsonObject *item = member_object(object, "item"))
+      event->item_id = member_string(item, "id");
+    break;
+  case ServerEventType::TranscriptionText:
+    event->text = member_string(object, "text");
+    event->stash = member_string(object, "stash");
+    break;
+  case ServerEventType::TranscriptionCompleted:
+    event->transcript = member_string(object, "transcript");
+    break;
+  case ServerEventType::Error:
+  case ServerEventType::TranscriptionFailed:
+    event->error = parse_error(member_object(object, "error"));
+    break;
+  default:
+    break;
+  }
+  return true;
+}
+
+} // namespace qwenasr

@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/**
+ * SECTION:element-qwenasrsink
+ * @title: qwenasrsink
+ *
+ * Streams S16LE mono 8 or 16 kHz audio to Alibaba Cloud's Qwen3-ASR-Flash-Realtime service
+ * and posts partial and final transcripts as `qwenasr/transcript` element messages, plus
+ * `qwenasr/speech-started`, `qwenasr/speech-stopped` and `qwenasr/session`. At EOS it ends
+ * the session and waits for the last transcripts, so every final is on the bus before EOS.
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 -m filesrc location=talk.wav ! decodebin ! audioconvert ! audioresample ! \
+ *     qwenasrsink language-code=en
+ * ]|
+ */
+#include "gstqwenasrsink.h"
+
+#include <gst/audio/audio.h>
+
+#include <mutex>
+
+#include "settings.h"
+#include "transcriber.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_qwen_asr_sink_debug);
+#define GST_CAT_DEFAULT gst_qwen_asr_sink_debug
+
+/* Custom downstream event that commits the audio so far (manual turn detection). */
+#define QWENASR_COMMIT_EVENT "qwenasr-commit"
+
+enum { PROP_0, PROP_SHARED_FIRST };
+
+struct GstQwenAsrSinkPrivate {
+  /* properties, guarded by the object lock; start() hands a copy to the transcriber */
+  qwenasr::Settings settings;
+  /* session logic; created in init, used by the streaming and state-change threads, which
+   * GstBaseSink serialises (start/stop vs. render/event), plus its own locking */
+  qwenasr::Transcriber transcriber;
+
+  explicit GstQwenAsrSinkPrivate(GstElement *element) : transcriber(element) {}
+};
+
+struct _GstQwenAsrSink {
+  GstBaseSink parent;
+  GstQwenAsrSinkPrivate *priv;
+};
+
+#define SINK_CAPS                                                                                  \
+  "audio/x-raw, format=(string)S16LE, channels=(int)1, rate=(int){ 16000, 8000 }, "                \
+  "layout=(string)interleaved"
+
+static GstStaticPadTemplate sink_template =
+    GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(SINK_CAPS));
+
+#define gst_qwen_asr_sink_parent_class parent_class
+G_DEFINE_TYPE(GstQwenAsrSink, gst_qwen_asr_sink, GST_TYPE_BASE_SINK);
+GST_ELEMENT_REGISTER_DEFINE(qwenasrsink, "qwenasrsink", GST_RANK_NONE, GST_TYPE_QWEN_ASR_SINK);
+
+/* In a blocking wait while going PLAYING -> PAUSED, a sink must wait for preroll instead. */
+static qwenasr::Transcriber::PauseHandler pause_handler(GstQwenAsrSink *self) {
+  return [self]() { return gst_base_sink_wait_preroll(GST_BASE_SINK(self)); };
+}
+
+static void gst_qwen_asr_sink_set_property(GObject *object, guint prop_id, const GValue *value,
+                                           GParamSpec *pspec) {
+  GstQwenAsrSink *self = GST_QWEN_ASR_SINK(object);
+  GST_OBJECT_LOCK(self);
+  gboolean handled =
+      qwenasr::settings_set_property(&self->priv->settings, PROP_SHARED_FIRST, prop_id, value);
+  GST_OBJECT_UNLOCK(self);
+  if (!handled)
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+}
+
+static void gst_qwen_asr_sink_get_property(GObject *object, guint prop_id, GValue *value,
+                                           GParamSpec *pspec) {
+  GstQwenAsrSink *self = GST_QWEN_ASR_SINK(object);
+  GST_OBJECT_LOCK(self);
+  gboolean handled =
+      qwenasr::settings_get_property(&self->priv->settings, PROP_SHARED_FIRST, prop_id, value);
+  GST_OBJECT_UNLOCK(self);
+  if (!handled)
+    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+}
+
+static gboolean gst_qwen_asr_sink_start(GstBaseSink *sink) {
+  GstQwenAsrSink *self = GST_QWEN_ASR_SINK(sink);
+  GST_OBJECT_LOCK(self);
+  qwenasr::Settings settings = self->priv->settings;
+  GST_OBJECT_UNLOCK(self);
+  if (!self->priv->transcriber.start(settings)) {
+    /* GstBaseSink does not call stop() after a failed start(). */
+    self->priv->transcriber.stop();
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean gst_qwen_asr_sink_stop(GstBaseSink *sink) {
+  GST_QWEN_ASR_SINK(sink)->priv->transcriber.stop();
+  return TRUE;
+}
+
+static gboolean gst_qwen_asr_sink_set_caps(GstBaseSink *sink, GstCaps *caps) {
+  GstQwenAsrSink *self = GST_QWEN_ASR_SINK(sink);
+  GstAudioInfo info;
+  if (!gst_audio_info_from_caps(&info, caps)) {
+    GST_WARNING_OBJECT(self, "unusable caps %" GST_PTR_FORMAT, caps);
+    return FALSE;
+  }
+  GST_DEBUG_OBJECT(self, "caps %" GST_PTR_FORMAT, caps);
+  return self->priv->transcriber.set_sample_rate(GST_AUDIO_INFO_RATE(&info),
+                                                 pause_handler(self)) == GST_FLOW_OK;
+}
+
+static GstFlowReturn gst_qwen_asr_sink_render(GstBaseSink *sink, GstBuffer *buffer) {
+  GstQwenAsrSink *self = GST_QWEN_ASR_SINK(sink);
+  GstClockTime stream_time = gst_segment_to_stream_time(&sink->segment, GST_FORMAT_TIME,
+                                                        GST_BUFFER_PTS(buffer));
+  return self->priv->transcriber.push(buffer, stream_time, pause_handler(self));
+}
+
+static gboolean gst_qwen_asr_sink_event(GstBaseSink *sink, GstEvent *event) {
+  GstQwenAsrSink *self = GST_QWEN_ASR_SINK(sink);
+  switch (GST_EVENT_TYPE(event)) {
+  case GST_EVENT_EOS:
+    /* Hold EOS until the service has delivered the last finals (bounded by finish-timeout);
+     * a flush or state change interrupts the wait. */
+    if (self->priv->transcriber.drain(pause_handler(self)) == GST_FLOW_FLUSHING) {
+      gst_event_unref(event);
+      return FALSE;
+    }
+    break;
+  case GST_EVENT_FLUSH_STOP:
+    self->priv->transcriber.flush();
+    break;
+  case GST_EVENT_CUSTOM_DOWNSTREAM:
+    if (gst_event_has_name(event, QWENASR_COMMIT_EVENT)) {
+      self->priv->transcriber.commit(pause_handler(self));
+      gst_event_unref(event);
+      return TRUE;
+    }
+    break;
+  default:
+    break;
+  }
+  return GST_BASE_SINK_CLASS(parent_class)->event(sink, event);
+}
+
+static gboolean gst_qwen_asr_sink_unlock(GstBaseSink *sink) {
+  GST_QWEN_ASR_SINK(sink)->priv->transcriber.set_flushing(true);
+  return TRUE;
+}
+
+static gboolean gst_qwen_asr_sink_unlock_stop(GstBaseSink *sink) {
+  GST_QWEN_ASR_SINK(sink)->priv->transcriber.set_flushing(false);
+  return TRUE;
+}
+
+static GstStateChangeReturn gst_qwen_asr_sink_change_state(GstElement *element,
+                                                           GstStateChange transition) {
+  GstQwenAsrSink *self = GST_QWEN_ASR_SINK(element);
+  /* Before chaining up: GstBaseSink takes the preroll lock that our waits hold. */
+  if (transition == GST_STATE_CHANGE_PLAYING_TO_PAUSED)
+    self->priv->transcriber.set_paused(true);
+  else if (transition == GST_STATE_CHANGE_PAUSED_TO_PLAYING)
+    self->priv->transcriber.set_paused(false);
+  return GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
+}
+
+static void gst_qwen_asr_sink_finalize(GObject *object) {
+  delete GST_QWEN_ASR_SINK(object)->priv;
+  G_OBJECT_CLASS(parent_class)->finalize(object);
+}
+
+static void gst_qwen_asr_sink_init(GstQwenAsrSink *self) {
+  self->priv = new GstQwenAsrSinkPrivate(GST_ELEMENT(self));
+}
+
+static void gst_qwen_asr_sink_class_init(GstQwenAsrSinkClass *klass) {
+  GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
+  GstBaseSinkClass *base_sink_class = GST_BASE_SINK_CLASS(klass);
+
+  GST_DEBUG_CATEGORY_INIT(gst_qwen_asr_sink_debug, "qwenasrsink", 0,
+                          "Qwen3-ASR-Flash-Realtime transcription sink");
+
+  gobject_class->set_property = gst_qwen_asr_sink_set_property;
+  gobject_class->get_property = gst_qwen_asr_sink_get_property;
+  gobject_class->finalize = gst_qwen_asr_sink_finalize;
+  qwenasr::settings_install_properties(gobject_class, PROP_SHARED_FIRST);
+
+  gst_element_class_add_static_pad_template(element_class, &sink_template);
+  gst_element_class_set_static_metadata(
+      element_class, "Qwen realtime speech recognition sink", "Sink/Audio/Analyzer",
+      "Streams audio to Alibaba Cloud Qwen3-ASR-Flash-Realtime and posts transcripts as "
+      "element messages",
+      "qwenasr developers");
+  element_class->change_state = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_change_state);
+
+  base_sink_class->start = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_start);
+  base_sink_class->stop = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_stop);
+  base_sink_class->set_caps = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_set_caps);
+  base_sink_class->render = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_render);
+  base_sink_class->event = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_event);
+  base_sink_class->unlock = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_unlock);
+  base_sink_class->unlock_stop = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_unlock_stop);
+
+  gst_type_mark_as_plugin_api(GST_TYPE_QWEN_ASR_REGION, (GstPluginAPIFlags)0);
+  gst_type_mark_as_plugin_api(GST_TYPE_QWEN_ASR_TURN_DETECTION, (GstPluginAPIFlags)0);
+}

@@ -1,0 +1,528 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "transcriber.h"
+
+#include "config.h"
+
+GST_DEBUG_CATEGORY_STATIC(qwenasr_transcriber_debug);
+#define GST_CAT_DEFAULT qwenasr_transcriber_debug
+
+namespace qwenasr {
+
+namespace {
+
+bool valid_scheme(const std::string &url) {
+  return url.rfind("ws://", 0) == 0 || url.rfind("wss://", 0) == 0;
+}
+
+std::string user_agent() {
+  guint major, minor, micro, nano;
+  gst_version(&major, &minor, &micro, &nano);
+  gchar *ua = g_strdup_printf("gst-qwenasr/%s gstreamer/%u.%u.%u", VERSION, major, minor, micro);
+  std::string result(ua);
+  g_free(ua);
+  return result;
+}
+
+} // namespace
+
+Transcriber::Transcriber(GstElement *element) : element_(element) {
+  static gsize debug_once = 0;
+  if (g_once_init_enter(&debug_once)) {
+    GST_DEBUG_CATEGORY_INIT(qwenasr_transcriber_debug, "qwenasrtranscriber", 0,
+                            "Qwen ASR session handling shared by the elements");
+    g_once_init_leave(&debug_once, 1);
+  }
+  adapter_ = gst_adapter_new();
+}
+
+Transcriber::~Transcriber() {
+  stop();
+  g_object_unref(adapter_);
+}
+
+bool Transcriber::start(const Settings &settings) {
+  settings_ = settings;
+  if (settings_.api_key.empty()) {
+    const char *env = g_getenv(kApiKeyEnvironmentVariable);
+    settings_.api_key = env ? env : "";
+  }
+  if (settings_.api_key.empty()) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, NOT_AUTHORIZED,
+                      ("No API key: set the api-key property or the DASHSCOPE_API_KEY "
+                       "environment variable."),
+                      (nullptr));
+    return false;
+  }
+  std::string endpoint = settings_.endpoint();
+  if (!valid_scheme(endpoint)) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, SETTINGS,
+                      ("The url \"%s\" must start with ws:// or wss://.", endpoint.c_str()),
+                      (nullptr));
+    return false;
+  }
+  client_settings_ = ClientSettings();
+  client_settings_.url = settings_.connect_url();
+  client_settings_.api_key = settings_.api_key;
+  client_settings_.workspace = settings_.workspace;
+  client_settings_.user_agent = user_agent();
+  client_settings_.tls_ca_file = settings_.tls_ca_file;
+  client_settings_.use_proxy = settings_.use_proxy;
+  client_settings_.connect_timeout_ms = settings_.connect_timeout_ms;
+  flow_ = GST_FLOW_OK;
+  flushing_ = false;
+  paused_ = false;
+  /* Connect now, before caps and preroll, so the handshake overlaps pipeline start-up. */
+  return ensure_session();
+}
+
+void Transcriber::stop() {
+  end_session();
+  rate_ = 0;
+}
+
+bool Transcriber::ensure_session() {
+  if (client_)
+    return true;
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    map_.reset(rate_ > 0 ? rate_ : 16000);
+    items_.clear();
+    pending_commits_.clear();
+    session_id_.clear();
+    configured_ = false;
+  }
+  bytes_in_ = 0;
+  last_commit_sample_ = 0;
+  session_rate_ = 0;
+  gst_adapter_clear(adapter_);
+  /* Sized by the lowest rate so the bound in ms holds for both. */
+  client_settings_.max_queued_bytes =
+      static_cast<gsize>(std::max(rate_, 8000)) * 2 * settings_.max_queue_ms / 1000;
+  auto client = std::make_unique<AsrClient>();
+  GError *error = nullptr;
+  if (!client->start(client_settings_, this, &error)) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, FAILED,
+                      ("Could not start the network thread: %s", error->message), (nullptr));
+    g_error_free(error);
+    flow_ = GST_FLOW_ERROR;
+    return false;
+  }
+  client_ = std::move(client);
+  if (rate_ > 0) {
+    session_rate_ = rate_;
+    client_->configure(settings_.session_config(rate_));
+  }
+  return true;
+}
+
+void Transcriber::end_session() {
+  if (client_) {
+    client_->stop();
+    client_.reset();
+  }
+  gst_adapter_clear(adapter_);
+  std::lock_guard<std::mutex> lock(lock_);
+  items_.clear();
+  pending_commits_.clear();
+}
+
+void Transcriber::flush() {
+  end_session();
+}
+
+void Transcriber::set_flushing(bool flushing) {
+  flushing_ = flushing;
+  if (client_)
+    client_->wake();
+}
+
+void Transcriber::set_paused(bool paused) {
+  paused_ = paused;
+  if (client_)
+    client_->wake();
+}
+
+bool Transcriber::interrupted(const PauseHandler &on_pause) const {
+  return flushing_ || (paused_ && on_pause);
+}
+
+guint64 Transcriber::ms_to_samples(gint64 ms) const {
+  return gst_util_uint64_scale_int(static_cast<guint64>(std::max<gint64>(ms, 0)),
+                                   map_.sample_rate(), 1000);
+}
+
+GstFlowReturn Transcriber::set_sample_rate(int rate, const PauseHandler &on_pause) {
+  if (rate == rate_)
+    return GST_FLOW_OK;
+  /* The rate is part of the session: audio already sent at the old rate is drained first. */
+  if (client_ && session_rate_ != 0 && session_rate_ != rate) {
+    if (bytes_in_ > 0) {
+      GstFlowReturn ret = drain(on_pause);
+      if (ret != GST_FLOW_OK)
+        return ret;
+    } else {
+      end_session();
+    }
+  }
+  rate_ = rate;
+  if (client_ && session_rate_ == 0) {
+    session_rate_ = rate;
+    {
+      std::lock_guard<std::mutex> lock(lock_);
+      map_.reset(rate);
+    }
+    client_->configure(settings_.session_config(rate));
+  }
+  return GST_FLOW_OK;
+}
+
+GstFlowReturn Transcriber::send_chunk(const guint8 *data, gsize size,
+                                      const PauseHandler &on_pause) {
+  for (;;) {
+    GstFlowReturn flow = flow_;
+    if (flow != GST_FLOW_OK)
+      return flow;
+    /* The wait is bounded: a service that takes no audio for connect-timeout is dead. */
+    gint64 deadline = g_get_monotonic_time() + settings_.connect_timeout_ms * G_TIME_SPAN_MILLISECOND;
+    WaitResult result =
+        client_->push_audio(data, size, deadline, [&] { return interrupted(on_pause); });
+    switch (result) {
+    case WaitResult::Done:
+      return GST_FLOW_OK;
+    case WaitResult::Failed:
+      return flow_ != GST_FLOW_OK ? GstFlowReturn(flow_) : GST_FLOW_FLUSHING;
+    case WaitResult::Timeout:
+      if (flow_ != GST_FLOW_OK)
+        return flow_;
+      GST_ELEMENT_ERROR(element_, RESOURCE, WRITE,
+                        ("The service at %s accepted no audio for %u ms.",
+                         client_settings_.url.c_str(), settings_.connect_timeout_ms),
+                        (nullptr));
+      flow_ = GST_FLOW_ERROR;
+      return GST_FLOW_ERROR;
+    case WaitResult::Interrupted:
+      if (flushing_)
+        return GST_FLOW_FLUSHING;
+      GstFlowReturn ret = on_pause();
+      if (ret != GST_FLOW_OK)
+        return ret;
+      break;
+    }
+  }
+}
+
+GstFlowReturn Transcriber::send_pending(bool all, const PauseHandler &on_pause) {
+  const gsize chunk_bytes =
+      std::max<gsize>(2, static_cast<gsize>(rate_) * settings_.chunk_duration_ms / 1000 * 2);
+  for (;;) {
+    gsize available = gst_adapter_available(adapter_);
+    gsize size = available >= chunk_bytes ? chunk_bytes : (all ? available & ~gsize(1) : 0);
+    if (size == 0)
+      break;
+    const guint8 *data = static_cast<const guint8 *>(gst_adapter_map(adapter_, size));
+    GstFlowReturn ret = send_chunk(data, size, on_pause);
+    gst_adapter_unmap(adapter_);
+    gst_adapter_flush(adapter_, size);
+    if (ret != GST_FLOW_OK)
+      return ret;
+  }
+  if (all)
+    gst_adapter_clear(adapter_); /* a lone odd byte cannot be a sample */
+  return GST_FLOW_OK;
+}
+
+GstFlowReturn Transcriber::push(GstBuffer *buffer, GstClockTime stream_time,
+                                const PauseHandler &on_pause) {
+  GstFlowReturn flow = flow_;
+  if (flow != GST_FLOW_OK)
+    return flow;
+  if (rate_ <= 0)
+    return GST_FLOW_NOT_NEGOTIATED;
+  if (!ensure_session())
+    return GST_FLOW_ERROR;
+  gsize size = gst_buffer_get_size(buffer);
+  if (size == 0)
+    return GST_FLOW_OK;
+  guint64 samples_before = bytes_in_ / 2;
+  bytes_in_ += size;
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    map_.append(bytes_in_ / 2 - samples_before, stream_time);
+  }
+  gst_adapter_push(adapter_, gst_buffer_ref(buffer));
+  GstFlowReturn ret = send_pending(false, on_pause);
+  if (ret != GST_FLOW_OK)
+    return ret;
+  if (settings_.turn_detection == GST_QWEN_ASR_TURN_DETECTION_MANUAL &&
+      bytes_in_ / 2 - last_commit_sample_ >= ms_to_samples(settings_.commit_interval_ms))
+    return commit(on_pause);
+  return GST_FLOW_OK;
+}
+
+GstFlowReturn Transcriber::commit(const PauseHandler &on_pause) {
+  if (!client_ || settings_.turn_detection != GST_QWEN_ASR_TURN_DETECTION_MANUAL)
+    return flow_;
+  GstFlowReturn ret = send_pending(true, on_pause);
+  if (ret != GST_FLOW_OK)
+    return ret;
+  guint64 end = bytes_in_ / 2;
+  if (end == last_commit_sample_)
+    return GST_FLOW_OK; /* the service answers an empty commit with an error */
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    pending_commits_.push_back({last_commit_sample_, end});
+  }
+  last_commit_sample_ = end;
+  client_->commit();
+  return GST_FLOW_OK;
+}
+
+GstFlowReturn Transcriber::drain(const PauseHandler &on_pause) {
+  if (!client_)
+    return flow_;
+  GstFlowReturn ret = send_pending(true, on_pause);
+  if (ret == GST_FLOW_OK)
+    ret = commit(on_pause);
+  if (ret != GST_FLOW_OK)
+    return ret;
+  bool configured;
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    configured = configured_;
+  }
+  client_->finish();
+  /* A short input can end before the session is even configured: then connecting may use
+   * its own budget on top of finish-timeout. */
+  gint64 deadline = g_get_monotonic_time() +
+                    (settings_.finish_timeout_ms +
+                     (configured ? 0 : settings_.connect_timeout_ms)) *
+                        G_TIME_SPAN_MILLISECOND;
+  for (;;) {
+    WaitResult result = client_->wait_finished(deadline, [&] { return interrupted(on_pause); });
+    if (result == WaitResult::Done)
+      break;
+    if (result == WaitResult::Failed) {
+      ret = flow_ != GST_FLOW_OK ? GstFlowReturn(flow_) : GST_FLOW_FLUSHING;
+      break;
+    }
+    if (result == WaitResult::Timeout) {
+      GST_ELEMENT_WARNING(element_, RESOURCE, READ,
+                          ("The service did not finish the session within %u ms; the last "
+                           "transcripts may be missing. Consider a larger finish-timeout.",
+                           settings_.finish_timeout_ms),
+                          (nullptr));
+      break;
+    }
+    if (flushing_)
+      return GST_FLOW_FLUSHING;
+    ret = on_pause();
+    if (ret != GST_FLOW_OK)
+      return ret;
+  }
+  end_session();
+  return ret;
+}
+
+/* ---- client thread ---- */
+
+void Transcriber::post_session_state(const char *state) {
+  std::string session_id;
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    session_id = session_id_;
+  }
+  GstStructure *s = gst_structure_new("qwenasr/session", "state", G_TYPE_STRING, state,
+                                      "session-id", G_TYPE_STRING, session_id.c_str(), nullptr);
+  gst_element_post_message(element_, gst_message_new_element(GST_OBJECT(element_), s));
+}
+
+void Transcriber::post_speech(const char *name, const std::string &item_id, GstClockTime time) {
+  GstStructure *s = gst_structure_new(name, "item-id", G_TYPE_STRING, item_id.c_str(), "time",
+                                      G_TYPE_UINT64, time, nullptr);
+  gst_element_post_message(element_, gst_message_new_element(GST_OBJECT(element_), s));
+}
+
+void Transcriber::post_transcript(const Transcript &t) {
+  GstStructure *s = gst_structure_new(
+      "qwenasr/transcript", "text", G_TYPE_STRING, t.text.c_str(), "stable-text", G_TYPE_STRING,
+      t.stable_text.c_str(), "final", G_TYPE_BOOLEAN, t.final, "item-id", G_TYPE_STRING,
+      t.item_id.c_str(), "language", G_TYPE_STRING, t.language.c_str(), "emotion",
+      G_TYPE_STRING, t.emotion.c_str(), "start-time", G_TYPE_UINT64, t.start, "end-time",
+      G_TYPE_UINT64, t.end, "session-id", G_TYPE_STRING, t.session_id.c_str(), nullptr);
+  GST_DEBUG_OBJECT(element_, "%s transcript %s [%" GST_TIME_FORMAT " - %" GST_TIME_FORMAT "]: %s",
+                   t.final ? "final" : "partial", t.item_id.c_str(), GST_TIME_ARGS(t.start),
+                   GST_TIME_ARGS(t.end), t.text.c_str());
+  gst_element_post_message(element_, gst_message_new_element(GST_OBJECT(element_), s));
+}
+
+GstClockTime Transcriber::time_at_sample_locked(const std::optional<guint64> &sample) const {
+  return sample ? map_.time_at_sample(*sample) : GST_CLOCK_TIME_NONE;
+}
+
+void Transcriber::on_connected(const std::string &host) {
+  GST_INFO_OBJECT(element_, "connected to %s", host.c_str());
+  post_session_state("connected");
+}
+
+void Transcriber::on_event(const ServerEvent &event) {
+  switch (event.type) {
+  case ServerEventType::SessionCreated: {
+    std::lock_guard<std::mutex> lock(lock_);
+    session_id_ = event.session_id;
+    break;
+  }
+  case ServerEventType::SessionUpdated: {
+    {
+      std::lock_guard<std::mutex> lock(lock_);
+      if (!event.session_id.empty())
+        session_id_ = event.session_id;
+      configured_ = true;
+    }
+    post_session_state("configured");
+    break;
+  }
+  case ServerEventType::SessionFinished:
+    post_session_state("finished");
+    break;
+  case ServerEventType::SpeechStarted:
+  case ServerEventType::SpeechStopped: {
+    bool started = event.type == ServerEventType::SpeechStarted;
+    const auto &ms = started ? event.audio_start_ms : event.audio_end_ms;
+    GstClockTime time = GST_CLOCK_TIME_NONE;
+    {
+      std::lock_guard<std::mutex> lock(lock_);
+      if (ms) {
+        ItemTiming &item = items_[event.item_id];
+        (started ? item.start_sample : item.end_sample) = ms_to_samples(*ms);
+        time = map_.time_at_ms(*ms);
+      }
+    }
+    post_speech(started ? "qwenasr/speech-started" : "qwenasr/speech-stopped", event.item_id,
+                time);
+    break;
+  }
+  case ServerEventType::Committed: {
+    std::lock_guard<std::mutex> lock(lock_);
+    /* Manual commits are answered in order; VAD commits carry no new timing. */
+    if (settings_.turn_detection == GST_QWEN_ASR_TURN_DETECTION_MANUAL &&
+        !pending_commits_.empty()) {
+      ItemTiming &item = items_[event.item_id];
+      item.start_sample = pending_commits_.front().start_sample;
+      item.end_sample = pending_commits_.front().end_sample;
+      pending_commits_.pop_front();
+    }
+    break;
+  }
+  case ServerEventType::TranscriptionText:
+  case ServerEventType::TranscriptionCompleted: {
+    Transcript t;
+    t.final = event.type == ServerEventType::TranscriptionCompleted;
+    t.item_id = event.item_id;
+    t.text = t.final ? event.transcript : event.text + event.stash;
+    t.stable_text = t.final ? event.transcript : event.text;
+    t.language = event.language;
+    t.emotion = event.emotion;
+    {
+      std::lock_guard<std::mutex> lock(lock_);
+      t.session_id = session_id_;
+      auto it = items_.find(event.item_id);
+      if (it != items_.end()) {
+        t.start = time_at_sample_locked(it->second.start_sample);
+        t.end = time_at_sample_locked(it->second.end_sample);
+        if (t.final) {
+          /* Later utterances start after this one ends: older runs are not needed. */
+          if (it->second.end_sample)
+            map_.forget_before_sample(*it->second.end_sample);
+          items_.erase(it);
+        }
+      }
+    }
+    post_transcript(t);
+    break;
+  }
+  case ServerEventType::TranscriptionFailed: {
+    {
+      std::lock_guard<std::mutex> lock(lock_);
+      items_.erase(event.item_id);
+    }
+    GST_ELEMENT_WARNING(element_, STREAM, DECODE,
+                        ("The service could not transcribe an utterance (%s): %s",
+                         event.error.code.c_str(), event.error.message.c_str()),
+                        ("item %s", event.item_id.c_str()));
+    break;
+  }
+  case ServerEventType::Error:
+    GST_ELEMENT_WARNING(element_, RESOURCE, SETTINGS,
+                        ("The service rejected a request: %s%s%s", event.error.message.c_str(),
+                         event.error.param.empty() ? "" : " (parameter ",
+                         event.error.param.empty() ? "" : (event.error.param + ")").c_str()),
+                        ("type %s, code %s", event.error.type.c_str(), event.error.code.c_str()));
+    break;
+  default:
+    GST_DEBUG_OBJECT(element_, "ignoring event %s", event.type_name.c_str());
+    break;
+  }
+}
+
+void Transcriber::on_failure(const ClientError &error) {
+  const char *host = error.host.c_str();
+/* The HTTP status rides along as a details field for applications that branch on it. */
+#define DETAILS ("http-status-code", G_TYPE_UINT, error.http_status, NULL)
+  switch (error.kind) {
+  case ClientErrorKind::Unauthorized:
+    GST_ELEMENT_ERROR_WITH_DETAILS(
+        element_, RESOURCE, NOT_AUTHORIZED,
+        ("The service rejected the API key (HTTP %u) for region %s. Check the api-key "
+         "property or DASHSCOPE_API_KEY: keys only work in the region that issued them.",
+         error.http_status, settings_.region_name()),
+        ("%s: %s", host, error.detail.c_str()), DETAILS);
+    break;
+  case ClientErrorKind::Handshake:
+    GST_ELEMENT_ERROR_WITH_DETAILS(
+        element_, RESOURCE, OPEN_READ_WRITE,
+        ("The service at %s refused the connection with HTTP %u.", host, error.http_status),
+        ("%s", error.detail.c_str()), DETAILS);
+    break;
+  case ClientErrorKind::Connect:
+    GST_ELEMENT_ERROR_WITH_DETAILS(element_, RESOURCE, OPEN_READ_WRITE,
+                                   ("Could not connect to %s: %s.", host, error.detail.c_str()),
+                                   (nullptr), DETAILS);
+    break;
+  case ClientErrorKind::Timeout:
+    GST_ELEMENT_ERROR_WITH_DETAILS(
+        element_, RESOURCE, OPEN_READ_WRITE,
+        ("No session with %s within connect-timeout (%u ms): %s.", host,
+         settings_.connect_timeout_ms, error.detail.c_str()),
+        (nullptr), DETAILS);
+    break;
+  case ClientErrorKind::Rejected:
+    GST_ELEMENT_ERROR_WITH_DETAILS(
+        element_, RESOURCE, SETTINGS,
+        ("The service rejected the session configuration: %s%s%s", error.service.message.c_str(),
+         error.service.param.empty() ? "" : " (parameter ",
+         error.service.param.empty() ? "" : (error.service.param + ")").c_str()),
+        ("type %s, code %s", error.service.type.c_str(), error.service.code.c_str()), DETAILS);
+    break;
+  case ClientErrorKind::Service:
+    GST_ELEMENT_ERROR_WITH_DETAILS(element_, RESOURCE, FAILED,
+                                   ("The service reported an internal error: %s",
+                                    error.service.message.c_str()),
+                                   ("code %s", error.service.code.c_str()), DETAILS);
+    break;
+  case ClientErrorKind::Closed:
+    GST_ELEMENT_ERROR_WITH_DETAILS(
+        element_, RESOURCE, WRITE,
+        ("The service at %s closed the connection before the session finished (%s).", host,
+         error.detail.c_str()),
+        (nullptr), DETAILS);
+    break;
+  }
+#undef DETAILS
+  flow_ = GST_FLOW_ERROR;
+}
+
+void Transcriber::on_bad_frame(const std::string &problem) {
+  GST_WARNING_OBJECT(element_, "ignoring a frame from the service: %s", problem.c_str());
+}
+
+} // namespace qwenasr

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* What qwenasrsink and qwenasr share: sessions with the service over an AsrClient, chunking,
+ * manual commits, the timing map, and the bus messages and errors. The elements are glue
+ * around this: they feed it buffers and events and tell it when to stop waiting. */
+#pragma once
+
+#include <gst/base/gstadapter.h>
+#include <gst/gst.h>
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "asrclient.h"
+#include "settings.h"
+#include "timingmap.h"
+
+namespace qwenasr {
+
+/* One transcript result, with times on the input's stream-time timeline. */
+struct Transcript {
+  std::string item_id;
+  std::string text;        /* final transcript, or the preview text + stash */
+  std::string stable_text; /* the part the service will not change any more */
+  std::string language;
+  std::string emotion;
+  std::string session_id;
+  bool final = false;
+  GstClockTime start = GST_CLOCK_TIME_NONE;
+  GstClockTime end = GST_CLOCK_TIME_NONE;
+};
+
+class Transcriber : public ClientListener {
+public:
+  /* Called on the streaming thread (PREROLL_LOCK held for sinks) when a wait was interrupted
+   * because the element is pausing; returns OK to resume waiting. */
+  using PauseHandler = std::function<GstFlowReturn()>;
+
+  explicit Transcriber(GstElement *element);
+  ~Transcriber() override;
+
+  /* State-change thread. Posts an error and returns false when the settings cannot work. */
+  bool start(const Settings &settings);
+  void stop();
+
+  /* Streaming thread. */
+  GstFlowReturn set_sample_rate(int rate, const PauseHandler &on_pause);
+  GstFlowReturn push(GstBuffer *buffer, GstClockTime stream_time, const PauseHandler &on_pause);
+  GstFlowReturn commit(const PauseHandler &on_pause);
+  /* Sends what is left, ends the session and waits (bounded) for its last transcripts. The
+   * next push starts a new session. */
+  GstFlowReturn drain(const PauseHandler &on_pause);
+  /* Drops the session and everything pending (FLUSH_STOP). */
+  void flush();
+
+  /* Any thread: interrupt waits for flushing or pausing. */
+  void set_flushing(bool flushing);
+  void set_paused(bool paused);
+
+  /* ClientListener (client thread). */
+  void on_connected(const std::string &host) override;
+  void on_event(const ServerEvent &event) override;
+  void on_failure(const ClientError &error) override;
+  void on_bad_frame(const std::string &problem) override;
+
+private:
+  struct ItemTiming {
+    std::optional<guint64> start_sample;
+    std::optional<guint64> end_sample;
+  };
+  struct CommitRange {
+    guint64 start_sample, end_sample;
+  };
+
+  bool ensure_session();
+  void end_session();
+  GstFlowReturn send_chunk(const guint8 *data, gsize size, const PauseHandler &on_pause);
+  GstFlowReturn send_pending(bool all, const PauseHandler &on_pause);
+  bool interrupted(const PauseHandler &on_pause) const;
+  void post_session_state(const char *state);
+  void post_speech(const char *name, const std::string &item_id, GstClockTime time);
+  void post_transcript(const Transcript &transcript);
+  GstClockTime time_at_sample_locked(const std::optional<guint64> &sample) const;
+  guint64 ms_to_samples(gint64 ms) const;
+
+  GstElement *element_; /* not owned: the element owns us */
+
+  /* settings snapshot: written by start() on the state-change thread, read-only after */
+  Settings settings_;
+  ClientSettings client_settings_;
+
+  /* streaming thread only */
+  std::unique_ptr<AsrClient> client_;
+  GstAdapter *adapter_ = nullptr; /* owned */
+  int rate_ = 0;
+  int session_rate_ = 0;      /* rate sent in the current session's update */
+  guint64 bytes_in_ = 0;      /* bytes given to the current session, including odd bytes */
+  guint64 last_commit_sample_ = 0;
+
+  std::atomic<bool> flushing_{false};
+  std::atomic<bool> paused_{false};
+  std::atomic<GstFlowReturn> flow_{GST_FLOW_OK}; /* sticky error from the client thread */
+
+  /* shared between the streaming and client threads, guarded by lock_ */
+  mutable std::mutex lock_;
+  TimingMap map_;
+  std::map<std::string, ItemTiming> items_;
+  std::deque<CommitRange> pending_commits_;
+  std::string session_id_;
+  bool configured_ = false;
+};
+
+} // namespace qwenasr
