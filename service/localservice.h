@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* In-process stand-in for Alibaba Cloud's Qwen3-ASR-Flash-Realtime WebSocket service
+ * (wss://.../api-ws/v1/realtime?model=...), for testing clients offline. It speaks the documented
+ * protocol (see /work/shared/protocol.md): handshake checks (path, ?model=, Bearer key),
+ * session.created/updated, appends with server VAD or manual commits, partial and final
+ * transcription events, session.finish. The service runs on its own thread with its own
+ * GMainContext; all methods may be called from any thread except that thread. */
+#pragma once
+
+#include <glib.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine.h"
+
+namespace qwenasr::local {
+
+struct ServiceOptions {
+  std::string host = "127.0.0.1";
+  guint16 port = 0; // 0 = pick a free port
+  /* Expected "Authorization: Bearer <key>". Empty = accept any key, but a missing or
+   * non-Bearer header still gets 401. A wrong key gets 401, or 403 if it starts with
+   * "forbidden-" (lets tests produce 403). The key is compared, never logged. */
+  std::string api_key = "test-key";
+  int forced_handshake_status = 0; // nonzero: answer every handshake with this HTTP status
+  EngineKind engine = EngineKind::Deterministic;
+  /* VAD mode: a partial (.text) event each time this much audio has arrived since the speech
+   * start, while speaking (covering the audio up to the last voiced frame); a snapshot equal
+   * to the previous one is skipped. 0 = no partials before the final one. */
+  guint partial_interval_ms = 200;
+  /* After session.finished, close with 1000 if the client has not closed within this time. */
+  guint finish_close_timeout_ms = 5000;
+  /* If set, called on the service thread with one line per session event (received/sent). */
+  std::function<void(const std::string &line)> event_log;
+};
+
+/* One per accepted WebSocket connection, in accept order. */
+struct SessionRecord {
+  std::string session_id;
+  std::string model;
+  std::string user_agent;               // User-Agent as received, "" if absent
+  std::string workspace_header;         // X-DashScope-WorkSpace as received, "" if absent
+  std::string last_session_update_json; // raw text of the last session.update received
+  guint appends = 0;
+  guint64 audio_bytes = 0;                     // Base64-decoded bytes received in appends
+  std::vector<std::string> client_event_types; // "type" of every client event, in order
+  std::vector<std::string> server_event_types; // "type" of every event sent, in order
+  bool finished = false;                       // session.finished sent
+  bool closed_by_client = false; // the client closed (or dropped) the connection first
+  bool closed = false;           // the connection is gone
+};
+
+class LocalService {
+public:
+  explicit LocalService(ServiceOptions options = {});
+  ~LocalService(); // calls stop()
+  LocalService(const LocalService &) = delete;
+  LocalService &operator=(const LocalService &) = delete;
+
+  /* Starts the service thread and listens; returns once the port is known (or on failure). */
+  bool start(GError **error);
+  /* Closes all connections, stops listening and joins the thread. Idempotent. Must not be
+   * called from the service thread (e.g. from event_log). */
+  void stop();
+
+  /* "ws://HOST:PORT/api-ws/v1/realtime" (no query; clients add ?model=). */
+  std::string url() const;
+  guint16 port() const;
+  std::vector<SessionRecord> sessions() const; // thread-safe snapshot
+  guint handshakes_rejected() const;
+
+  struct Impl;
+
+private:
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace qwenasr::local

@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* qwenasr-local-service: runs the local Qwen-ASR-Realtime stand-in as a program, for manual
+ * testing of clients (gst-launch, SDK samples). Prints the WebSocket URL on stdout once
+ * listening and runs until SIGINT or SIGTERM. */
+#include <glib-unix.h>
+#include <glib.h>
+
+#include <csignal>
+#include <cstdio>
+#include <string>
+
+#include "localservice.h"
+
+namespace {
+
+gboolean on_signal(gpointer data) {
+  g_main_loop_quit(static_cast<GMainLoop *>(data));
+  return G_SOURCE_CONTINUE;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  char *host = nullptr;
+  char *api_key = nullptr;
+  gboolean any_key = FALSE;
+  gboolean verbose = FALSE;
+  int port = 0;
+  int partial_interval_ms = 200;
+  int handshake_status = 0;
+
+  GOptionEntry entries[] = {
+      {"host", 0, 0, G_OPTION_ARG_STRING, &host, "Address to listen on (default 127.0.0.1)",
+       "ADDR"},
+      {"port", 0, 0, G_OPTION_ARG_INT, &port, "Port to listen on (default 0 = pick a free one)",
+       "PORT"},
+      {"api-key", 0, 0, G_OPTION_ARG_STRING, &api_key,
+       "Key expected in 'Authorization: Bearer KEY' (default \"test-key\"). The key is only "
+       "compared, never printed or logged",
+       "KEY"},
+      {"any-key", 0, 0, G_OPTION_ARG_NONE, &any_key,
+       "Accept any Bearer key (a missing header is still rejected with 401)", nullptr},
+      {"partial-interval-ms", 0, 0, G_OPTION_ARG_INT, &partial_interval_ms,
+       "Audio milliseconds between partial results while speaking (default 200, 0 = none)", "N"},
+      {"handshake-status", 0, 0, G_OPTION_ARG_INT, &handshake_status,
+       "Answer every handshake with this HTTP status (e.g. 401, 403, 429, 500)", "N"},
+      {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log one line per session event to stderr",
+       nullptr},
+      {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr}};
+
+  GOptionContext *octx = g_option_context_new("- local Qwen3-ASR-Flash-Realtime stand-in");
+  g_option_context_set_summary(
+      octx, "Serves ws://HOST:PORT/api-ws/v1/realtime?model=... with the Qwen-ASR-Realtime event\n"
+            "protocol and a deterministic recogniser. Prints the URL on stdout once listening\n"
+            "and runs until SIGINT or SIGTERM. Handshake: wrong key -> 401, a key starting with\n"
+            "\"forbidden-\" -> 403, missing ?model= -> 400.");
+  g_option_context_add_main_entries(octx, entries, nullptr);
+  GError *error = nullptr;
+  if (!g_option_context_parse(octx, &argc, &argv, &error)) {
+    g_printerr("%s\nTry --help.\n", error->message);
+    g_clear_error(&error);
+    g_option_context_free(octx);
+    return 2;
+  }
+  g_option_context_free(octx);
+
+  int rc = 0;
+  if (port < 0 || port > 65535 || partial_interval_ms < 0 ||
+      (handshake_status != 0 && (handshake_status < 200 || handshake_status > 599)) ||
+      (any_key && api_key)) {
+    g_printerr("Invalid arguments: port must be 0..65535, partial interval >= 0, handshake "
+               "status 200..599, and --api-key and --any-key exclude each other.\n");
+    rc = 2;
+  }
+
+  if (rc == 0) {
+    try {
+      qwenasr::local::ServiceOptions opts;
+      if (host)
+        opts.host = host;
+      opts.port = static_cast<guint16>(port);
+      if (any_key)
+        opts.api_key.clear();
+      else if (api_key)
+        opts.api_key = api_key;
+      opts.partial_interval_ms = static_cast<guint>(partial_interval_ms);
+      opts.forced_handshake_status = handshake_status;
+      if (verbose)
+        opts.event_log = [](const std::string &line) {
+          // Cut huge lines (e.g. corpus text) so the log stays one line per event.
+          std::string l = line.size() > 2000 ? line.substr(0, 2000) + "..." : line;
+          g_printerr("%s\n", l.c_str());
+        };
+
+      qwenasr::local::LocalService service(std::move(opts));
+      if (!service.start(&error)) {
+        g_printerr("Cannot start the service: %s\n", error->message);
+        g_clear_error(&error);
+        rc = 1;
+      } else {
+        std::printf("%s\n", service.url().c_str());
+        std::fflush(stdout);
+        GMainLoop *loop = g_main_loop_new(nullptr, FALSE);
+        guint s1 = g_unix_signal_add(SIGINT, on_signal, loop);
+        guint s2 = g_unix_signal_add(SIGTERM, on_signal, loop);
+        g_main_loop_run(loop);
+        g_source_remove(s1);
+        g_source_remove(s2);
+        g_main_loop_unref(loop);
+        service.stop();
+      }
+    } catch (const std::exception &e) {
+      g_printerr("Fatal: %s\n", e.what());
+      rc = 1;
+    }
+  }
+  g_free(host);
+  g_free(api_key);
+  return rc;
+}

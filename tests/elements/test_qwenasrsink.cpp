@@ -1,0 +1,504 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* qwenasrsink against the local service: transcripts, times, errors, caps and state changes. */
+#include "testutil.h"
+
+#include <glib/gstdio.h>
+
+#include <cmath>
+
+using namespace testutil;
+
+/* Captions must land within this of the truth (the bar). */
+static const GstClockTime kTolerance = 20 * GST_MSECOND;
+
+static const std::vector<Stretch> kTwoUtterances = {
+    {500, false}, {1000, true}, {1500, false}, {700, true}, {1000, false}};
+
+static void assert_time_near(GstClockTime actual, GstClockTime expected, const char *what) {
+  fail_unless(GST_CLOCK_TIME_IS_VALID(actual), "%s: no time", what);
+  GstClockTimeDiff diff = GST_CLOCK_DIFF(expected, actual);
+  fail_unless(std::llabs(diff) <= static_cast<GstClockTimeDiff>(kTolerance),
+              "%s: %" GST_TIME_FORMAT " but expected %" GST_TIME_FORMAT, what,
+              GST_TIME_ARGS(actual), GST_TIME_ARGS(expected));
+}
+
+static gsize index_of_eos(const std::vector<GstMessage *> &messages) {
+  for (gsize i = 0; i < messages.size(); i++) {
+    if (GST_MESSAGE_TYPE(messages[i]) == GST_MESSAGE_EOS)
+      return i;
+  }
+  fail("no EOS message on the bus");
+  return 0;
+}
+
+static GstMessage *find_message(const std::vector<GstMessage *> &messages, GstMessageType type) {
+  for (GstMessage *m : messages) {
+    if (GST_MESSAGE_TYPE(m) == type)
+      return m;
+  }
+  return nullptr;
+}
+
+/* Runs `audio` through a sink and checks one final per utterance with the exact text and the
+ * input times, partials before each final, and every final before EOS. */
+static void check_vad_transcripts(int rate, guint buffer_ms, GstClockTime first_pts) {
+  auto service = start_service();
+  Audio audio = make_audio(rate, kTwoUtterances);
+  GstHarness *h = sink_harness(service->url(), rate, "language-code=en");
+  fail_unless_equals_int(push_audio(h, audio, buffer_ms, first_pts), GST_FLOW_OK);
+  fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
+  std::vector<GstMessage *> messages = drain_bus(h->element);
+  gsize eos = index_of_eos(messages);
+
+  auto finals = transcripts(messages, true);
+  fail_unless_equals_int(finals.size(), audio.utterances.size());
+  for (gsize i = 0; i < finals.size(); i++) {
+    const Utterance &truth = audio.utterances[i];
+    std::string expected = audio.transcript_of(truth);
+    fail_unless_equals_string(gst_structure_get_string(finals[i], "text"), expected.c_str());
+    fail_unless_equals_string(gst_structure_get_string(finals[i], "language"), "en");
+    fail_unless_equals_string(gst_structure_get_string(finals[i], "emotion"), "neutral");
+    fail_unless(strlen(gst_structure_get_string(finals[i], "session-id")) > 0, "no session-id");
+    assert_time_near(structure_time(finals[i], "start-time"),
+                     first_pts + truth.start_ms * GST_MSECOND, "start-time");
+    assert_time_near(structure_time(finals[i], "end-time"),
+                     first_pts + truth.end_ms * GST_MSECOND, "end-time");
+  }
+
+  /* Each item shows partials before its final, all before EOS, and partial previews are
+   * prefixes of the final text (the service's stash may still change, its text may not). */
+  for (const GstStructure *final : finals) {
+    const char *item = gst_structure_get_string(final, "item-id");
+    const char *final_text = gst_structure_get_string(final, "text");
+    gsize partials = 0, final_index = 0;
+    for (gsize i = 0; i < messages.size(); i++) {
+      const GstStructure *s = element_structure(messages[i], "qwenasr/transcript");
+      if (!s || g_strcmp0(gst_structure_get_string(s, "item-id"), item) != 0)
+        continue;
+      gboolean is_final;
+      gst_structure_get_boolean(s, "final", &is_final);
+      if (is_final) {
+        final_index = i;
+        break;
+      }
+      partials++;
+      const char *stable = gst_structure_get_string(s, "stable-text");
+      fail_unless(g_ascii_strncasecmp(final_text, stable, strlen(stable)) == 0,
+                  "stable text '%s' is not a prefix of '%s'", stable, final_text);
+    }
+    fail_unless(partials > 0, "no partial before the final of %s", item);
+    fail_unless(final_index < eos, "final of %s after EOS", item);
+  }
+
+  /* The session went through connected, configured, finished; speech events carry times. */
+  std::vector<std::string> states;
+  gsize started = 0;
+  for (GstMessage *m : messages) {
+    if (const GstStructure *s = element_structure(m, "qwenasr/session"))
+      states.push_back(gst_structure_get_string(s, "state"));
+    if (const GstStructure *s = element_structure(m, "qwenasr/speech-started")) {
+      assert_time_near(structure_time(s, "time"),
+                       first_pts + audio.utterances[started].start_ms * GST_MSECOND,
+                       "speech-started");
+      started++;
+    }
+  }
+  fail_unless_equals_int(started, audio.utterances.size());
+  fail_unless(states == std::vector<std::string>({"connected", "configured", "finished"}),
+              "unexpected session states");
+
+  /* Every byte reached the service, in one session, with our user agent. */
+  auto sessions = service->sessions();
+  fail_unless_equals_int(sessions.size(), 1);
+  fail_unless_equals_uint64(sessions[0].audio_bytes, audio.samples.size() * 2);
+  fail_unless(g_str_has_prefix(sessions[0].user_agent.c_str(), "gst-qwenasr/"), "user agent");
+  fail_unless(sessions[0].client_event_types.back() == "session.finish", "no session.finish");
+  free_messages(messages);
+  gst_harness_teardown(h);
+}
+
+GST_START_TEST(test_vad_utterances_have_exact_text_and_input_times_16k) {
+  check_vad_transcripts(16000, 20, 0);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_vad_utterances_have_exact_text_and_input_times_8k) {
+  check_vad_transcripts(8000, 50, 0);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_times_are_anchored_on_the_input_timestamps) {
+  /* Input that starts at 7 s (odd buffer size too): times follow the PTS, not bytes sent. */
+  check_vad_transcripts(16000, 33, 7 * GST_SECOND);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_gap_in_input_timestamps_does_not_shift_later_captions) {
+  auto service = start_service();
+  int rate = 16000;
+  Audio before_gap = make_audio(rate, {{300, false}, {600, true}, {900, false}});
+  Audio after_gap = make_audio(rate, {{200, false}, {500, true}, {900, false}});
+  GstHarness *h = sink_harness(service->url(), rate);
+  fail_unless_equals_int(push_audio(h, before_gap, 20, 0), GST_FLOW_OK);
+  /* The input jumps from 1.8 s to 10 s (a DISCONT, as after packet loss on a live source). */
+  fail_unless_equals_int(push_audio(h, after_gap, 20, 10 * GST_SECOND), GST_FLOW_OK);
+  fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
+  std::vector<GstMessage *> messages = drain_bus(h->element);
+  auto finals = transcripts(messages, true);
+  fail_unless_equals_int(finals.size(), 2);
+  assert_time_near(structure_time(finals[0], "start-time"), 300 * GST_MSECOND, "first start");
+  assert_time_near(structure_time(finals[1], "start-time"), 10200 * GST_MSECOND,
+                   "second start");
+  assert_time_near(structure_time(finals[1], "end-time"), 10700 * GST_MSECOND, "second end");
+  free_messages(messages);
+  gst_harness_teardown(h);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_manual_mode_commits_on_event_and_at_eos) {
+  auto service = start_service();
+  int rate = 16000;
+  Audio part1 = make_audio(rate, {{100, false}, {900, true}, {100, false}});
+  Audio part2 = make_audio(rate, {{1300, true}});
+  GstHarness *h = sink_harness(service->url(), rate, "turn-detection=manual commit-interval=60000");
+  fail_unless_equals_int(push_audio(h, part1, 20, 0), GST_FLOW_OK);
+  gst_harness_push_event(
+      h, gst_event_new_custom(GST_EVENT_CUSTOM_DOWNSTREAM, gst_structure_new_empty("qwenasr-commit")));
+  fail_unless_equals_int(push_audio(h, part2, 20, 1100 * GST_MSECOND), GST_FLOW_OK);
+  fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
+  std::vector<GstMessage *> messages = drain_bus(h->element);
+  gsize eos = index_of_eos(messages);
+  auto finals = transcripts(messages, true);
+  fail_unless_equals_int(finals.size(), 2);
+  /* Manual items span exactly what was committed: the whole of each part. */
+  std::string expected1 =
+      qwenasr::local::deterministic_transcript(part1.samples.data(), part1.samples.size(), rate);
+  std::string expected2 =
+      qwenasr::local::deterministic_transcript(part2.samples.data(), part2.samples.size(), rate);
+  fail_unless_equals_string(gst_structure_get_string(finals[0], "text"), expected1.c_str());
+  fail_unless_equals_string(gst_structure_get_string(finals[1], "text"), expected2.c_str());
+  assert_time_near(structure_time(finals[0], "start-time"), 0, "first start");
+  assert_time_near(structure_time(finals[0], "end-time"), 1100 * GST_MSECOND, "first end");
+  assert_time_near(structure_time(finals[1], "start-time"), 1100 * GST_MSECOND, "second start");
+  assert_time_near(structure_time(finals[1], "end-time"), 2400 * GST_MSECOND, "second end");
+  fail_unless(gst_message_get_seqnum(messages[eos]) != 0, "EOS");
+  auto sessions = service->sessions();
+  fail_unless_equals_int(sessions.size(), 1);
+  fail_unless(sessions[0].last_session_update_json.find("\"turn_detection\":null") !=
+                  std::string::npos,
+              "manual mode must send turn_detection null: %s",
+              sessions[0].last_session_update_json.c_str());
+  free_messages(messages);
+  gst_harness_teardown(h);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_manual_mode_commits_every_commit_interval) {
+  auto service = start_service();
+  Audio audio = make_audio(16000, {{3500, true}});
+  GstHarness *h = sink_harness(service->url(), 16000, "turn-detection=manual commit-interval=1000");
+  fail_unless_equals_int(push_audio(h, audio, 100, 0), GST_FLOW_OK);
+  fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
+  std::vector<GstMessage *> messages = drain_bus(h->element);
+  auto finals = transcripts(messages, true);
+  /* 1 s, 1 s, 1 s, then the last 0.5 s at EOS. */
+  fail_unless_equals_int(finals.size(), 4);
+  assert_time_near(structure_time(finals[3], "start-time"), 3000 * GST_MSECOND, "last start");
+  assert_time_near(structure_time(finals[3], "end-time"), 3500 * GST_MSECOND, "last end");
+  free_messages(messages);
+  gst_harness_teardown(h);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_eos_without_speech_finishes_with_no_transcript) {
+  auto service = start_service();
+  Audio audio = make_audio(16000, {{2000, false}});
+  GstHarness *h = sink_harness(service->url(), 16000);
+  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
+  fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
+  std::vector<GstMessage *> messages = drain_bus(h->element);
+  index_of_eos(messages);
+  fail_unless_equals_int(transcripts(messages, true).size(), 0);
+  fail_unless_equals_int(transcripts(messages, false).size(), 0);
+  fail_unless(find_message(messages, GST_MESSAGE_ERROR) == nullptr, "unexpected error");
+  fail_unless(service->sessions()[0].finished, "session not finished");
+  free_messages(messages);
+  gst_harness_teardown(h);
+}
+GST_END_TEST;
+
+static GstMessage *wait_for_error(GstElement *element) {
+  GstBus *bus = gst_element_get_bus(element);
+  GstMessage *error = gst_bus_timed_pop_filtered(bus, 20 * GST_SECOND, GST_MESSAGE_ERROR);
+  gst_object_unref(bus);
+  fail_unless(error != nullptr, "no ERROR message");
+  return error;
+}
+
+GST_START_TEST(test_rejected_key_is_a_not_authorized_error_that_hides_the_key) {
+  auto service = start_service();
+  GstHarness *h = gst_harness_new_parse(
+      ("qwenasrsink sync=false api-key=sk-wrong-secret-123 url=" + service->url()).c_str());
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gst_object_unref(bus);
+  GstMessage *error = wait_for_error(h->element);
+  GError *gerror = nullptr;
+  gchar *debug = nullptr;
+  gst_message_parse_error(error, &gerror, &debug);
+  fail_unless(g_error_matches(gerror, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_AUTHORIZED),
+              "wrong error %s", gerror->message);
+  fail_unless(strstr(gerror->message, "rejected the API key (HTTP 401)") != nullptr, "%s",
+              gerror->message);
+  fail_unless(strstr(gerror->message, "api-key") && strstr(gerror->message, "DASHSCOPE_API_KEY"),
+              "the message must say what to change: %s", gerror->message);
+  fail_if(strstr(gerror->message, "sk-wrong-secret") || (debug && strstr(debug, "sk-wrong-secret")),
+          "the key leaked into the error");
+  const GstStructure *details = nullptr;
+  gst_message_parse_error_details(error, &details);
+  guint status = 0;
+  fail_unless(details && gst_structure_get_uint(details, "http-status-code", &status), "details");
+  fail_unless_equals_int(status, 401);
+  /* The sticky error reaches the streaming thread. */
+  gst_harness_set_src_caps_str(h, "audio/x-raw,format=S16LE,channels=1,rate=16000,layout=interleaved");
+  Audio audio = make_audio(16000, {{100, false}});
+  fail_unless_equals_int(push_audio(h, audio, 100, 0), GST_FLOW_ERROR);
+  g_error_free(gerror);
+  g_free(debug);
+  gst_message_unref(error);
+  fail_unless_equals_int(service->handshakes_rejected(), 1);
+  gst_harness_teardown(h);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_forbidden_key_reports_403) {
+  auto service = start_service();
+  GstHarness *h = gst_harness_new_parse(
+      ("qwenasrsink sync=false api-key=forbidden-key url=" + service->url()).c_str());
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gst_object_unref(bus);
+  GstMessage *error = wait_for_error(h->element);
+  GError *gerror = nullptr;
+  gst_message_parse_error(error, &gerror, nullptr);
+  fail_unless(strstr(gerror->message, "HTTP 403") != nullptr, "%s", gerror->message);
+  g_error_free(gerror);
+  gst_message_unref(error);
+  gst_harness_teardown(h);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_missing_key_fails_start_naming_property_and_variable) {
+  g_unsetenv("DASHSCOPE_API_KEY");
+  GstElement *sink = gst_element_factory_make("qwenasrsink", nullptr);
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(sink, bus);
+  fail_unless_equals_int(gst_element_set_state(sink, GST_STATE_PAUSED),
+                         GST_STATE_CHANGE_FAILURE);
+  GstMessage *error = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  fail_unless(error != nullptr, "no error");
+  GError *gerror = nullptr;
+  gst_message_parse_error(error, &gerror, nullptr);
+  fail_unless(strstr(gerror->message, "api-key") && strstr(gerror->message, "DASHSCOPE_API_KEY"),
+              "%s", gerror->message);
+  g_error_free(gerror);
+  gst_message_unref(error);
+  gst_element_set_state(sink, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(sink);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_key_from_environment_is_used) {
+  auto service = start_service();
+  g_setenv("DASHSCOPE_API_KEY", "test-key", TRUE);
+  GstHarness *h = gst_harness_new_parse(("qwenasrsink sync=false url=" + service->url()).c_str());
+  g_unsetenv("DASHSCOPE_API_KEY");
+  gst_harness_set_src_caps_str(h, "audio/x-raw,format=S16LE,channels=1,rate=16000,layout=interleaved");
+  Audio audio = make_audio(16000, {{300, false}});
+  fail_unless_equals_int(push_audio(h, audio, 100, 0), GST_FLOW_OK);
+  fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
+  fail_unless_equals_int(service->sessions().size(), 1);
+  fail_unless(service->sessions()[0].finished, "session not finished");
+  gst_harness_teardown(h);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_bad_configuration_error_names_the_parameter) {
+  auto service = start_service();
+  GstHarness *h = sink_harness(service->url(), 16000, "language-code=xx");
+  Audio audio = make_audio(16000, {{200, false}});
+  push_audio(h, audio, 100, 0);
+  GstMessage *error = wait_for_error(h->element);
+  GError *gerror = nullptr;
+  gst_message_parse_error(error, &gerror, nullptr);
+  fail_unless(g_error_matches(gerror, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS), "%s",
+              gerror->message);
+  fail_unless(strstr(gerror->message, "session configuration") &&
+                  strstr(gerror->message, "session.input_audio_transcription.language"),
+              "%s", gerror->message);
+  g_error_free(gerror);
+  gst_message_unref(error);
+  gst_harness_teardown(h);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_unreachable_service_is_a_connect_error_naming_the_host) {
+  /* A port that was free a moment ago: connection refused. */
+  guint16 port;
+  {
+    auto service = start_service();
+    port = service->port();
+  }
+  gchar *url = g_strdup_printf("ws://127.0.0.1:%u/api-ws/v1/realtime", port);
+  GstHarness *h = gst_harness_new_parse(
+      (std::string("qwenasrsink sync=false api-key=test-key url=") + url).c_str());
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gst_object_unref(bus);
+  GstMessage *error = wait_for_error(h->element);
+  GError *gerror = nullptr;
+  gst_message_parse_error(error, &gerror, nullptr);
+  fail_unless(strstr(gerror->message, "Could not connect to 127.0.0.1") != nullptr, "%s",
+              gerror->message);
+  g_error_free(gerror);
+  gst_message_unref(error);
+  g_free(url);
+  gst_harness_teardown(h);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_caps_other_than_s16le_mono_8k_16k_are_refused) {
+  const char *refused[] = {
+      "audio/x-raw,format=S16LE,channels=1,rate=44100,layout=interleaved",
+      "audio/x-raw,format=S16LE,channels=2,rate=16000,layout=interleaved",
+      "audio/x-raw,format=F32LE,channels=1,rate=16000,layout=interleaved",
+      "audio/x-raw,format=S16BE,channels=1,rate=16000,layout=interleaved",
+  };
+  auto service = start_service();
+  for (const char *caps : refused) {
+    GstHarness *h = gst_harness_new_parse(
+        ("qwenasrsink sync=false api-key=test-key url=" + service->url()).c_str());
+    gst_harness_set_src_caps_str(h, caps);
+    GstBuffer *buffer = gst_buffer_new_allocate(nullptr, 640, nullptr);
+    gst_buffer_memset(buffer, 0, 0, 640);
+    fail_unless_equals_int(gst_harness_push(h, buffer), GST_FLOW_NOT_NEGOTIATED);
+    gst_harness_teardown(h);
+  }
+  GstElement *sink = gst_element_factory_make("qwenasrsink", nullptr);
+  GstPad *pad = gst_element_get_static_pad(sink, "sink");
+  GstCaps *ok = gst_caps_from_string("audio/x-raw,format=S16LE,channels=1,rate=8000,layout=interleaved");
+  fail_unless(gst_pad_query_accept_caps(pad, ok), "8 kHz must be accepted");
+  gst_caps_unref(ok);
+  gst_object_unref(pad);
+  gst_object_unref(sink);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_repeated_state_changes_neither_hang_nor_leak_sessions) {
+  auto service = start_service();
+  GstElement *sink = gst_element_factory_make("qwenasrsink", nullptr);
+  g_object_set(sink, "api-key", "test-key", "url", service->url().c_str(), "async", FALSE,
+               nullptr);
+  for (int i = 0; i < 20; i++) {
+    fail_unless(gst_element_set_state(sink, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE,
+                "PLAYING %d", i);
+    if (i % 2) /* every other time, let the connection get established first */
+      gst_element_get_state(sink, nullptr, nullptr, GST_CLOCK_TIME_NONE);
+    fail_unless_equals_int(gst_element_set_state(sink, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+  }
+  gst_object_unref(sink);
+  /* Every connection the sink opened was closed again. */
+  for (const auto &session : service->sessions())
+    fail_unless(session.closed || session.closed_by_client, "a session was left open");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_readme_pipeline_decodebin_wav_to_sink) {
+  auto service = start_service();
+  int rate = 16000;
+  Audio audio = make_audio(rate, kTwoUtterances);
+  gchar *path = g_build_filename(g_get_tmp_dir(), "qwenasr-test-XXXXXX.wav", nullptr);
+  gint fd = g_mkstemp(path);
+  close(fd);
+  /* Write a WAV with wavenc, then run the README's decodebin pipeline on it. */
+  GstElement *writer = gst_parse_launch(
+      ("appsrc name=src caps=audio/x-raw,format=S16LE,channels=1,rate=16000,layout=interleaved "
+       "format=time ! wavenc ! filesink location=" + std::string(path)).c_str(), nullptr);
+  GstElement *src = gst_bin_get_by_name(GST_BIN(writer), "src");
+  gst_element_set_state(writer, GST_STATE_PLAYING);
+  GstBuffer *buffer = gst_buffer_new_memdup(audio.samples.data(), audio.samples.size() * 2);
+  GST_BUFFER_PTS(buffer) = 0;
+  GstFlowReturn flow = GST_FLOW_OK;
+  g_signal_emit_by_name(src, "push-buffer", buffer, &flow);
+  gst_buffer_unref(buffer);
+  g_signal_emit_by_name(src, "end-of-stream", &flow);
+  GstBus *writer_bus = gst_element_get_bus(writer);
+  GstMessage *done = gst_bus_timed_pop_filtered(writer_bus, 10 * GST_SECOND,
+                                                static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless(done && GST_MESSAGE_TYPE(done) == GST_MESSAGE_EOS, "writing the WAV failed");
+  gst_message_unref(done);
+  gst_element_set_state(writer, GST_STATE_NULL);
+  gst_object_unref(writer_bus);
+  gst_object_unref(src);
+  gst_object_unref(writer);
+
+  GError *error = nullptr;
+  GstElement *pipeline = gst_parse_launch(
+      ("filesrc location=" + std::string(path) +
+       " ! decodebin ! audioconvert ! audioresample ! qwenasrsink sync=false api-key=test-key "
+       "language-code=en url=" + service->url()).c_str(),
+      &error);
+  fail_unless(error == nullptr, "pipeline: %s", error ? error->message : "");
+  GstBus *bus = gst_element_get_bus(pipeline);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  std::vector<GstMessage *> messages;
+  for (;;) {
+    GstMessage *m = gst_bus_timed_pop(bus, 30 * GST_SECOND);
+    fail_unless(m != nullptr, "pipeline timed out");
+    messages.push_back(m);
+    fail_if(GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR, "pipeline error");
+    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS)
+      break;
+  }
+  auto finals = transcripts(messages, true);
+  fail_unless_equals_int(finals.size(), 2);
+  for (gsize i = 0; i < 2; i++) {
+    std::string expected = audio.transcript_of(audio.utterances[i]);
+    fail_unless_equals_string(gst_structure_get_string(finals[i], "text"), expected.c_str());
+    assert_time_near(structure_time(finals[i], "start-time"),
+                     audio.utterances[i].start_ms * GST_MSECOND, "start-time");
+  }
+  free_messages(messages);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(pipeline);
+  g_unlink(path);
+  g_free(path);
+}
+GST_END_TEST;
+
+static Suite *qwenasrsink_suite(void) {
+  Suite *s = suite_create("qwenasrsink");
+  TCase *tc = tcase_create("general");
+  suite_add_tcase(s, tc);
+  tcase_add_test(tc, test_vad_utterances_have_exact_text_and_input_times_16k);
+  tcase_add_test(tc, test_vad_utterances_have_exact_text_and_input_times_8k);
+  tcase_add_test(tc, test_times_are_anchored_on_the_input_timestamps);
+  tcase_add_test(tc, test_gap_in_input_timestamps_does_not_shift_later_captions);
+  tcase_add_test(tc, test_manual_mode_commits_on_event_and_at_eos);
+  tcase_add_test(tc, test_manual_mode_commits_every_commit_interval);
+  tcase_add_test(tc, test_eos_without_speech_finishes_with_no_transcript);
+  tcase_add_test(tc, test_rejected_key_is_a_not_authorized_error_that_hides_the_key);
+  tcase_add_test(tc, test_forbidden_key_reports_403);
+  tcase_add_test(tc, test_missing_key_fails_start_naming_property_and_variable);
+  tcase_add_test(tc, test_key_from_environment_is_used);
+  tcase_add_test(tc, test_bad_configuration_error_names_the_parameter);
+  tcase_add_test(tc, test_unreachable_service_is_a_connect_error_naming_the_host);
+  tcase_add_test(tc, test_caps_other_than_s16le_mono_8k_16k_are_refused);
+  tcase_add_test(tc, test_repeated_state_changes_neither_hang_nor_leak_sessions);
+  tcase_add_test(tc, test_readme_pipeline_decodebin_wav_to_sink);
+  return s;
+}
+
+GST_CHECK_MAIN(qwenasrsink);

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "testutil.h"
+
+#include <cmath>
+
+namespace testutil {
+
+std::string Audio::transcript_of(const Utterance &u) const {
+  size_t start = u.start_ms * rate / 1000;
+  size_t end = u.end_ms * rate / 1000;
+  return qwenasr::local::deterministic_transcript(samples.data() + start, end - start, rate);
+}
+
+Audio make_audio(int rate, const std::vector<Stretch> &stretches) {
+  Audio audio{rate, {}, {}};
+  guint64 ms = 0;
+  /* A tone alone repeats every 200 ms, so every deterministic word would be the same: the
+   * pseudo-random noise on top makes each block's bytes, and so its word, distinct. */
+  guint32 noise = 12345;
+  for (const Stretch &s : stretches) {
+    size_t n = static_cast<size_t>(s.ms) * rate / 1000;
+    for (size_t i = 0; i < n; i++) {
+      double t = static_cast<double>(audio.samples.size()) / rate;
+      noise = noise * 1664525u + 1013904223u;
+      gint16 value = 0;
+      if (s.speech)
+        value = static_cast<gint16>(8000 * std::sin(2 * M_PI * 440 * t) +
+                                    static_cast<gint32>(noise >> 20) - 2048);
+      audio.samples.push_back(value);
+    }
+    if (s.speech)
+      audio.utterances.push_back({ms, ms + s.ms});
+    ms += s.ms;
+  }
+  return audio;
+}
+
+std::unique_ptr<qwenasr::local::LocalService> start_service(qwenasr::local::ServiceOptions options) {
+  auto service = std::make_unique<qwenasr::local::LocalService>(options);
+  GError *error = nullptr;
+  fail_unless(service->start(&error), "local service did not start: %s",
+              error ? error->message : "?");
+  return service;
+}
+
+GstHarness *sink_harness(const std::string &url, int rate, const char *extra_properties) {
+  std::string description = "qwenasrsink sync=false api-key=test-key url=" + url + " " +
+                            (extra_properties ? extra_properties : "");
+  GstHarness *h = gst_harness_new_parse(description.c_str());
+  fail_unless(h != nullptr, "no harness for %s", description.c_str());
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gst_object_unref(bus);
+  gchar *caps = g_strdup_printf(
+      "audio/x-raw,format=S16LE,channels=1,rate=%d,layout=interleaved", rate);
+  gst_harness_set_src_caps_str(h, caps);
+  g_free(caps);
+  return h;
+}
+
+GstFlowReturn push_audio(GstHarness *h, const Audio &audio, guint buffer_ms,
+                         GstClockTime first_pts) {
+  size_t per_buffer = static_cast<size_t>(audio.rate) * buffer_ms / 1000;
+  for (size_t offset = 0; offset < audio.samples.size(); offset += per_buffer) {
+    size_t n = std::min(per_buffer, audio.samples.size() - offset);
+    GstBuffer *buffer = gst_buffer_new_memdup(audio.samples.data() + offset, n * 2);
+    GST_BUFFER_PTS(buffer) = first_pts + gst_util_uint64_scale_int(offset, GST_SECOND, audio.rate);
+    GST_BUFFER_DURATION(buffer) = gst_util_uint64_scale_int(n, GST_SECOND, audio.rate);
+    GstFlowReturn ret = gst_harness_push(h, buffer);
+    if (ret != GST_FLOW_OK)
+      return ret;
+  }
+  return GST_FLOW_OK;
+}
+
+std::vector<GstMessage *> drain_bus(GstElement *element) {
+  std::vector<GstMessage *> messages;
+  GstBus *bus = gst_element_get_bus(element);
+  while (GstMessage *message = gst_bus_pop(bus))
+    messages.push_back(message);
+  gst_object_unref(bus);
+  return messages;
+}
+
+void free_messages(std::vector<GstMessage *> &messages) {
+  for (GstMessage *m : messages)
+    gst_message_unref(m);
+  messages.clear();
+}
+
+const GstStructure *element_structure(GstMessage *message, const char *name) {
+  if (GST_MESSAGE_TYPE(message) != GST_MESSAGE_ELEMENT)
+    return nullptr;
+  const GstStructure *s = gst_message_get_structure(message);
+  return gst_structure_has_name(s, name) ? s : nullptr;
+}
+
+std::vector<const GstStructure *> transcripts(const std::vector<GstMessage *> &messages,
+                                              bool final) {
+  std::vector<const GstStructure *> result;
+  for (GstMessage *m : messages) {
+    const GstStructure *s = element_structure(m, "qwenasr/transcript");
+    gboolean is_final = FALSE;
+    if (s && gst_structure_get_boolean(s, "final", &is_final) && bool(is_final) == final)
+      result.push_back(s);
+  }
+  return result;
+}
+
+GstClockTime structure_time(const GstStructure *s, const char *field) {
+  guint64 value = GST_CLOCK_TIME_NONE;
+  fail_unless(gst_structure_get_uint64(s, field, &value), "no %s in %" GST_PTR_FORMAT, field, s);
+  return value;
+}
+
+} // namespace testutil

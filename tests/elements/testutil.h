@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Shared by the element tests: synthetic speech-like audio with known utterance boundaries,
+ * a local service per test, and bus message helpers. */
+#pragma once
+
+#include <gst/check/gstcheck.h>
+#include <gst/check/gstharness.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "localservice.h"
+
+namespace testutil {
+
+/* A stretch of the test signal: digital silence, or a 440 Hz tone the service's VAD hears. */
+struct Stretch {
+  guint ms;
+  bool speech;
+};
+
+struct Utterance {
+  guint64 start_ms, end_ms; /* from the start of the audio */
+};
+
+struct Audio {
+  int rate;
+  std::vector<gint16> samples;
+  std::vector<Utterance> utterances;
+  std::string transcript_of(const Utterance &u) const;
+};
+
+Audio make_audio(int rate, const std::vector<Stretch> &stretches);
+
+/* A service on an ephemeral loopback port; the key it expects is "test-key". */
+std::unique_ptr<qwenasr::local::LocalService> start_service(qwenasr::local::ServiceOptions options =
+                                                                {});
+
+/* A qwenasrsink with sync=false, url and api-key set, wrapped in a harness that feeds caps
+ * for `rate` and a bus that records messages. */
+GstHarness *sink_harness(const std::string &url, int rate, const char *extra_properties = "");
+
+/* Pushes the audio in `buffer_ms` buffers with PTS starting at `first_pts`. */
+GstFlowReturn push_audio(GstHarness *h, const Audio &audio, guint buffer_ms,
+                         GstClockTime first_pts);
+
+/* Everything posted on the element's bus so far, in order (the caller unrefs with
+ * free_messages). */
+std::vector<GstMessage *> drain_bus(GstElement *element);
+void free_messages(std::vector<GstMessage *> &messages);
+
+const GstStructure *element_structure(GstMessage *message, const char *name);
+std::vector<const GstStructure *> transcripts(const std::vector<GstMessage *> &messages,
+                                              bool final);
+GstClockTime structure_time(const GstStructure *s, const char *field);
+
+} // namespace testutil
