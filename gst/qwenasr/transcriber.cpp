@@ -465,6 +465,8 @@ void Transcriber::on_event(const ServerEvent &event) {
 }
 
 void Transcriber::on_failure(const ClientError &error) {
+  /* Sticky before the message goes out: whoever reacts to the error must see it. */
+  flow_ = GST_FLOW_ERROR;
   const char *host = error.host.c_str();
 /* The HTTP status rides along as a details field for applications that branch on it. */
 #define DETAILS ("http-status-code", G_TYPE_UINT, error.http_status, NULL)
@@ -518,7 +520,6 @@ void Transcriber::on_failure(const ClientError &error) {
     break;
   }
 #undef DETAILS
-  flow_ = GST_FLOW_ERROR;
 }
 
 void Transcriber::on_bad_frame(const std::string &problem) {

@@ -2,6 +2,7 @@
 /* qwenasrsink against the local service: transcripts, times, errors, caps and state changes. */
 #include "testutil.h"
 
+#include <gio/gio.h>
 #include <glib/gstdio.h>
 
 #include <cmath>
@@ -344,12 +345,17 @@ GST_START_TEST(test_bad_configuration_error_names_the_parameter) {
 GST_END_TEST;
 
 GST_START_TEST(test_unreachable_service_is_a_connect_error_naming_the_host) {
-  /* A port that was free a moment ago: connection refused. */
-  guint16 port;
-  {
-    auto service = start_service();
-    port = service->port();
-  }
+  /* A port bound but not listening refuses connections, and nobody else can take it. */
+  GSocket *socket = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                 G_SOCKET_PROTOCOL_TCP, nullptr);
+  GInetAddress *loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *any_port = g_inet_socket_address_new(loopback, 0);
+  fail_unless(g_socket_bind(socket, any_port, FALSE, nullptr), "bind");
+  GSocketAddress *bound = g_socket_get_local_address(socket, nullptr);
+  guint16 port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+  g_object_unref(bound);
+  g_object_unref(any_port);
+  g_object_unref(loopback);
   gchar *url = g_strdup_printf("ws://127.0.0.1:%u/api-ws/v1/realtime", port);
   GstHarness *h = gst_harness_new_parse(
       (std::string("qwenasrsink sync=false api-key=test-key url=") + url).c_str());
@@ -365,6 +371,7 @@ GST_START_TEST(test_unreachable_service_is_a_connect_error_naming_the_host) {
   gst_message_unref(error);
   g_free(url);
   gst_harness_teardown(h);
+  g_object_unref(socket);
 }
 GST_END_TEST;
 
