@@ -12,6 +12,8 @@ packages=(
   # runtime elements used by the tests and documented pipelines
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-x fonts-dejavu-core
+  # memory checking in the test command
+  valgrind
 )
 
 missing=()

@@ -1,23 +1,29 @@
 #!/usr/bin/env python3
-"""Prints one closing line, 'N passed, N failed', counting the individual gst-check cases
-(from libcheck's 'Checks: N, Failures: F, Errors: E' lines) of every meson test run."""
+"""Prints one closing line, 'N passed, N failed', over the given meson testlog.json files,
+counting the individual gst-check cases (libcheck's 'Checks: N, Failures: F, Errors: E')
+of each test program, and whole programs for anything else."""
 import json
 import re
 import sys
 
-log = sys.argv[1]
+CHECK_LINE = re.compile(r"Checks: (\d+), Failures: (\d+), Errors: (\d+)")
+
+
+def count(entry):
+    counts = CHECK_LINE.findall(entry.get("stdout") or "")
+    if counts:
+        checks, failures, errors = (int(x) for x in counts[-1])
+        return checks - failures - errors, failures + errors
+    if entry.get("result") == "SKIP":
+        return 0, 0
+    return (1, 0) if entry.get("result") in ("OK", "EXPECTEDFAIL") else (0, 1)
+
+
 passed = failed = 0
-check_line = re.compile(r"Checks: (\d+), Failures: (\d+), Errors: (\d+)")
-with open(log, encoding="utf-8") as f:
-    for line in f:
-        entry = json.loads(line)
-        counts = check_line.findall(entry.get("stdout", "") or "")
-        if counts:
-            checks, failures, errors = (int(x) for x in counts[-1])
-            passed += checks - failures - errors
-            failed += failures + errors
-        elif entry.get("result") in ("OK", "EXPECTEDFAIL"):
-            passed += 1
-        elif entry.get("result") != "SKIP":
-            failed += 1
+for path in sys.argv[1:]:
+    with open(path, encoding="utf-8") as log:
+        for line in log:
+            p, f = count(json.loads(line))
+            passed += p
+            failed += f
 print(f"{passed} passed, {failed} failed")

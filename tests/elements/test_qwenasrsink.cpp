@@ -62,8 +62,8 @@ static void check_vad_transcripts(int rate, guint buffer_ms, GstClockTime first_
     fail_unless(strlen(gst_structure_get_string(finals[i], "session-id")) > 0, "no session-id");
     assert_time_near(structure_time(finals[i], "start-time"),
                      first_pts + truth.start_ms * GST_MSECOND, "start-time");
-    assert_time_near(structure_time(finals[i], "end-time"),
-                     first_pts + truth.end_ms * GST_MSECOND, "end-time");
+    assert_time_near(structure_time(finals[i], "end-time"), first_pts + truth.end_ms * GST_MSECOND,
+                     "end-time");
   }
 
   /* Each item shows partials before its final, all before EOS, and partial previews are
@@ -115,7 +115,7 @@ static void check_vad_transcripts(int rate, guint buffer_ms, GstClockTime first_
   fail_unless(g_str_has_prefix(sessions[0].user_agent.c_str(), "gst-qwenasr/"), "user agent");
   fail_unless(sessions[0].client_event_types.back() == "session.finish", "no session.finish");
   free_messages(messages);
-  gst_harness_teardown(h);
+  teardown_harness(h);
 }
 
 GST_START_TEST(test_vad_utterances_have_exact_text_and_input_times_16k) {
@@ -148,11 +148,10 @@ GST_START_TEST(test_gap_in_input_timestamps_does_not_shift_later_captions) {
   auto finals = transcripts(messages, true);
   fail_unless_equals_int(finals.size(), 2);
   assert_time_near(structure_time(finals[0], "start-time"), 300 * GST_MSECOND, "first start");
-  assert_time_near(structure_time(finals[1], "start-time"), 10200 * GST_MSECOND,
-                   "second start");
+  assert_time_near(structure_time(finals[1], "start-time"), 10200 * GST_MSECOND, "second start");
   assert_time_near(structure_time(finals[1], "end-time"), 10700 * GST_MSECOND, "second end");
   free_messages(messages);
-  gst_harness_teardown(h);
+  teardown_harness(h);
 }
 GST_END_TEST;
 
@@ -163,8 +162,8 @@ GST_START_TEST(test_manual_mode_commits_on_event_and_at_eos) {
   Audio part2 = make_audio(rate, {{1300, true}});
   GstHarness *h = sink_harness(service->url(), rate, "turn-detection=manual commit-interval=60000");
   fail_unless_equals_int(push_audio(h, part1, 20, 0), GST_FLOW_OK);
-  gst_harness_push_event(
-      h, gst_event_new_custom(GST_EVENT_CUSTOM_DOWNSTREAM, gst_structure_new_empty("qwenasr-commit")));
+  gst_harness_push_event(h, gst_event_new_custom(GST_EVENT_CUSTOM_DOWNSTREAM,
+                                                 gst_structure_new_empty("qwenasr-commit")));
   fail_unless_equals_int(push_audio(h, part2, 20, 1100 * GST_MSECOND), GST_FLOW_OK);
   fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
   std::vector<GstMessage *> messages = drain_bus(h->element);
@@ -190,7 +189,7 @@ GST_START_TEST(test_manual_mode_commits_on_event_and_at_eos) {
               "manual mode must send turn_detection null: %s",
               sessions[0].last_session_update_json.c_str());
   free_messages(messages);
-  gst_harness_teardown(h);
+  teardown_harness(h);
 }
 GST_END_TEST;
 
@@ -207,7 +206,7 @@ GST_START_TEST(test_manual_mode_commits_every_commit_interval) {
   assert_time_near(structure_time(finals[3], "start-time"), 3000 * GST_MSECOND, "last start");
   assert_time_near(structure_time(finals[3], "end-time"), 3500 * GST_MSECOND, "last end");
   free_messages(messages);
-  gst_harness_teardown(h);
+  teardown_harness(h);
 }
 GST_END_TEST;
 
@@ -224,7 +223,7 @@ GST_START_TEST(test_eos_without_speech_finishes_with_no_transcript) {
   fail_unless(find_message(messages, GST_MESSAGE_ERROR) == nullptr, "unexpected error");
   fail_unless(service->sessions()[0].finished, "session not finished");
   free_messages(messages);
-  gst_harness_teardown(h);
+  teardown_harness(h);
 }
 GST_END_TEST;
 
@@ -238,11 +237,8 @@ static GstMessage *wait_for_error(GstElement *element) {
 
 GST_START_TEST(test_rejected_key_is_a_not_authorized_error_that_hides_the_key) {
   auto service = start_service();
-  GstHarness *h = gst_harness_new_parse(
-      ("qwenasrsink sync=false api-key=sk-wrong-secret-123 url=" + service->url()).c_str());
-  GstBus *bus = gst_bus_new();
-  gst_element_set_bus(h->element, bus);
-  gst_object_unref(bus);
+  GstHarness *h =
+      harness_with_bus("qwenasrsink sync=false api-key=sk-wrong-secret-123 url=" + service->url());
   GstMessage *error = wait_for_error(h->element);
   GError *gerror = nullptr;
   gchar *debug = nullptr;
@@ -261,31 +257,29 @@ GST_START_TEST(test_rejected_key_is_a_not_authorized_error_that_hides_the_key) {
   fail_unless(details && gst_structure_get_uint(details, "http-status-code", &status), "details");
   fail_unless_equals_int(status, 401);
   /* The sticky error reaches the streaming thread. */
-  gst_harness_set_src_caps_str(h, "audio/x-raw,format=S16LE,channels=1,rate=16000,layout=interleaved");
+  gst_harness_set_src_caps_str(h,
+                               "audio/x-raw,format=S16LE,channels=1,rate=16000,layout=interleaved");
   Audio audio = make_audio(16000, {{100, false}});
   fail_unless_equals_int(push_audio(h, audio, 100, 0), GST_FLOW_ERROR);
   g_error_free(gerror);
   g_free(debug);
   gst_message_unref(error);
   fail_unless_equals_int(service->handshakes_rejected(), 1);
-  gst_harness_teardown(h);
+  teardown_harness(h);
 }
 GST_END_TEST;
 
 GST_START_TEST(test_forbidden_key_reports_403) {
   auto service = start_service();
-  GstHarness *h = gst_harness_new_parse(
-      ("qwenasrsink sync=false api-key=forbidden-key url=" + service->url()).c_str());
-  GstBus *bus = gst_bus_new();
-  gst_element_set_bus(h->element, bus);
-  gst_object_unref(bus);
+  GstHarness *h =
+      harness_with_bus("qwenasrsink sync=false api-key=forbidden-key url=" + service->url());
   GstMessage *error = wait_for_error(h->element);
   GError *gerror = nullptr;
   gst_message_parse_error(error, &gerror, nullptr);
   fail_unless(strstr(gerror->message, "HTTP 403") != nullptr, "%s", gerror->message);
   g_error_free(gerror);
   gst_message_unref(error);
-  gst_harness_teardown(h);
+  teardown_harness(h);
 }
 GST_END_TEST;
 
@@ -294,8 +288,7 @@ GST_START_TEST(test_missing_key_fails_start_naming_property_and_variable) {
   GstElement *sink = gst_element_factory_make("qwenasrsink", nullptr);
   GstBus *bus = gst_bus_new();
   gst_element_set_bus(sink, bus);
-  fail_unless_equals_int(gst_element_set_state(sink, GST_STATE_PAUSED),
-                         GST_STATE_CHANGE_FAILURE);
+  fail_unless_equals_int(gst_element_set_state(sink, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
   GstMessage *error = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
   fail_unless(error != nullptr, "no error");
   GError *gerror = nullptr;
@@ -304,6 +297,7 @@ GST_START_TEST(test_missing_key_fails_start_naming_property_and_variable) {
               "%s", gerror->message);
   g_error_free(gerror);
   gst_message_unref(error);
+  gst_bus_set_flushing(bus, TRUE);
   gst_element_set_state(sink, GST_STATE_NULL);
   gst_object_unref(bus);
   gst_object_unref(sink);
@@ -313,15 +307,16 @@ GST_END_TEST;
 GST_START_TEST(test_key_from_environment_is_used) {
   auto service = start_service();
   g_setenv("DASHSCOPE_API_KEY", "test-key", TRUE);
-  GstHarness *h = gst_harness_new_parse(("qwenasrsink sync=false url=" + service->url()).c_str());
+  GstHarness *h = harness_with_bus("qwenasrsink sync=false url=" + service->url());
   g_unsetenv("DASHSCOPE_API_KEY");
-  gst_harness_set_src_caps_str(h, "audio/x-raw,format=S16LE,channels=1,rate=16000,layout=interleaved");
+  gst_harness_set_src_caps_str(h,
+                               "audio/x-raw,format=S16LE,channels=1,rate=16000,layout=interleaved");
   Audio audio = make_audio(16000, {{300, false}});
   fail_unless_equals_int(push_audio(h, audio, 100, 0), GST_FLOW_OK);
   fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
   fail_unless_equals_int(service->sessions().size(), 1);
   fail_unless(service->sessions()[0].finished, "session not finished");
-  gst_harness_teardown(h);
+  teardown_harness(h);
 }
 GST_END_TEST;
 
@@ -340,14 +335,14 @@ GST_START_TEST(test_bad_configuration_error_names_the_parameter) {
               "%s", gerror->message);
   g_error_free(gerror);
   gst_message_unref(error);
-  gst_harness_teardown(h);
+  teardown_harness(h);
 }
 GST_END_TEST;
 
 GST_START_TEST(test_unreachable_service_is_a_connect_error_naming_the_host) {
   /* A port bound but not listening refuses connections, and nobody else can take it. */
-  GSocket *socket = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-                                 G_SOCKET_PROTOCOL_TCP, nullptr);
+  GSocket *socket =
+      g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, nullptr);
   GInetAddress *loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
   GSocketAddress *any_port = g_inet_socket_address_new(loopback, 0);
   fail_unless(g_socket_bind(socket, any_port, FALSE, nullptr), "bind");
@@ -357,11 +352,8 @@ GST_START_TEST(test_unreachable_service_is_a_connect_error_naming_the_host) {
   g_object_unref(any_port);
   g_object_unref(loopback);
   gchar *url = g_strdup_printf("ws://127.0.0.1:%u/api-ws/v1/realtime", port);
-  GstHarness *h = gst_harness_new_parse(
-      (std::string("qwenasrsink sync=false api-key=test-key url=") + url).c_str());
-  GstBus *bus = gst_bus_new();
-  gst_element_set_bus(h->element, bus);
-  gst_object_unref(bus);
+  GstHarness *h =
+      harness_with_bus(std::string("qwenasrsink sync=false api-key=test-key url=") + url);
   GstMessage *error = wait_for_error(h->element);
   GError *gerror = nullptr;
   gst_message_parse_error(error, &gerror, nullptr);
@@ -370,7 +362,7 @@ GST_START_TEST(test_unreachable_service_is_a_connect_error_naming_the_host) {
   g_error_free(gerror);
   gst_message_unref(error);
   g_free(url);
-  gst_harness_teardown(h);
+  teardown_harness(h);
   g_object_unref(socket);
 }
 GST_END_TEST;
@@ -390,11 +382,12 @@ GST_START_TEST(test_caps_other_than_s16le_mono_8k_16k_are_refused) {
     GstBuffer *buffer = gst_buffer_new_allocate(nullptr, 640, nullptr);
     gst_buffer_memset(buffer, 0, 0, 640);
     fail_unless_equals_int(gst_harness_push(h, buffer), GST_FLOW_NOT_NEGOTIATED);
-    gst_harness_teardown(h);
+    teardown_harness(h);
   }
   GstElement *sink = gst_element_factory_make("qwenasrsink", nullptr);
   GstPad *pad = gst_element_get_static_pad(sink, "sink");
-  GstCaps *ok = gst_caps_from_string("audio/x-raw,format=S16LE,channels=1,rate=8000,layout=interleaved");
+  GstCaps *ok =
+      gst_caps_from_string("audio/x-raw,format=S16LE,channels=1,rate=8000,layout=interleaved");
   fail_unless(gst_pad_query_accept_caps(pad, ok), "8 kHz must be accepted");
   gst_caps_unref(ok);
   gst_object_unref(pad);
@@ -405,8 +398,7 @@ GST_END_TEST;
 GST_START_TEST(test_repeated_state_changes_neither_hang_nor_leak_sessions) {
   auto service = start_service();
   GstElement *sink = gst_element_factory_make("qwenasrsink", nullptr);
-  g_object_set(sink, "api-key", "test-key", "url", service->url().c_str(), "async", FALSE,
-               nullptr);
+  g_object_set(sink, "api-key", "test-key", "url", service->url().c_str(), "async", FALSE, nullptr);
   for (int i = 0; i < 20; i++) {
     fail_unless(gst_element_set_state(sink, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE,
                 "PLAYING %d", i);
@@ -431,7 +423,10 @@ GST_START_TEST(test_readme_pipeline_decodebin_wav_to_sink) {
   /* Write a WAV with wavenc, then run the README's decodebin pipeline on it. */
   GstElement *writer = gst_parse_launch(
       ("appsrc name=src caps=audio/x-raw,format=S16LE,channels=1,rate=16000,layout=interleaved "
-       "format=time ! wavenc ! filesink location=" + std::string(path)).c_str(), nullptr);
+       "format=time ! wavenc ! filesink location=" +
+       std::string(path))
+          .c_str(),
+      nullptr);
   GstElement *src = gst_bin_get_by_name(GST_BIN(writer), "src");
   gst_element_set_state(writer, GST_STATE_PLAYING);
   GstBuffer *buffer = gst_buffer_new_memdup(audio.samples.data(), audio.samples.size() * 2);
@@ -441,8 +436,9 @@ GST_START_TEST(test_readme_pipeline_decodebin_wav_to_sink) {
   gst_buffer_unref(buffer);
   g_signal_emit_by_name(src, "end-of-stream", &flow);
   GstBus *writer_bus = gst_element_get_bus(writer);
-  GstMessage *done = gst_bus_timed_pop_filtered(writer_bus, 10 * GST_SECOND,
-                                                static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  GstMessage *done =
+      gst_bus_timed_pop_filtered(writer_bus, 10 * GST_SECOND,
+                                 static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
   fail_unless(done && GST_MESSAGE_TYPE(done) == GST_MESSAGE_EOS, "writing the WAV failed");
   gst_message_unref(done);
   gst_element_set_state(writer, GST_STATE_NULL);
@@ -454,7 +450,9 @@ GST_START_TEST(test_readme_pipeline_decodebin_wav_to_sink) {
   GstElement *pipeline = gst_parse_launch(
       ("filesrc location=" + std::string(path) +
        " ! decodebin ! audioconvert ! audioresample ! qwenasrsink sync=false api-key=test-key "
-       "language-code=en url=" + service->url()).c_str(),
+       "language-code=en url=" +
+       service->url())
+          .c_str(),
       &error);
   fail_unless(error == nullptr, "pipeline: %s", error ? error->message : "");
   GstBus *bus = gst_element_get_bus(pipeline);

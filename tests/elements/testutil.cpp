@@ -35,7 +35,8 @@ Audio make_audio(int rate, const std::vector<Stretch> &stretches) {
   return audio;
 }
 
-std::unique_ptr<qwenasr::local::LocalService> start_service(qwenasr::local::ServiceOptions options) {
+std::unique_ptr<qwenasr::local::LocalService>
+start_service(qwenasr::local::ServiceOptions options) {
   auto service = std::make_unique<qwenasr::local::LocalService>(options);
   GError *error = nullptr;
   fail_unless(service->start(&error), "local service did not start: %s",
@@ -43,16 +44,37 @@ std::unique_ptr<qwenasr::local::LocalService> start_service(qwenasr::local::Serv
   return service;
 }
 
+GstHarness *harness_with_bus(const std::string &description) {
+  GError *error = nullptr;
+  GstElement *element = gst_parse_launch(description.c_str(), &error);
+  fail_unless(element && !error, "cannot make %s: %s", description.c_str(),
+              error ? error->message : "");
+  /* The bus goes on before the harness starts the element: errors found while connecting
+   * may be posted at once. */
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(element, bus);
+  gst_object_unref(bus);
+  GstHarness *h = gst_harness_new_with_element(element, "sink", nullptr);
+  gst_object_unref(element);
+  return h;
+}
+
+void teardown_harness(GstHarness *h) {
+  /* Messages left on the bus hold the element that holds the bus: flushing breaks the cycle. */
+  GstBus *bus = gst_element_get_bus(h->element);
+  if (bus) {
+    gst_bus_set_flushing(bus, TRUE);
+    gst_object_unref(bus);
+  }
+  gst_harness_teardown(h);
+}
+
 GstHarness *sink_harness(const std::string &url, int rate, const char *extra_properties) {
   std::string description = "qwenasrsink sync=false api-key=test-key url=" + url + " " +
                             (extra_properties ? extra_properties : "");
-  GstHarness *h = gst_harness_new_parse(description.c_str());
-  fail_unless(h != nullptr, "no harness for %s", description.c_str());
-  GstBus *bus = gst_bus_new();
-  gst_element_set_bus(h->element, bus);
-  gst_object_unref(bus);
-  gchar *caps = g_strdup_printf(
-      "audio/x-raw,format=S16LE,channels=1,rate=%d,layout=interleaved", rate);
+  GstHarness *h = harness_with_bus(description);
+  gchar *caps =
+      g_strdup_printf("audio/x-raw,format=S16LE,channels=1,rate=%d,layout=interleaved", rate);
   gst_harness_set_src_caps_str(h, caps);
   g_free(caps);
   return h;

@@ -34,8 +34,15 @@ struct Audio {
 Audio make_audio(int rate, const std::vector<Stretch> &stretches);
 
 /* A service on an ephemeral loopback port; the key it expects is "test-key". */
-std::unique_ptr<qwenasr::local::LocalService> start_service(qwenasr::local::ServiceOptions options =
-                                                                {});
+std::unique_ptr<qwenasr::local::LocalService>
+start_service(qwenasr::local::ServiceOptions options = {});
+
+/* A harness around the element `description` (gst-launch syntax), with a bus that records
+ * messages from the start. */
+GstHarness *harness_with_bus(const std::string &description);
+
+/* gst_harness_teardown() after dropping what is left on the bus. */
+void teardown_harness(GstHarness *h);
 
 /* A qwenasrsink with sync=false, url and api-key set, wrapped in a harness that feeds caps
  * for `rate` and a bus that records messages. */
