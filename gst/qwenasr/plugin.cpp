@@ -8,10 +8,13 @@
 
 #include <gst/gst.h>
 
+#include "gstqwenasr.h"
 #include "gstqwenasrsink.h"
 
 static gboolean plugin_init(GstPlugin *plugin) {
-  return GST_ELEMENT_REGISTER(qwenasrsink, plugin);
+  gboolean ok = GST_ELEMENT_REGISTER(qwenasrsink, plugin);
+  ok |= GST_ELEMENT_REGISTER(qwenasr, plugin);
+  return ok;
 }
 
 GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, qwenasr,

@@ -323,6 +323,30 @@ GstFlowReturn Transcriber::drain(const PauseHandler &on_pause) {
   return ret;
 }
 
+GstClockTime Transcriber::input_end_time() const {
+  std::lock_guard<std::mutex> lock(lock_);
+  return map_.end_time();
+}
+
+GstClockTime Transcriber::earliest_open_start() const {
+  std::lock_guard<std::mutex> lock(lock_);
+  std::optional<guint64> earliest;
+  auto consider = [&](guint64 sample) {
+    if (!earliest || sample < *earliest)
+      earliest = sample;
+  };
+  for (const auto &entry : items_) {
+    if (entry.second.start_sample)
+      consider(*entry.second.start_sample);
+  }
+  for (const CommitRange &range : pending_commits_)
+    consider(range.start_sample);
+  if (client_ && settings_.turn_detection == GST_QWEN_ASR_TURN_DETECTION_MANUAL &&
+      bytes_in_ / 2 > last_commit_sample_)
+    consider(last_commit_sample_);
+  return time_at_sample_locked(earliest);
+}
+
 /* ---- client thread ---- */
 
 void Transcriber::post_session_state(const char *state) {
@@ -438,6 +462,8 @@ void Transcriber::on_event(const ServerEvent &event) {
       }
     }
     post_transcript(t);
+    if (observer_)
+      observer_->on_transcript(t);
     break;
   }
   case ServerEventType::TranscriptionFailed: {

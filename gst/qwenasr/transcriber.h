@@ -34,6 +34,13 @@ struct Transcript {
   GstClockTime end = GST_CLOCK_TIME_NONE;
 };
 
+/* Receives results as they arrive, on the client thread, for elements that output them. */
+class TranscriptObserver {
+public:
+  virtual ~TranscriptObserver() = default;
+  virtual void on_transcript(const Transcript &transcript) = 0;
+};
+
 class Transcriber : public ClientListener {
 public:
   /* Called on the streaming thread (PREROLL_LOCK held for sinks) when a wait was interrupted
@@ -56,6 +63,17 @@ public:
   GstFlowReturn drain(const PauseHandler &on_pause);
   /* Drops the session and everything pending (FLUSH_STOP). */
   void flush();
+
+  /* Before start(): who else gets the transcripts (not owned; may be null). */
+  void set_observer(TranscriptObserver *observer) { observer_ = observer; }
+  /* Streaming thread: the earliest input time at which a transcript may still start: the
+   * start of an utterance without a final yet, or in manual mode of the audio not committed.
+   * NONE when nothing is open. */
+  GstClockTime earliest_open_start() const;
+  /* Input time just after the last sample given to the current session; NONE if none. */
+  GstClockTime input_end_time() const;
+  /* Streaming thread: whether a session is running (false after drain or flush). */
+  bool has_session() const { return client_ != nullptr; }
 
   /* Any thread: interrupt waits for flushing or pausing. */
   void set_flushing(bool flushing);
@@ -87,7 +105,8 @@ private:
   GstClockTime time_at_sample_locked(const std::optional<guint64> &sample) const;
   guint64 ms_to_samples(gint64 ms) const;
 
-  GstElement *element_; /* not owned: the element owns us */
+  GstElement *element_;           /* not owned: the element owns us */
+  TranscriptObserver *observer_ = nullptr; /* not owned; set before start() */
 
   /* settings snapshot: written by start() on the state-change thread, read-only after */
   Settings settings_;

@@ -1,0 +1,602 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/**
+ * SECTION:element-qwenasr
+ * @title: qwenasr
+ *
+ * Transcribes S16LE mono 8 or 16 kHz audio with Alibaba Cloud's Qwen3-ASR-Flash-Realtime and
+ * outputs the transcripts as timed `text/x-raw` captions for textoverlay, srtenc, webvttenc,
+ * matroskamux or mp4mux. Each caption's PTS is where its utterance starts in the input and
+ * its duration lasts until the utterance ends (at least min-duration). GAP events keep the
+ * text timeline moving through silence and while results are pending. The bus messages are
+ * those of qwenasrsink.
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 filesrc location=talk.wav ! decodebin ! audioconvert ! audioresample ! \
+ *     qwenasr language-code=en ! srtenc ! filesink location=talk.srt
+ * ]|
+ */
+#include "gstqwenasr.h"
+
+#include <gst/audio/audio.h>
+
+#include <deque>
+#include <mutex>
+
+#include "settings.h"
+#include "transcriber.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_qwen_asr_debug);
+#define GST_CAT_DEFAULT gst_qwen_asr_debug
+
+#define QWENASR_COMMIT_EVENT "qwenasr-commit"
+
+/* How far ahead of a deadline output is pushed, so a caption or GAP computed on time still
+ * reaches a synchronising sink before its running time. */
+static const GstClockTime kGranularity = 100 * GST_MSECOND;
+/* How long a partial preview stays up unless a newer one replaces it. */
+static const GstClockTime kPartialDuration = 300 * GST_MSECOND;
+
+enum {
+  PROP_0,
+  PROP_LATENCY,
+  PROP_LATENCY_LATENESS,
+  PROP_MIN_DURATION,
+  PROP_PARTIAL_RESULTS,
+  PROP_MAX_OBSERVED_DELAY,
+  PROP_SHARED_FIRST,
+};
+
+#define DEFAULT_LATENCY_MS 8000
+#define DEFAULT_LATENESS_MS 0
+#define DEFAULT_MIN_DURATION_MS 1000
+
+/* A transcript waiting to be pushed, with when it arrived (monotonic µs). */
+struct PendingCaption {
+  qwenasr::Transcript transcript;
+  gint64 arrival;
+};
+
+/* The input time reached by the audio handed to the service at a given moment. */
+struct SentMark {
+  GstClockTime end; /* input PTS just after the audio */
+  gint64 wall;      /* monotonic µs when it was handed over */
+};
+
+struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
+  explicit GstQwenAsrPrivate(GstElement *element) : transcriber(element) {
+    transcriber.set_observer(this);
+  }
+
+  /* properties, guarded by the object lock */
+  qwenasr::Settings settings;
+  guint latency_ms = DEFAULT_LATENCY_MS;
+  guint lateness_ms = DEFAULT_LATENESS_MS;
+  guint min_duration_ms = DEFAULT_MIN_DURATION_MS;
+  gboolean partial_results = FALSE;
+  /* read-only property, written by the streaming thread */
+  std::atomic<guint64> max_observed_delay{0};
+
+  /* session logic (see qwenasrsink); used by the streaming and state-change threads */
+  qwenasr::Transcriber transcriber;
+
+  /* streaming thread only */
+  GstSegment in_segment;
+  gboolean have_segment = FALSE;
+  gboolean caps_pushed = FALSE;
+  gboolean markup = FALSE;                    /* downstream wants pango-markup */
+  GstClockTime position = GST_CLOCK_TIME_NONE; /* output PTS reached */
+  std::deque<SentMark> sent;
+  gboolean upstream_live = FALSE; /* from the last LATENCY query */
+
+  /* filled on the client thread, emptied on the streaming thread; guarded by `lock` */
+  std::mutex lock;
+  std::deque<PendingCaption> pending;
+
+  void on_transcript(const qwenasr::Transcript &transcript) override {
+    std::lock_guard<std::mutex> guard(lock);
+    pending.push_back({transcript, g_get_monotonic_time()});
+  }
+};
+
+struct _GstQwenAsr {
+  GstElement parent;
+  GstPad *sinkpad;
+  GstPad *srcpad;
+  GstQwenAsrPrivate *priv;
+};
+
+#define SINK_CAPS                                                                                  \
+  "audio/x-raw, format=(string)S16LE, channels=(int)1, rate=(int){ 16000, 8000 }, "                \
+  "layout=(string)interleaved"
+
+static GstStaticPadTemplate sink_template =
+    GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(SINK_CAPS));
+static GstStaticPadTemplate src_template =
+    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS,
+                            GST_STATIC_CAPS("text/x-raw, format=(string){ utf8, pango-markup }"));
+
+#define gst_qwen_asr_parent_class parent_class
+G_DEFINE_TYPE(GstQwenAsr, gst_qwen_asr, GST_TYPE_ELEMENT);
+GST_ELEMENT_REGISTER_DEFINE(qwenasr, "qwenasr", GST_RANK_NONE, GST_TYPE_QWEN_ASR);
+
+/* ---- output (streaming thread) ---- */
+
+static GstClockTime budget(GstQwenAsr *self) {
+  GST_OBJECT_LOCK(self);
+  GstClockTime total = (self->priv->latency_ms + self->priv->lateness_ms) * GST_MSECOND;
+  GST_OBJECT_UNLOCK(self);
+  return total > kGranularity ? total - kGranularity : 0;
+}
+
+/* Transcript times are input stream times; captions carry input PTS. */
+static GstClockTime to_pts(GstQwenAsr *self, GstClockTime stream_time) {
+  if (!GST_CLOCK_TIME_IS_VALID(stream_time))
+    return GST_CLOCK_TIME_NONE;
+  guint64 pts = gst_segment_position_from_stream_time(&self->priv->in_segment, GST_FORMAT_TIME,
+                                                      stream_time);
+  return pts == static_cast<guint64>(-1) ? stream_time : pts;
+}
+
+/* Monotonic time at which the audio at `pts` was handed to the service; 0 when that is no
+ * longer recorded (it is then older than every deadline). */
+static gint64 sent_wall_time(GstQwenAsrPrivate *priv, GstClockTime pts) {
+  for (const SentMark &mark : priv->sent) {
+    if (mark.end > pts)
+      return mark.wall;
+  }
+  return priv->sent.empty() ? 0 : priv->sent.back().wall;
+}
+
+static gboolean ensure_output_caps(GstQwenAsr *self) {
+  GstQwenAsrPrivate *priv = self->priv;
+  if (priv->caps_pushed)
+    return TRUE;
+  GstCaps *utf8 = gst_caps_from_string("text/x-raw, format=(string)utf8");
+  GstCaps *peer = gst_pad_peer_query_caps(self->srcpad, nullptr);
+  priv->markup = peer && !gst_caps_can_intersect(peer, utf8);
+  gst_caps_unref(utf8);
+  if (peer)
+    gst_caps_unref(peer);
+  GstCaps *caps = gst_caps_new_simple("text/x-raw", "format", G_TYPE_STRING,
+                                      priv->markup ? "pango-markup" : "utf8", nullptr);
+  priv->caps_pushed = gst_pad_push_event(self->srcpad, gst_event_new_caps(caps));
+  gst_caps_unref(caps);
+  return priv->caps_pushed;
+}
+
+static void push_gap(GstQwenAsr *self, GstClockTime until) {
+  GstQwenAsrPrivate *priv = self->priv;
+  if (!GST_CLOCK_TIME_IS_VALID(until))
+    return;
+  if (!GST_CLOCK_TIME_IS_VALID(priv->position)) {
+    /* The text timeline starts where the input's segment starts. */
+    priv->position = priv->in_segment.start;
+  }
+  if (until <= priv->position)
+    return;
+  GST_LOG_OBJECT(self, "gap %" GST_TIME_FORMAT " - %" GST_TIME_FORMAT,
+                 GST_TIME_ARGS(priv->position), GST_TIME_ARGS(until));
+  gst_pad_push_event(self->srcpad, gst_event_new_gap(priv->position, until - priv->position));
+  priv->position = until;
+}
+
+static GstFlowReturn push_caption(GstQwenAsr *self, const PendingCaption &caption) {
+  GstQwenAsrPrivate *priv = self->priv;
+  const qwenasr::Transcript &t = caption.transcript;
+  GST_OBJECT_LOCK(self);
+  GstClockTime min_duration = priv->min_duration_ms * GST_MSECOND;
+  guint latency_ms = priv->latency_ms + priv->lateness_ms;
+  GST_OBJECT_UNLOCK(self);
+
+  GstClockTime start = to_pts(self, t.start);
+  GstClockTime end = to_pts(self, t.end);
+  if (!GST_CLOCK_TIME_IS_VALID(start))
+    start = GST_CLOCK_TIME_IS_VALID(priv->position) ? priv->position : priv->in_segment.start;
+  GstClockTime duration = t.final ? min_duration : kPartialDuration;
+  if (t.final && GST_CLOCK_TIME_IS_VALID(end) && end > start + duration)
+    duration = end - start;
+
+  /* How late the result is against the audio it transcribes. */
+  gint64 sent = sent_wall_time(priv, start);
+  if (sent > 0 && t.final) {
+    guint64 delay = static_cast<guint64>(MAX(caption.arrival - sent, 0)) * GST_USECOND;
+    if (delay > priv->max_observed_delay) {
+      priv->max_observed_delay = delay;
+      g_object_notify(G_OBJECT(self), "max-observed-delay");
+      if (priv->upstream_live && delay > latency_ms * GST_MSECOND) {
+        GST_ELEMENT_WARNING_WITH_DETAILS(
+            self, CORE, CLOCK,
+            ("Transcripts arrive %" G_GUINT64_FORMAT " ms after their audio, more than latency "
+             "+ lateness (%u ms): captions will show late. Consider a larger latency.",
+             delay / GST_MSECOND, latency_ms),
+            (nullptr), ("new-observed-max-delay", G_TYPE_UINT64, delay, NULL));
+      }
+    }
+  }
+
+  if (GST_CLOCK_TIME_IS_VALID(priv->position) && start < priv->position) {
+    GST_DEBUG_OBJECT(self, "caption %s starts at %" GST_TIME_FORMAT ", before %" GST_TIME_FORMAT
+                     " already output: shifted",
+                     t.item_id.c_str(), GST_TIME_ARGS(start), GST_TIME_ARGS(priv->position));
+    start = priv->position;
+  }
+  push_gap(self, start);
+
+  gchar *text = priv->markup ? g_markup_escape_text(t.text.c_str(), -1) : g_strdup(t.text.c_str());
+  gsize size = strlen(text);
+  GstBuffer *buffer = gst_buffer_new_wrapped(text, size);
+  GST_BUFFER_PTS(buffer) = start;
+  GST_BUFFER_DURATION(buffer) = duration;
+  priv->position = start + duration;
+  GST_DEBUG_OBJECT(self, "%s caption %" GST_TIME_FORMAT " + %" GST_TIME_FORMAT ": %s",
+                   t.final ? "final" : "partial", GST_TIME_ARGS(start), GST_TIME_ARGS(duration),
+                   t.text.c_str());
+  return gst_pad_push(self->srcpad, buffer);
+}
+
+/* Pushes the captions that have arrived, then a GAP up to the point before which no caption
+ * can come any more: audio handed to the service longer ago than latency + lateness, and not
+ * inside an utterance still waiting for its final (unless that one is overdue: then its
+ * caption will be shifted later rather than stall a live pipeline). `drained`: the session is
+ * over, so everything up to the end of the input is settled. */
+static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
+  GstQwenAsrPrivate *priv = self->priv;
+  if (!ensure_output_caps(self))
+    return GST_FLOW_NOT_NEGOTIATED;
+  std::deque<PendingCaption> ready;
+  {
+    std::lock_guard<std::mutex> guard(priv->lock);
+    ready.swap(priv->pending);
+  }
+  GST_OBJECT_LOCK(self);
+  gboolean partials = priv->partial_results;
+  GST_OBJECT_UNLOCK(self);
+  GstFlowReturn ret = GST_FLOW_OK;
+  for (const PendingCaption &caption : ready) {
+    if (!caption.transcript.final && !partials)
+      continue;
+    if (caption.transcript.text.empty())
+      continue;
+    ret = push_caption(self, caption);
+    if (ret != GST_FLOW_OK && ret != GST_FLOW_NOT_LINKED)
+      return ret;
+  }
+
+  GstClockTime safe = GST_CLOCK_TIME_NONE;
+  gint64 now = g_get_monotonic_time();
+  GstClockTime wait = budget(self);
+  if (drained) {
+    safe = to_pts(self, priv->transcriber.input_end_time());
+    if (!priv->sent.empty())
+      safe = GST_CLOCK_TIME_IS_VALID(safe) ? MAX(safe, priv->sent.back().end) : priv->sent.back().end;
+  } else {
+    for (const SentMark &mark : priv->sent) {
+      if (mark.wall + static_cast<gint64>(wait / GST_USECOND) > now)
+        break;
+      safe = mark.end;
+    }
+    GstClockTime open = to_pts(self, priv->transcriber.earliest_open_start());
+    if (GST_CLOCK_TIME_IS_VALID(open) && GST_CLOCK_TIME_IS_VALID(safe) && open < safe) {
+      gint64 open_sent = sent_wall_time(priv, open);
+      if (open_sent + static_cast<gint64>(wait / GST_USECOND) > now)
+        safe = open;
+    }
+  }
+  push_gap(self, safe);
+
+  /* Marks before the position are only needed for delay lookups of captions still open. */
+  GstClockTime keep_from = priv->position;
+  GstClockTime open = to_pts(self, priv->transcriber.earliest_open_start());
+  if (GST_CLOCK_TIME_IS_VALID(open) && GST_CLOCK_TIME_IS_VALID(keep_from))
+    keep_from = MIN(keep_from, open);
+  while (priv->sent.size() > 1 && GST_CLOCK_TIME_IS_VALID(keep_from) &&
+         priv->sent.front().end <= keep_from)
+    priv->sent.pop_front();
+  return ret == GST_FLOW_NOT_LINKED ? GST_FLOW_OK : ret;
+}
+
+/* Ends the session (bounded) and pushes its last captions. */
+static GstFlowReturn drain(GstQwenAsr *self) {
+  GstFlowReturn ret = self->priv->transcriber.drain(nullptr);
+  if (ret != GST_FLOW_OK)
+    return ret;
+  return push_output(self, TRUE);
+}
+
+static void reset_output(GstQwenAsr *self) {
+  GstQwenAsrPrivate *priv = self->priv;
+  std::lock_guard<std::mutex> guard(priv->lock);
+  priv->pending.clear();
+  priv->sent.clear();
+  priv->position = GST_CLOCK_TIME_NONE;
+}
+
+/* ---- pads ---- */
+
+static GstFlowReturn gst_qwen_asr_chain(GstPad *, GstObject *parent, GstBuffer *buffer) {
+  GstQwenAsr *self = GST_QWEN_ASR(parent);
+  GstQwenAsrPrivate *priv = self->priv;
+  GstClockTime pts = GST_BUFFER_PTS(buffer);
+  GstClockTime stream_time =
+      gst_segment_to_stream_time(&priv->in_segment, GST_FORMAT_TIME, pts);
+  GstFlowReturn ret = priv->transcriber.push(buffer, stream_time, nullptr);
+  gst_buffer_unref(buffer);
+  if (ret != GST_FLOW_OK)
+    return ret;
+  GstClockTime end = to_pts(self, priv->transcriber.input_end_time());
+  if (GST_CLOCK_TIME_IS_VALID(end))
+    priv->sent.push_back({end, g_get_monotonic_time()});
+  return push_output(self, FALSE);
+}
+
+static gboolean gst_qwen_asr_sink_event(GstPad *pad, GstObject *parent, GstEvent *event) {
+  GstQwenAsr *self = GST_QWEN_ASR(parent);
+  GstQwenAsrPrivate *priv = self->priv;
+  switch (GST_EVENT_TYPE(event)) {
+  case GST_EVENT_CAPS: {
+    GstCaps *caps;
+    GstAudioInfo info;
+    gst_event_parse_caps(event, &caps);
+    gboolean ok = gst_audio_info_from_caps(&info, caps) &&
+                  priv->transcriber.set_sample_rate(GST_AUDIO_INFO_RATE(&info), nullptr) ==
+                      GST_FLOW_OK;
+    if (ok)
+      push_output(self, !priv->transcriber.has_session());
+    gst_event_unref(event);
+    /* Audio caps stay here; the src pad gets text caps. */
+    return ok && ensure_output_caps(self);
+  }
+  case GST_EVENT_SEGMENT: {
+    const GstSegment *segment;
+    gst_event_parse_segment(event, &segment);
+    if (segment->format != GST_FORMAT_TIME) {
+      GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("qwenasr needs a TIME segment."),
+                        ("got %s", gst_format_get_name(segment->format)));
+      gst_event_unref(event);
+      return FALSE;
+    }
+    /* A new timeline: finish the captions of the old one first. */
+    if (priv->have_segment && priv->transcriber.has_session() &&
+        GST_CLOCK_TIME_IS_VALID(priv->transcriber.input_end_time()))
+      drain(self);
+    gst_segment_copy_into(segment, &priv->in_segment);
+    priv->have_segment = TRUE;
+    GstSegment out;
+    gst_segment_copy_into(segment, &out);
+    GST_OBJECT_LOCK(self);
+    out.base += priv->lateness_ms * GST_MSECOND;
+    GST_OBJECT_UNLOCK(self);
+    ensure_output_caps(self);
+    GstEvent *out_event = gst_event_new_segment(&out);
+    gst_event_set_seqnum(out_event, gst_event_get_seqnum(event));
+    gst_event_unref(event);
+    return gst_pad_push_event(self->srcpad, out_event);
+  }
+  case GST_EVENT_GAP: {
+    GstClockTime timestamp, duration;
+    gst_event_parse_gap(event, &timestamp, &duration);
+    if (GST_CLOCK_TIME_IS_VALID(timestamp)) {
+      GstClockTime end = timestamp + (GST_CLOCK_TIME_IS_VALID(duration) ? duration : 0);
+      priv->sent.push_back({end, g_get_monotonic_time()});
+    }
+    gst_event_unref(event);
+    return push_output(self, FALSE) == GST_FLOW_OK;
+  }
+  case GST_EVENT_EOS:
+    drain(self);
+    return gst_pad_push_event(self->srcpad, event);
+  case GST_EVENT_FLUSH_START:
+    priv->transcriber.set_flushing(true);
+    return gst_pad_push_event(self->srcpad, event);
+  case GST_EVENT_FLUSH_STOP:
+    priv->transcriber.flush();
+    reset_output(self);
+    priv->transcriber.set_flushing(false);
+    return gst_pad_push_event(self->srcpad, event);
+  case GST_EVENT_CUSTOM_DOWNSTREAM:
+    if (gst_event_has_name(event, QWENASR_COMMIT_EVENT)) {
+      priv->transcriber.commit(nullptr);
+      gst_event_unref(event);
+      return TRUE;
+    }
+    break;
+  default:
+    break;
+  }
+  return gst_pad_event_default(pad, parent, event);
+}
+
+static gboolean gst_qwen_asr_src_query(GstPad *pad, GstObject *parent, GstQuery *query) {
+  GstQwenAsr *self = GST_QWEN_ASR(parent);
+  if (GST_QUERY_TYPE(query) == GST_QUERY_LATENCY) {
+    /* Answered from upstream and our properties alone: no connection needed. */
+    if (!gst_pad_peer_query(self->sinkpad, query))
+      return FALSE;
+    gboolean live;
+    GstClockTime min, max;
+    gst_query_parse_latency(query, &live, &min, &max);
+    self->priv->upstream_live = live;
+    if (live) {
+      GST_OBJECT_LOCK(self);
+      GstClockTime ours = (self->priv->latency_ms + self->priv->lateness_ms) * GST_MSECOND;
+      GST_OBJECT_UNLOCK(self);
+      min += ours;
+      if (GST_CLOCK_TIME_IS_VALID(max))
+        max += ours;
+      gst_query_set_latency(query, live, min, max);
+    }
+    GST_DEBUG_OBJECT(self, "latency: live %d, min %" GST_TIME_FORMAT, live, GST_TIME_ARGS(min));
+    return TRUE;
+  }
+  return gst_pad_query_default(pad, parent, query);
+}
+
+/* ---- GObject / GstElement ---- */
+
+static void gst_qwen_asr_set_property(GObject *object, guint prop_id, const GValue *value,
+                                      GParamSpec *pspec) {
+  GstQwenAsr *self = GST_QWEN_ASR(object);
+  gboolean post_latency = FALSE;
+  GST_OBJECT_LOCK(self);
+  switch (prop_id) {
+  case PROP_LATENCY:
+    self->priv->latency_ms = g_value_get_uint(value);
+    post_latency = TRUE;
+    break;
+  case PROP_LATENCY_LATENESS:
+    self->priv->lateness_ms = g_value_get_uint(value);
+    post_latency = TRUE;
+    break;
+  case PROP_MIN_DURATION:
+    self->priv->min_duration_ms = g_value_get_uint(value);
+    break;
+  case PROP_PARTIAL_RESULTS:
+    self->priv->partial_results = g_value_get_boolean(value);
+    break;
+  default:
+    if (!qwenasr::settings_set_property(&self->priv->settings, PROP_SHARED_FIRST, prop_id,
+                                        value))
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    break;
+  }
+  GST_OBJECT_UNLOCK(self);
+  if (post_latency)
+    gst_element_post_message(GST_ELEMENT(self), gst_message_new_latency(GST_OBJECT(self)));
+}
+
+static void gst_qwen_asr_get_property(GObject *object, guint prop_id, GValue *value,
+                                      GParamSpec *pspec) {
+  GstQwenAsr *self = GST_QWEN_ASR(object);
+  GST_OBJECT_LOCK(self);
+  switch (prop_id) {
+  case PROP_LATENCY:
+    g_value_set_uint(value, self->priv->latency_ms);
+    break;
+  case PROP_LATENCY_LATENESS:
+    g_value_set_uint(value, self->priv->lateness_ms);
+    break;
+  case PROP_MIN_DURATION:
+    g_value_set_uint(value, self->priv->min_duration_ms);
+    break;
+  case PROP_PARTIAL_RESULTS:
+    g_value_set_boolean(value, self->priv->partial_results);
+    break;
+  case PROP_MAX_OBSERVED_DELAY:
+    g_value_set_uint(value, static_cast<guint>(self->priv->max_observed_delay / GST_MSECOND));
+    break;
+  default:
+    if (!qwenasr::settings_get_property(&self->priv->settings, PROP_SHARED_FIRST, prop_id,
+                                        value))
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    break;
+  }
+  GST_OBJECT_UNLOCK(self);
+}
+
+static GstStateChangeReturn gst_qwen_asr_change_state(GstElement *element,
+                                                      GstStateChange transition) {
+  GstQwenAsr *self = GST_QWEN_ASR(element);
+  GstQwenAsrPrivate *priv = self->priv;
+  switch (transition) {
+  case GST_STATE_CHANGE_READY_TO_PAUSED: {
+    GST_OBJECT_LOCK(self);
+    qwenasr::Settings settings = priv->settings;
+    GST_OBJECT_UNLOCK(self);
+    gst_segment_init(&priv->in_segment, GST_FORMAT_TIME);
+    priv->have_segment = FALSE;
+    priv->caps_pushed = FALSE;
+    priv->max_observed_delay = 0;
+    reset_output(self);
+    if (!priv->transcriber.start(settings)) {
+      priv->transcriber.stop();
+      return GST_STATE_CHANGE_FAILURE;
+    }
+    break;
+  }
+  case GST_STATE_CHANGE_PAUSED_TO_READY:
+    /* Pad deactivation takes the stream lock: release a chain function waiting on us. */
+    priv->transcriber.set_flushing(true);
+    break;
+  default:
+    break;
+  }
+  GstStateChangeReturn ret = GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
+    priv->transcriber.stop();
+    reset_output(self);
+  }
+  return ret;
+}
+
+static void gst_qwen_asr_finalize(GObject *object) {
+  delete GST_QWEN_ASR(object)->priv;
+  G_OBJECT_CLASS(parent_class)->finalize(object);
+}
+
+static void gst_qwen_asr_init(GstQwenAsr *self) {
+  self->priv = new GstQwenAsrPrivate(GST_ELEMENT(self));
+  gst_segment_init(&self->priv->in_segment, GST_FORMAT_TIME);
+  self->sinkpad = gst_pad_new_from_static_template(&sink_template, "sink");
+  gst_pad_set_chain_function(self->sinkpad, GST_DEBUG_FUNCPTR(gst_qwen_asr_chain));
+  gst_pad_set_event_function(self->sinkpad, GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_event));
+  GST_PAD_SET_PROXY_ALLOCATION(self->sinkpad);
+  gst_element_add_pad(GST_ELEMENT(self), self->sinkpad);
+  self->srcpad = gst_pad_new_from_static_template(&src_template, "src");
+  gst_pad_set_query_function(self->srcpad, GST_DEBUG_FUNCPTR(gst_qwen_asr_src_query));
+  gst_pad_use_fixed_caps(self->srcpad);
+  gst_element_add_pad(GST_ELEMENT(self), self->srcpad);
+}
+
+static void gst_qwen_asr_class_init(GstQwenAsrClass *klass) {
+  GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
+
+  GST_DEBUG_CATEGORY_INIT(gst_qwen_asr_debug, "qwenasr", 0,
+                          "Qwen3-ASR-Flash-Realtime captions");
+
+  gobject_class->set_property = gst_qwen_asr_set_property;
+  gobject_class->get_property = gst_qwen_asr_get_property;
+  gobject_class->finalize = gst_qwen_asr_finalize;
+
+  const GParamFlags playing = static_cast<GParamFlags>(
+      G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);
+  g_object_class_install_property(
+      gobject_class, PROP_LATENCY,
+      g_param_spec_uint("latency", "Latency",
+                        "Time (ms) a transcript may take after its audio; added to the pipeline "
+                        "latency when upstream is live",
+                        0, G_MAXUINT / 2, DEFAULT_LATENCY_MS, playing));
+  g_object_class_install_property(
+      gobject_class, PROP_LATENCY_LATENESS,
+      g_param_spec_uint("lateness", "Lateness",
+                        "Shift (ms) of the output running times: trades synchronisation for "
+                        "latency",
+                        0, G_MAXUINT / 2, DEFAULT_LATENESS_MS, playing));
+  g_object_class_install_property(
+      gobject_class, PROP_MIN_DURATION,
+      g_param_spec_uint("min-duration", "Minimum duration",
+                        "Shortest time (ms) a final caption stays up, so it can be read", 0,
+                        60000, DEFAULT_MIN_DURATION_MS, playing));
+  g_object_class_install_property(
+      gobject_class, PROP_PARTIAL_RESULTS,
+      g_param_spec_boolean("partial-results", "Partial results",
+                           "Also output the running preview of each utterance (never "
+                           "overlapping, never going back in time)",
+                           FALSE, playing));
+  g_object_class_install_property(
+      gobject_class, PROP_MAX_OBSERVED_DELAY,
+      g_param_spec_uint("max-observed-delay", "Maximum observed delay",
+                        "Largest delay (ms) seen between audio and its final transcript", 0,
+                        G_MAXUINT, 0,
+                        static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+  qwenasr::settings_install_properties(gobject_class, PROP_SHARED_FIRST);
+
+  gst_element_class_add_static_pad_template(element_class, &sink_template);
+  gst_element_class_add_static_pad_template(element_class, &src_template);
+  gst_element_class_set_static_metadata(
+      element_class, "Qwen realtime speech recognition captions", "Audio/Text/Filter",
+      "Transcribes audio with Alibaba Cloud Qwen3-ASR-Flash-Realtime into timed text captions",
+      "qwenasr developers");
+  element_class->change_state = GST_DEBUG_FUNCPTR(gst_qwen_asr_change_state);
+}
