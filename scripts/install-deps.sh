@@ -11,7 +11,8 @@ packages=(
   libsoup-3.0-dev libjson-glib-dev libopus-dev glib-networking
   # runtime elements used by the tests and documented pipelines
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-  gstreamer1.0-plugins-bad gstreamer1.0-x fonts-dejavu-core
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x
+  fonts-dejavu-core
   # memory checking in the test command
   valgrind
 )

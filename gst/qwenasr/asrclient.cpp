@@ -332,7 +332,7 @@ void AsrClient::Impl::handle_text(const char *data, gsize size) {
     if (event.error.type == "server_error" || phase == Phase::Configuring ||
         phase == Phase::WaitingCreated) {
       ClientError error{event.error.type == "server_error" ? ClientErrorKind::Service
-                                                            : ClientErrorKind::Rejected,
+                                                           : ClientErrorKind::Rejected,
                         host};
       error.service = event.error;
       error.detail = event.error.message;
@@ -379,8 +379,7 @@ void AsrClient::Impl::arm_writable_source() {
     return;
   GOutputStream *out = g_io_stream_get_output_stream(soup_websocket_connection_get_io_stream(conn));
   writable_source = g_pollable_output_stream_create_source(G_POLLABLE_OUTPUT_STREAM(out), nullptr);
-  g_source_set_callback(writable_source, G_SOURCE_FUNC(on_output_writable), this,
-                        nullptr);
+  g_source_set_callback(writable_source, G_SOURCE_FUNC(on_output_writable), this, nullptr);
   g_source_attach(writable_source, context);
 }
 
@@ -477,7 +476,9 @@ static gboolean send_update_cb(gpointer user_data) {
 
 AsrClient::AsrClient() {}
 
-AsrClient::~AsrClient() { stop(); }
+AsrClient::~AsrClient() {
+  stop();
+}
 
 static std::string host_of(const std::string &url) {
   GUri *uri = g_uri_parse(url.c_str(), G_URI_FLAGS_NONE, nullptr);
@@ -597,8 +598,7 @@ void AsrClient::stop() {
     impl_->stopping = true;
   }
   impl_->cond.notify_all();
-  g_main_context_invoke_full(impl_->context, G_PRIORITY_HIGH, begin_stop_cb, impl_.get(),
-                             nullptr);
+  g_main_context_invoke_full(impl_->context, G_PRIORITY_HIGH, begin_stop_cb, impl_.get(), nullptr);
   if (g_thread_self() == thread_) {
     /* Called from a listener callback (e.g. a sync bus handler): joining ourselves would
      * deadlock. The thread finishes on its own and drops the last Impl reference. */

@@ -47,8 +47,8 @@ enum class ServerEventType {
 const char *server_event_type_name(ServerEventType type);
 
 struct ServiceError {
-  std::string type;     /* e.g. invalid_request_error, server_error */
-  std::string code;     /* e.g. invalid_value */
+  std::string type; /* e.g. invalid_request_error, server_error */
+  std::string code; /* e.g. invalid_value */
   std::string message;
   std::string param;    /* e.g. session.sample_rate */
   std::string event_id; /* the client event that caused it */
@@ -75,7 +75,6 @@ struct ServerEvent {
 
 /* Parses one text frame. Returns false (with a reason in *problem) for anything that is not a
  * JSON object with a string "type"; unknown types parse as ServerEventType::Unknown. */
-bool decode_server_event(const char *json, gssize length, ServerEvent *event,
-                         std::string *problem);
+bool decode_server_event(const char *json, gssize length, ServerEvent *event, std::string *problem);
 
 } // namespace qwenasr

@@ -84,7 +84,7 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
   GstSegment in_segment;
   gboolean have_segment = FALSE;
   gboolean caps_pushed = FALSE;
-  gboolean markup = FALSE;                    /* downstream wants pango-markup */
+  gboolean markup = FALSE;                     /* downstream wants pango-markup */
   GstClockTime position = GST_CLOCK_TIME_NONE; /* output PTS reached */
   std::deque<SentMark> sent;
   gboolean upstream_live = FALSE; /* from the last LATENCY query */
@@ -133,8 +133,8 @@ static GstClockTime budget(GstQwenAsr *self) {
 static GstClockTime to_pts(GstQwenAsr *self, GstClockTime stream_time) {
   if (!GST_CLOCK_TIME_IS_VALID(stream_time))
     return GST_CLOCK_TIME_NONE;
-  guint64 pts = gst_segment_position_from_stream_time(&self->priv->in_segment, GST_FORMAT_TIME,
-                                                      stream_time);
+  guint64 pts =
+      gst_segment_position_from_stream_time(&self->priv->in_segment, GST_FORMAT_TIME, stream_time);
   return pts == static_cast<guint64>(-1) ? stream_time : pts;
 }
 
@@ -216,7 +216,8 @@ static GstFlowReturn push_caption(GstQwenAsr *self, const PendingCaption &captio
   }
 
   if (GST_CLOCK_TIME_IS_VALID(priv->position) && start < priv->position) {
-    GST_DEBUG_OBJECT(self, "caption %s starts at %" GST_TIME_FORMAT ", before %" GST_TIME_FORMAT
+    GST_DEBUG_OBJECT(self,
+                     "caption %s starts at %" GST_TIME_FORMAT ", before %" GST_TIME_FORMAT
                      " already output: shifted",
                      t.item_id.c_str(), GST_TIME_ARGS(start), GST_TIME_ARGS(priv->position));
     start = priv->position;
@@ -269,7 +270,8 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
   if (drained) {
     safe = to_pts(self, priv->transcriber.input_end_time());
     if (!priv->sent.empty())
-      safe = GST_CLOCK_TIME_IS_VALID(safe) ? MAX(safe, priv->sent.back().end) : priv->sent.back().end;
+      safe =
+          GST_CLOCK_TIME_IS_VALID(safe) ? MAX(safe, priv->sent.back().end) : priv->sent.back().end;
   } else {
     for (const SentMark &mark : priv->sent) {
       if (mark.wall + static_cast<gint64>(wait / GST_USECOND) > now)
@@ -318,8 +320,7 @@ static GstFlowReturn gst_qwen_asr_chain(GstPad *, GstObject *parent, GstBuffer *
   GstQwenAsr *self = GST_QWEN_ASR(parent);
   GstQwenAsrPrivate *priv = self->priv;
   GstClockTime pts = GST_BUFFER_PTS(buffer);
-  GstClockTime stream_time =
-      gst_segment_to_stream_time(&priv->in_segment, GST_FORMAT_TIME, pts);
+  GstClockTime stream_time = gst_segment_to_stream_time(&priv->in_segment, GST_FORMAT_TIME, pts);
   GstFlowReturn ret = priv->transcriber.push(buffer, stream_time, nullptr);
   gst_buffer_unref(buffer);
   if (ret != GST_FLOW_OK)
@@ -338,9 +339,9 @@ static gboolean gst_qwen_asr_sink_event(GstPad *pad, GstObject *parent, GstEvent
     GstCaps *caps;
     GstAudioInfo info;
     gst_event_parse_caps(event, &caps);
-    gboolean ok = gst_audio_info_from_caps(&info, caps) &&
-                  priv->transcriber.set_sample_rate(GST_AUDIO_INFO_RATE(&info), nullptr) ==
-                      GST_FLOW_OK;
+    gboolean ok =
+        gst_audio_info_from_caps(&info, caps) &&
+        priv->transcriber.set_sample_rate(GST_AUDIO_INFO_RATE(&info), nullptr) == GST_FLOW_OK;
     if (ok)
       push_output(self, !priv->transcriber.has_session());
     gst_event_unref(event);
@@ -432,6 +433,14 @@ static gboolean gst_qwen_asr_src_query(GstPad *pad, GstObject *parent, GstQuery 
   return gst_pad_query_default(pad, parent, query);
 }
 
+/* Applications naturally send the commit event to the element itself: route it in. */
+static gboolean gst_qwen_asr_send_event(GstElement *element, GstEvent *event) {
+  if (GST_EVENT_TYPE(event) == GST_EVENT_CUSTOM_DOWNSTREAM &&
+      gst_event_has_name(event, QWENASR_COMMIT_EVENT))
+    return gst_pad_send_event(GST_QWEN_ASR(element)->sinkpad, event);
+  return GST_ELEMENT_CLASS(parent_class)->send_event(element, event);
+}
+
 /* ---- GObject / GstElement ---- */
 
 static void gst_qwen_asr_set_property(GObject *object, guint prop_id, const GValue *value,
@@ -455,8 +464,7 @@ static void gst_qwen_asr_set_property(GObject *object, guint prop_id, const GVal
     self->priv->partial_results = g_value_get_boolean(value);
     break;
   default:
-    if (!qwenasr::settings_set_property(&self->priv->settings, PROP_SHARED_FIRST, prop_id,
-                                        value))
+    if (!qwenasr::settings_set_property(&self->priv->settings, PROP_SHARED_FIRST, prop_id, value))
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
     break;
   }
@@ -486,8 +494,7 @@ static void gst_qwen_asr_get_property(GObject *object, guint prop_id, GValue *va
     g_value_set_uint(value, static_cast<guint>(self->priv->max_observed_delay / GST_MSECOND));
     break;
   default:
-    if (!qwenasr::settings_get_property(&self->priv->settings, PROP_SHARED_FIRST, prop_id,
-                                        value))
+    if (!qwenasr::settings_get_property(&self->priv->settings, PROP_SHARED_FIRST, prop_id, value))
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
     break;
   }
@@ -552,15 +559,14 @@ static void gst_qwen_asr_class_init(GstQwenAsrClass *klass) {
   GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
 
-  GST_DEBUG_CATEGORY_INIT(gst_qwen_asr_debug, "qwenasr", 0,
-                          "Qwen3-ASR-Flash-Realtime captions");
+  GST_DEBUG_CATEGORY_INIT(gst_qwen_asr_debug, "qwenasr", 0, "Qwen3-ASR-Flash-Realtime captions");
 
   gobject_class->set_property = gst_qwen_asr_set_property;
   gobject_class->get_property = gst_qwen_asr_get_property;
   gobject_class->finalize = gst_qwen_asr_finalize;
 
-  const GParamFlags playing = static_cast<GParamFlags>(
-      G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);
+  const GParamFlags playing = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                                       GST_PARAM_MUTABLE_PLAYING);
   g_object_class_install_property(
       gobject_class, PROP_LATENCY,
       g_param_spec_uint("latency", "Latency",
@@ -576,8 +582,8 @@ static void gst_qwen_asr_class_init(GstQwenAsrClass *klass) {
   g_object_class_install_property(
       gobject_class, PROP_MIN_DURATION,
       g_param_spec_uint("min-duration", "Minimum duration",
-                        "Shortest time (ms) a final caption stays up, so it can be read", 0,
-                        60000, DEFAULT_MIN_DURATION_MS, playing));
+                        "Shortest time (ms) a final caption stays up, so it can be read", 0, 60000,
+                        DEFAULT_MIN_DURATION_MS, playing));
   g_object_class_install_property(
       gobject_class, PROP_PARTIAL_RESULTS,
       g_param_spec_boolean("partial-results", "Partial results",
@@ -599,4 +605,5 @@ static void gst_qwen_asr_class_init(GstQwenAsrClass *klass) {
       "Transcribes audio with Alibaba Cloud Qwen3-ASR-Flash-Realtime into timed text captions",
       "qwenasr developers");
   element_class->change_state = GST_DEBUG_FUNCPTR(gst_qwen_asr_change_state);
+  element_class->send_event = GST_DEBUG_FUNCPTR(gst_qwen_asr_send_event);
 }

@@ -110,14 +110,14 @@ static gboolean gst_qwen_asr_sink_set_caps(GstBaseSink *sink, GstCaps *caps) {
     return FALSE;
   }
   GST_DEBUG_OBJECT(self, "caps %" GST_PTR_FORMAT, caps);
-  return self->priv->transcriber.set_sample_rate(GST_AUDIO_INFO_RATE(&info),
-                                                 pause_handler(self)) == GST_FLOW_OK;
+  return self->priv->transcriber.set_sample_rate(GST_AUDIO_INFO_RATE(&info), pause_handler(self)) ==
+         GST_FLOW_OK;
 }
 
 static GstFlowReturn gst_qwen_asr_sink_render(GstBaseSink *sink, GstBuffer *buffer) {
   GstQwenAsrSink *self = GST_QWEN_ASR_SINK(sink);
-  GstClockTime stream_time = gst_segment_to_stream_time(&sink->segment, GST_FORMAT_TIME,
-                                                        GST_BUFFER_PTS(buffer));
+  GstClockTime stream_time =
+      gst_segment_to_stream_time(&sink->segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
   return self->priv->transcriber.push(buffer, stream_time, pause_handler(self));
 }
 
@@ -146,6 +146,14 @@ static gboolean gst_qwen_asr_sink_event(GstBaseSink *sink, GstEvent *event) {
     break;
   }
   return GST_BASE_SINK_CLASS(parent_class)->event(sink, event);
+}
+
+/* Applications naturally send the commit event to the element itself: route it in. */
+static gboolean gst_qwen_asr_sink_send_event(GstElement *element, GstEvent *event) {
+  if (GST_EVENT_TYPE(event) == GST_EVENT_CUSTOM_DOWNSTREAM &&
+      gst_event_has_name(event, QWENASR_COMMIT_EVENT))
+    return gst_pad_send_event(GST_BASE_SINK_PAD(element), event);
+  return GST_ELEMENT_CLASS(parent_class)->send_event(element, event);
 }
 
 static gboolean gst_qwen_asr_sink_unlock(GstBaseSink *sink) {
@@ -198,6 +206,7 @@ static void gst_qwen_asr_sink_class_init(GstQwenAsrSinkClass *klass) {
       "element messages",
       "qwenasr developers");
   element_class->change_state = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_change_state);
+  element_class->send_event = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_send_event);
 
   base_sink_class->start = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_start);
   base_sink_class->stop = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_stop);

@@ -26,8 +26,8 @@ enum SharedProperty {
   N_SHARED_PROPERTIES
 };
 
-constexpr GParamFlags kReadyFlags = static_cast<GParamFlags>(
-    G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+constexpr GParamFlags kReadyFlags =
+    static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
 
 std::string string_or_empty(const GValue *value) {
   const char *s = g_value_get_string(value);
@@ -58,7 +58,7 @@ std::string Settings::connect_url() const {
 
 const char *Settings::region_name() const {
   if (!url.empty())
-    return "custom url";
+    return "url property";
   return region == GST_QWEN_ASR_REGION_CN ? "cn (Beijing)" : "intl (Singapore)";
 }
 
@@ -80,18 +80,18 @@ guint settings_install_properties(GObjectClass *klass, guint first_id) {
     g_object_class_install_property(klass, first_id + id, spec);
   };
   /* Write-only on purpose: the key must never be readable back, not even by gst-inspect. */
-  install(PROP_API_KEY,
-          g_param_spec_string(
-              "api-key", "API key",
-              "DashScope API key (secret, write-only). Default: the DASHSCOPE_API_KEY "
-              "environment variable, read when the element starts",
-              nullptr,
-              static_cast<GParamFlags>(G_PARAM_WRITABLE | G_PARAM_STATIC_STRINGS |
-                                       GST_PARAM_MUTABLE_READY)));
-  install(PROP_REGION, g_param_spec_enum("region", "Region",
-                                         "Service region; selects the endpoint when url is not set",
-                                         GST_TYPE_QWEN_ASR_REGION, GST_QWEN_ASR_REGION_INTL,
-                                         kReadyFlags));
+  install(
+      PROP_API_KEY,
+      g_param_spec_string("api-key", "API key",
+                          "DashScope API key (secret, write-only). Default: the DASHSCOPE_API_KEY "
+                          "environment variable, read when the element starts",
+                          nullptr,
+                          static_cast<GParamFlags>(G_PARAM_WRITABLE | G_PARAM_STATIC_STRINGS |
+                                                   GST_PARAM_MUTABLE_READY)));
+  install(PROP_REGION,
+          g_param_spec_enum("region", "Region",
+                            "Service region; selects the endpoint when url is not set",
+                            GST_TYPE_QWEN_ASR_REGION, GST_QWEN_ASR_REGION_INTL, kReadyFlags));
   install(PROP_URL, g_param_spec_string("url", "URL",
                                         "WebSocket endpoint (ws:// or wss://) overriding the "
                                         "region's; ?model= is appended",
@@ -135,8 +135,7 @@ guint settings_install_properties(GObjectClass *klass, guint first_id) {
                             1000, 60000, 10000, kReadyFlags));
   install(PROP_CHUNK_DURATION,
           g_param_spec_uint("chunk-duration", "Chunk duration",
-                            "Milliseconds of audio per append event", 10, 1000, 100,
-                            kReadyFlags));
+                            "Milliseconds of audio per append event", 10, 1000, 100, kReadyFlags));
   install(PROP_FINISH_TIMEOUT,
           g_param_spec_uint("finish-timeout", "Finish timeout",
                             "At EOS, how long (ms) to wait for the service to deliver the last "
@@ -153,12 +152,13 @@ guint settings_install_properties(GObjectClass *klass, guint first_id) {
                             100, 600000, 10000, kReadyFlags));
   install(PROP_USE_PROXY,
           g_param_spec_boolean("use-proxy", "Use proxy",
-                               "Honour the system proxy settings (never for loopback hosts)",
-                               TRUE, kReadyFlags));
+                               "Honour the system proxy settings (never for loopback hosts)", TRUE,
+                               kReadyFlags));
   install(PROP_TLS_CA_FILE,
-          g_param_spec_string("tls-ca-file", "TLS CA file",
-                              "PEM file of extra trusted certificate authorities for wss://",
-                              nullptr, kReadyFlags));
+          g_param_spec_string(
+              "tls-ca-file", "TLS CA file",
+              "PEM file of the certificate authorities trusted for wss:// instead of the system's",
+              nullptr, kReadyFlags));
   return first_id + N_SHARED_PROPERTIES;
 }
 
@@ -290,8 +290,7 @@ gboolean settings_get_property(const Settings *s, guint first_id, guint prop_id,
 GType gst_qwen_asr_region_get_type(void) {
   static GType type = 0;
   static const GEnumValue values[] = {
-      {GST_QWEN_ASR_REGION_INTL, "International (Singapore): dashscope-intl.aliyuncs.com",
-       "intl"},
+      {GST_QWEN_ASR_REGION_INTL, "International (Singapore): dashscope-intl.aliyuncs.com", "intl"},
       {GST_QWEN_ASR_REGION_CN, "Mainland China (Beijing): dashscope.aliyuncs.com", "cn"},
       {0, nullptr, nullptr},
   };

@@ -37,7 +37,7 @@ constexpr const char *kApiKeyEnvironmentVariable = "DASHSCOPE_API_KEY";
 struct Settings {
   std::string api_key; /* secret: never logged, never readable back */
   GstQwenAsrRegion region = GST_QWEN_ASR_REGION_INTL;
-  std::string url;     /* empty: the region's endpoint */
+  std::string url; /* empty: the region's endpoint */
   std::string model = kDefaultModel;
   std::string workspace;
   std::string language_code;

@@ -12,9 +12,7 @@ void TimingMap::reset(int sample_rate) {
 }
 
 GstClockTime TimingMap::end_time() const {
-  if (runs_.empty())
-    return GST_CLOCK_TIME_NONE;
-  return time_at_sample(total_samples_);
+  return runs_.empty() ? GST_CLOCK_TIME_NONE : end_time_at_sample(total_samples_);
 }
 
 void TimingMap::append(guint64 n_samples, GstClockTime time) {
@@ -46,6 +44,14 @@ GstClockTime TimingMap::time_at_sample(guint64 sample) const {
     return run.time + gst_util_uint64_scale_int(sample - run.offset, GST_SECOND, rate_);
   GstClockTime back = gst_util_uint64_scale_int(run.offset - sample, GST_SECOND, rate_);
   return run.time > back ? run.time - back : 0;
+}
+
+GstClockTime TimingMap::end_time_at_sample(guint64 sample) const {
+  if (sample == 0)
+    return time_at_sample(0);
+  GstClockTime last = time_at_sample(sample - 1);
+  return GST_CLOCK_TIME_IS_VALID(last) ? last + gst_util_uint64_scale_int(1, GST_SECOND, rate_)
+                                       : GST_CLOCK_TIME_NONE;
 }
 
 GstClockTime TimingMap::time_at_ms(gint64 ms) const {

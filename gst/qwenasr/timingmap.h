@@ -34,6 +34,9 @@ public:
    * Offsets beyond what was sent extrapolate from the last run. */
   GstClockTime time_at_ms(gint64 ms) const;
   GstClockTime time_at_sample(guint64 sample) const;
+  /* Input time just after the sample before `sample`: where audio ending there ends. Unlike
+   * time_at_sample() it stays on the earlier run when `sample` starts a new run after a gap. */
+  GstClockTime end_time_at_sample(guint64 sample) const;
 
   /* Bounded memory: drops runs that end at or before this offset (but always keeps one). */
   void forget_before_sample(guint64 sample);

@@ -95,9 +95,9 @@ bool Transcriber::ensure_session() {
   last_commit_sample_ = 0;
   session_rate_ = 0;
   gst_adapter_clear(adapter_);
-  /* Sized by the lowest rate so the bound in ms holds for both. */
+  /* Before caps the rate is unknown: size for the highest rate, so the bound holds in ms. */
   client_settings_.max_queued_bytes =
-      static_cast<gsize>(std::max(rate_, 8000)) * 2 * settings_.max_queue_ms / 1000;
+      static_cast<gsize>(rate_ > 0 ? rate_ : 16000) * 2 * settings_.max_queue_ms / 1000;
   auto client = std::make_unique<AsrClient>();
   GError *error = nullptr;
   if (!client->start(client_settings_, this, &error)) {
@@ -183,7 +183,8 @@ GstFlowReturn Transcriber::send_chunk(const guint8 *data, gsize size,
     if (flow != GST_FLOW_OK)
       return flow;
     /* The wait is bounded: a service that takes no audio for connect-timeout is dead. */
-    gint64 deadline = g_get_monotonic_time() + settings_.connect_timeout_ms * G_TIME_SPAN_MILLISECOND;
+    gint64 deadline =
+        g_get_monotonic_time() + settings_.connect_timeout_ms * G_TIME_SPAN_MILLISECOND;
     WaitResult result =
         client_->push_audio(data, size, deadline, [&] { return interrupted(on_pause); });
     switch (result) {
@@ -293,10 +294,9 @@ GstFlowReturn Transcriber::drain(const PauseHandler &on_pause) {
   client_->finish();
   /* A short input can end before the session is even configured: then connecting may use
    * its own budget on top of finish-timeout. */
-  gint64 deadline = g_get_monotonic_time() +
-                    (settings_.finish_timeout_ms +
-                     (configured ? 0 : settings_.connect_timeout_ms)) *
-                        G_TIME_SPAN_MILLISECOND;
+  gint64 deadline = g_get_monotonic_time() + (settings_.finish_timeout_ms +
+                                              (configured ? 0 : settings_.connect_timeout_ms)) *
+                                                 G_TIME_SPAN_MILLISECOND;
   for (;;) {
     WaitResult result = client_->wait_finished(deadline, [&] { return interrupted(on_pause); });
     if (result == WaitResult::Done)
@@ -370,9 +370,9 @@ void Transcriber::post_transcript(const Transcript &t) {
   GstStructure *s = gst_structure_new(
       "qwenasr/transcript", "text", G_TYPE_STRING, t.text.c_str(), "stable-text", G_TYPE_STRING,
       t.stable_text.c_str(), "final", G_TYPE_BOOLEAN, t.final, "item-id", G_TYPE_STRING,
-      t.item_id.c_str(), "language", G_TYPE_STRING, t.language.c_str(), "emotion",
-      G_TYPE_STRING, t.emotion.c_str(), "start-time", G_TYPE_UINT64, t.start, "end-time",
-      G_TYPE_UINT64, t.end, "session-id", G_TYPE_STRING, t.session_id.c_str(), nullptr);
+      t.item_id.c_str(), "language", G_TYPE_STRING, t.language.c_str(), "emotion", G_TYPE_STRING,
+      t.emotion.c_str(), "start-time", G_TYPE_UINT64, t.start, "end-time", G_TYPE_UINT64, t.end,
+      "session-id", G_TYPE_STRING, t.session_id.c_str(), nullptr);
   GST_DEBUG_OBJECT(element_, "%s transcript %s [%" GST_TIME_FORMAT " - %" GST_TIME_FORMAT "]: %s",
                    t.final ? "final" : "partial", t.item_id.c_str(), GST_TIME_ARGS(t.start),
                    GST_TIME_ARGS(t.end), t.text.c_str());
@@ -417,12 +417,12 @@ void Transcriber::on_event(const ServerEvent &event) {
       std::lock_guard<std::mutex> lock(lock_);
       if (ms) {
         ItemTiming &item = items_[event.item_id];
-        (started ? item.start_sample : item.end_sample) = ms_to_samples(*ms);
-        time = map_.time_at_ms(*ms);
+        guint64 sample = ms_to_samples(*ms);
+        (started ? item.start_sample : item.end_sample) = sample;
+        time = started ? map_.time_at_sample(sample) : map_.end_time_at_sample(sample);
       }
     }
-    post_speech(started ? "qwenasr/speech-started" : "qwenasr/speech-stopped", event.item_id,
-                time);
+    post_speech(started ? "qwenasr/speech-started" : "qwenasr/speech-stopped", event.item_id, time);
     break;
   }
   case ServerEventType::Committed: {
@@ -452,7 +452,8 @@ void Transcriber::on_event(const ServerEvent &event) {
       auto it = items_.find(event.item_id);
       if (it != items_.end()) {
         t.start = time_at_sample_locked(it->second.start_sample);
-        t.end = time_at_sample_locked(it->second.end_sample);
+        if (it->second.end_sample)
+          t.end = map_.end_time_at_sample(*it->second.end_sample);
         if (t.final) {
           /* Later utterances start after this one ends: older runs are not needed. */
           if (it->second.end_sample)
@@ -500,9 +501,9 @@ void Transcriber::on_failure(const ClientError &error) {
   case ClientErrorKind::Unauthorized:
     GST_ELEMENT_ERROR_WITH_DETAILS(
         element_, RESOURCE, NOT_AUTHORIZED,
-        ("The service rejected the API key (HTTP %u) for region %s. Check the api-key "
+        ("The service at %s (%s) rejected the API key (HTTP %u). Check the api-key "
          "property or DASHSCOPE_API_KEY: keys only work in the region that issued them.",
-         error.http_status, settings_.region_name()),
+         host, settings_.region_name(), error.http_status),
         ("%s: %s", host, error.detail.c_str()), DETAILS);
     break;
   case ClientErrorKind::Handshake:
@@ -512,16 +513,20 @@ void Transcriber::on_failure(const ClientError &error) {
         ("%s", error.detail.c_str()), DETAILS);
     break;
   case ClientErrorKind::Connect:
-    GST_ELEMENT_ERROR_WITH_DETAILS(element_, RESOURCE, OPEN_READ_WRITE,
-                                   ("Could not connect to %s: %s.", host, error.detail.c_str()),
-                                   (nullptr), DETAILS);
+    /* GIO's messages usually name the host already ("Could not connect to HOST: ..."). */
+    if (error.detail.find(error.host) != std::string::npos)
+      GST_ELEMENT_ERROR_WITH_DETAILS(element_, RESOURCE, OPEN_READ_WRITE,
+                                     ("%s.", error.detail.c_str()), (nullptr), DETAILS);
+    else
+      GST_ELEMENT_ERROR_WITH_DETAILS(element_, RESOURCE, OPEN_READ_WRITE,
+                                     ("Could not connect to %s: %s.", host, error.detail.c_str()),
+                                     (nullptr), DETAILS);
     break;
   case ClientErrorKind::Timeout:
-    GST_ELEMENT_ERROR_WITH_DETAILS(
-        element_, RESOURCE, OPEN_READ_WRITE,
-        ("No session with %s within connect-timeout (%u ms): %s.", host,
-         settings_.connect_timeout_ms, error.detail.c_str()),
-        (nullptr), DETAILS);
+    GST_ELEMENT_ERROR_WITH_DETAILS(element_, RESOURCE, OPEN_READ_WRITE,
+                                   ("No session with %s within connect-timeout (%u ms): %s.", host,
+                                    settings_.connect_timeout_ms, error.detail.c_str()),
+                                   (nullptr), DETAILS);
     break;
   case ClientErrorKind::Rejected:
     GST_ELEMENT_ERROR_WITH_DETAILS(
@@ -532,10 +537,10 @@ void Transcriber::on_failure(const ClientError &error) {
         ("type %s, code %s", error.service.type.c_str(), error.service.code.c_str()), DETAILS);
     break;
   case ClientErrorKind::Service:
-    GST_ELEMENT_ERROR_WITH_DETAILS(element_, RESOURCE, FAILED,
-                                   ("The service reported an internal error: %s",
-                                    error.service.message.c_str()),
-                                   ("code %s", error.service.code.c_str()), DETAILS);
+    GST_ELEMENT_ERROR_WITH_DETAILS(
+        element_, RESOURCE, FAILED,
+        ("The service reported an internal error: %s", error.service.message.c_str()),
+        ("code %s", error.service.code.c_str()), DETAILS);
     break;
   case ClientErrorKind::Closed:
     GST_ELEMENT_ERROR_WITH_DETAILS(

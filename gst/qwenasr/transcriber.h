@@ -105,7 +105,7 @@ private:
   GstClockTime time_at_sample_locked(const std::optional<guint64> &sample) const;
   guint64 ms_to_samples(gint64 ms) const;
 
-  GstElement *element_;           /* not owned: the element owns us */
+  GstElement *element_;                    /* not owned: the element owns us */
   TranscriptObserver *observer_ = nullptr; /* not owned; set before start() */
 
   /* settings snapshot: written by start() on the state-change thread, read-only after */
@@ -116,8 +116,8 @@ private:
   std::unique_ptr<AsrClient> client_;
   GstAdapter *adapter_ = nullptr; /* owned */
   int rate_ = 0;
-  int session_rate_ = 0;      /* rate sent in the current session's update */
-  guint64 bytes_in_ = 0;      /* bytes given to the current session, including odd bytes */
+  int session_rate_ = 0; /* rate sent in the current session's update */
+  guint64 bytes_in_ = 0; /* bytes given to the current session, including odd bytes */
   guint64 last_commit_sample_ = 0;
 
   std::atomic<bool> flushing_{false};

@@ -162,8 +162,11 @@ GST_START_TEST(test_manual_mode_commits_on_event_and_at_eos) {
   Audio part2 = make_audio(rate, {{1300, true}});
   GstHarness *h = sink_harness(service->url(), rate, "turn-detection=manual commit-interval=60000");
   fail_unless_equals_int(push_audio(h, part1, 20, 0), GST_FLOW_OK);
-  gst_harness_push_event(h, gst_event_new_custom(GST_EVENT_CUSTOM_DOWNSTREAM,
-                                                 gst_structure_new_empty("qwenasr-commit")));
+  /* As an application would: the event sent to the element itself. */
+  fail_unless(gst_element_send_event(
+                  h->element, gst_event_new_custom(GST_EVENT_CUSTOM_DOWNSTREAM,
+                                                   gst_structure_new_empty("qwenasr-commit"))),
+              "commit event refused");
   fail_unless_equals_int(push_audio(h, part2, 20, 1100 * GST_MSECOND), GST_FLOW_OK);
   fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
   std::vector<GstMessage *> messages = drain_bus(h->element);

@@ -44,7 +44,7 @@ start_service(qwenasr::local::ServiceOptions options) {
   return service;
 }
 
-GstHarness *harness_with_bus(const std::string &description) {
+GstHarness *harness_with_bus(const std::string &description, const char *src_pad) {
   GError *error = nullptr;
   GstElement *element = gst_parse_launch(description.c_str(), &error);
   fail_unless(element && !error, "cannot make %s: %s", description.c_str(),
@@ -54,7 +54,7 @@ GstHarness *harness_with_bus(const std::string &description) {
   GstBus *bus = gst_bus_new();
   gst_element_set_bus(element, bus);
   gst_object_unref(bus);
-  GstHarness *h = gst_harness_new_with_element(element, "sink", nullptr);
+  GstHarness *h = gst_harness_new_with_element(element, "sink", src_pad);
   gst_object_unref(element);
   return h;
 }

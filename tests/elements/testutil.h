@@ -39,7 +39,7 @@ start_service(qwenasr::local::ServiceOptions options = {});
 
 /* A harness around the element `description` (gst-launch syntax), with a bus that records
  * messages from the start. */
-GstHarness *harness_with_bus(const std::string &description);
+GstHarness *harness_with_bus(const std::string &description, const char *src_pad = nullptr);
 
 /* gst_harness_teardown() after dropping what is left on the bus. */
 void teardown_harness(GstHarness *h);

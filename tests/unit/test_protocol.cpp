@@ -163,8 +163,8 @@ GST_START_TEST(test_decode_tolerates_wrong_types_and_unknown_events) {
 GST_END_TEST;
 
 GST_START_TEST(test_decode_rejects_non_events) {
-  const char *bad[] = {"", "nul", "[1,2]", "{\"type\":5}", "{\"no_type\":1}", "{\"type\":\"x\"",
-                       "\"string\""};
+  const char *bad[] = {
+      "", "nul", "[1,2]", "{\"type\":5}", "{\"no_type\":1}", "{\"type\":\"x\"", "\"string\""};
   for (const char *json : bad) {
     ServerEvent event;
     std::string problem;

@@ -22,12 +22,23 @@ GST_END_TEST;
 
 GST_START_TEST(test_gap_in_input_shifts_later_offsets) {
   TimingMap map(16000);
-  map.append(16000, 0);                       /* 0..1 s */
-  map.append(16000, 3 * GST_SECOND);          /* gap of 2 s, then 3..4 s */
+  map.append(16000, 0);              /* 0..1 s */
+  map.append(16000, 3 * GST_SECOND); /* gap of 2 s, then 3..4 s */
   fail_unless_equals_int(map.runs(), 2);
   fail_unless_equals_uint64(map.time_at_ms(500), 500 * GST_MSECOND);
   fail_unless_equals_uint64(map.time_at_ms(1000), 3 * GST_SECOND);
   fail_unless_equals_uint64(map.time_at_ms(1500), 3500 * GST_MSECOND);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_audio_ending_at_a_gap_ends_before_the_gap) {
+  TimingMap map(16000);
+  map.append(16000, 0);
+  map.append(16000, 5 * GST_SECOND);
+  /* Sample 16000 starts the second run at 5 s, but audio ending there ends at 1 s. */
+  fail_unless_equals_uint64(map.time_at_sample(16000), 5 * GST_SECOND);
+  fail_unless_equals_uint64(map.end_time_at_sample(16000), GST_SECOND);
+  fail_unless_equals_uint64(map.end_time(), 6 * GST_SECOND);
 }
 GST_END_TEST;
 
@@ -99,6 +110,7 @@ static Suite *timingmap_suite(void) {
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_contiguous_input_maps_linearly_with_one_run);
   tcase_add_test(tc, test_gap_in_input_shifts_later_offsets);
+  tcase_add_test(tc, test_audio_ending_at_a_gap_ends_before_the_gap);
   tcase_add_test(tc, test_timestamp_jitter_below_tolerance_is_absorbed);
   tcase_add_test(tc, test_backwards_timestamps_start_a_new_run);
   tcase_add_test(tc, test_untimestamped_buffers_continue_the_timeline);

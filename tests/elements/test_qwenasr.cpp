@@ -1,0 +1,387 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* qwenasr in a harness against the local service: event order, caption times against the
+ * truth, a continuous text timeline, latency answers, drain, segment changes and flushes. */
+#include "testutil.h"
+
+#include <cmath>
+
+using namespace testutil;
+
+static const GstClockTime kTolerance = 20 * GST_MSECOND;
+
+static const std::vector<Stretch> kTwoUtterances = {
+    {500, false}, {1000, true}, {1500, false}, {700, true}, {1000, false}};
+
+static void assert_time_near(GstClockTime actual, GstClockTime expected, const char *what) {
+  fail_unless(GST_CLOCK_TIME_IS_VALID(actual), "%s: no time", what);
+  GstClockTimeDiff diff = GST_CLOCK_DIFF(expected, actual);
+  fail_unless(std::llabs(diff) <= static_cast<GstClockTimeDiff>(kTolerance),
+              "%s: %" GST_TIME_FORMAT " but expected %" GST_TIME_FORMAT, what,
+              GST_TIME_ARGS(actual), GST_TIME_ARGS(expected));
+}
+
+static GstHarness *caption_harness(const std::string &url, int rate,
+                                   const std::string &properties = "") {
+  GstHarness *h = harness_with_bus("qwenasr api-key=test-key url=" + url + " " + properties, "src");
+  gchar *caps =
+      g_strdup_printf("audio/x-raw,format=S16LE,channels=1,rate=%d,layout=interleaved", rate);
+  gst_harness_set_src_caps_str(h, caps);
+  g_free(caps);
+  return h;
+}
+
+/* What the harness received on the text side, in order. */
+struct Output {
+  std::vector<GstEvent *> events; /* serialized events and buffers interleave: see items */
+  struct Item {
+    bool is_buffer;
+    GstClockTime start, duration;
+    std::string text;
+    GstEventType event_type;
+  };
+  std::vector<Item> items;
+  GstCaps *caps = nullptr;
+  ~Output() {
+    for (GstEvent *e : events)
+      gst_event_unref(e);
+    if (caps)
+      gst_caps_unref(caps);
+  }
+  std::vector<Item> captions() const {
+    std::vector<Item> result;
+    for (const Item &i : items) {
+      if (i.is_buffer)
+        result.push_back(i);
+    }
+    return result;
+  }
+};
+
+/* The harness queues events and buffers separately; GST_EVENT_GAP and buffers both advance
+ * the timeline, so sort them by start time (they never overlap, which the test checks). */
+static void collect(GstHarness *h, Output *out) {
+  while (GstEvent *event = gst_harness_try_pull_event(h)) {
+    Output::Item item{false, GST_CLOCK_TIME_NONE, GST_CLOCK_TIME_NONE, {}, GST_EVENT_TYPE(event)};
+    if (GST_EVENT_TYPE(event) == GST_EVENT_GAP)
+      gst_event_parse_gap(event, &item.start, &item.duration);
+    if (GST_EVENT_TYPE(event) == GST_EVENT_CAPS && !out->caps) {
+      GstCaps *caps;
+      gst_event_parse_caps(event, &caps);
+      out->caps = gst_caps_ref(caps);
+    }
+    out->items.push_back(item);
+    out->events.push_back(event);
+  }
+  while (GstBuffer *buffer = gst_harness_try_pull(h)) {
+    GstMapInfo map;
+    gst_buffer_map(buffer, &map, GST_MAP_READ);
+    out->items.push_back({true, GST_BUFFER_PTS(buffer), GST_BUFFER_DURATION(buffer),
+                          std::string(reinterpret_cast<const char *>(map.data), map.size),
+                          GST_EVENT_UNKNOWN});
+    gst_buffer_unmap(buffer, &map);
+    gst_buffer_unref(buffer);
+  }
+}
+
+/* Buffers and GAPs tile the timeline from `from` to `to`: nothing overlaps, nothing is left
+ * out, nothing goes back. */
+static void assert_continuous(const Output &out, GstClockTime from, GstClockTime to) {
+  std::vector<Output::Item> spans;
+  for (const auto &item : out.items) {
+    if (item.is_buffer || item.event_type == GST_EVENT_GAP)
+      spans.push_back(item);
+  }
+  std::sort(spans.begin(), spans.end(),
+            [](const Output::Item &a, const Output::Item &b) { return a.start < b.start; });
+  GstClockTime position = from;
+  for (const auto &span : spans) {
+    fail_unless(span.start == position,
+                "timeline hole or overlap at %" GST_TIME_FORMAT " (next starts %" GST_TIME_FORMAT
+                ")",
+                GST_TIME_ARGS(position), GST_TIME_ARGS(span.start));
+    position = span.start + span.duration;
+  }
+  fail_unless(position >= to, "timeline ends at %" GST_TIME_FORMAT ", input at %" GST_TIME_FORMAT,
+              GST_TIME_ARGS(position), GST_TIME_ARGS(to));
+}
+
+static void check_captions(int rate, GstClockTime first_pts) {
+  auto service = start_service();
+  Audio audio = make_audio(rate, kTwoUtterances);
+  GstHarness *h = caption_harness(service->url(), rate, "min-duration=0 language-code=en");
+  if (first_pts > 0) {
+    GstSegment segment;
+    gst_segment_init(&segment, GST_FORMAT_TIME);
+    segment.start = first_pts;
+    segment.time = first_pts;
+    gst_harness_push_event(h, gst_event_new_segment(&segment));
+  }
+  fail_unless_equals_int(push_audio(h, audio, 20, first_pts), GST_FLOW_OK);
+  fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
+  Output out;
+  collect(h, &out);
+
+  /* stream-start, caps, segment before anything that takes time; EOS last. */
+  fail_unless(out.items.size() > 4, "too little output");
+  fail_unless_equals_int(out.items[0].event_type, GST_EVENT_STREAM_START);
+  fail_unless_equals_int(out.items[1].event_type, GST_EVENT_CAPS);
+  gsize first_segment = 2;
+  while (first_segment < out.items.size() &&
+         out.items[first_segment].event_type != GST_EVENT_SEGMENT)
+    first_segment++;
+  fail_unless(first_segment < out.items.size(), "no segment");
+  for (gsize i = 2; i < first_segment; i++)
+    fail_if(out.items[i].event_type == GST_EVENT_GAP, "GAP before the segment");
+  fail_unless_equals_int(out.items[out.events.size() - 1].event_type, GST_EVENT_EOS);
+  const GstStructure *caps = gst_caps_get_structure(out.caps, 0);
+  fail_unless(gst_structure_has_name(caps, "text/x-raw"), "caps");
+  fail_unless_equals_string(gst_structure_get_string(caps, "format"), "utf8");
+
+  auto captions = out.captions();
+  fail_unless_equals_int(captions.size(), audio.utterances.size());
+  for (gsize i = 0; i < captions.size(); i++) {
+    const Utterance &truth = audio.utterances[i];
+    std::string expected = audio.transcript_of(truth);
+    fail_unless_equals_string(captions[i].text.c_str(), expected.c_str());
+    assert_time_near(captions[i].start, first_pts + truth.start_ms * GST_MSECOND, "caption PTS");
+    assert_time_near(captions[i].start + captions[i].duration,
+                     first_pts + truth.end_ms * GST_MSECOND, "caption end");
+  }
+  assert_continuous(out, first_pts,
+                    first_pts + gst_util_uint64_scale_int(audio.samples.size(), GST_SECOND, rate));
+  teardown_harness(h);
+}
+
+GST_START_TEST(test_captions_carry_utterance_times_16k) {
+  check_captions(16000, 0);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_captions_carry_utterance_times_8k) {
+  check_captions(8000, 0);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_captions_follow_a_segment_that_starts_later) {
+  check_captions(16000, 30 * GST_SECOND);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_min_duration_extends_short_captions_without_overlap) {
+  auto service = start_service();
+  /* Two 300 ms utterances 500 ms apart: the first caption's 1 s minimum pushes the second. */
+  Audio audio =
+      make_audio(16000, {{200, false}, {300, true}, {500, false}, {300, true}, {1000, false}});
+  GstHarness *h = caption_harness(service->url(), 16000, "vad-silence-ms=400");
+  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
+  gst_harness_push_event(h, gst_event_new_eos());
+  Output out;
+  collect(h, &out);
+  auto captions = out.captions();
+  fail_unless_equals_int(captions.size(), 2);
+  assert_time_near(captions[0].start, 200 * GST_MSECOND, "first PTS");
+  fail_unless_equals_uint64(captions[0].duration, GST_SECOND);
+  /* Never back in time, never overlapping: the second starts where the first ends. */
+  fail_unless_equals_uint64(captions[1].start, captions[0].start + captions[0].duration);
+  assert_continuous(out, 0, 2300 * GST_MSECOND);
+  teardown_harness(h);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_gaps_cover_silence_while_audio_flows) {
+  auto service = start_service();
+  Audio speech = make_audio(16000, {{300, false}, {600, true}, {900, false}});
+  GstHarness *h = caption_harness(service->url(), 16000, "latency=300");
+  fail_unless_equals_int(push_audio(h, speech, 20, 0), GST_FLOW_OK);
+  /* Keep silence flowing, as a live source would, until the text side has moved past the
+   * utterance without EOS: the caption came and GAPs covered the silence around it. */
+  Audio silence = make_audio(16000, {{20, false}});
+  GstClockTime pts = 1800 * GST_MSECOND;
+  Output out;
+  gint64 deadline = g_get_monotonic_time() + 20 * G_TIME_SPAN_SECOND;
+  GstClockTime reached = 0;
+  while (reached < 1800 * GST_MSECOND) {
+    fail_unless(g_get_monotonic_time() < deadline, "text timeline stuck at %" GST_TIME_FORMAT,
+                GST_TIME_ARGS(reached));
+    fail_unless_equals_int(push_audio(h, silence, 20, pts), GST_FLOW_OK);
+    pts += 20 * GST_MSECOND;
+    collect(h, &out);
+    for (const auto &item : out.items) {
+      if (item.is_buffer || item.event_type == GST_EVENT_GAP)
+        reached = MAX(reached, item.start + item.duration);
+    }
+    g_usleep(5000); /* pacing of the simulated live source, not a wait for a result */
+  }
+  auto captions = out.captions();
+  fail_unless_equals_int(captions.size(), 1);
+  assert_time_near(captions[0].start, 300 * GST_MSECOND, "caption PTS");
+  assert_continuous(out, 0, 1800 * GST_MSECOND);
+  teardown_harness(h);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_latency_query_adds_latency_and_lateness_for_live_upstream) {
+  /* No service at all: the answer must not depend on a connection. */
+  GstHarness *h = harness_with_bus(
+      "qwenasr api-key=test-key url=ws://127.0.0.1:9/none latency=1500 lateness=500", "src");
+  gst_harness_set_live(h, TRUE);
+  gst_harness_set_upstream_latency(h, 20 * GST_MSECOND);
+  GstQuery *query = gst_query_new_latency();
+  fail_unless(gst_pad_peer_query(h->sinkpad, query), "latency query failed");
+  gboolean live;
+  GstClockTime min, max;
+  gst_query_parse_latency(query, &live, &min, &max);
+  fail_unless(live, "live");
+  fail_unless_equals_uint64(min, 2020 * GST_MSECOND);
+  gst_query_unref(query);
+
+  gst_harness_set_live(h, FALSE);
+  query = gst_query_new_latency();
+  fail_unless(gst_pad_peer_query(h->sinkpad, query), "latency query failed");
+  gst_query_parse_latency(query, &live, &min, &max);
+  fail_if(live, "not live");
+  fail_unless_equals_uint64(min, 20 * GST_MSECOND);
+  gst_query_unref(query);
+  teardown_harness(h);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_new_segment_drains_and_starts_a_new_session) {
+  auto service = start_service();
+  Audio audio = make_audio(16000, {{200, false}, {800, true}, {900, false}});
+  GstHarness *h = caption_harness(service->url(), 16000, "min-duration=0");
+  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
+  GstSegment segment;
+  gst_segment_init(&segment, GST_FORMAT_TIME);
+  segment.start = segment.time = 60 * GST_SECOND;
+  gst_harness_push_event(h, gst_event_new_segment(&segment));
+  fail_unless_equals_int(push_audio(h, audio, 20, 60 * GST_SECOND), GST_FLOW_OK);
+  gst_harness_push_event(h, gst_event_new_eos());
+  Output out;
+  collect(h, &out);
+  auto captions = out.captions();
+  fail_unless_equals_int(captions.size(), 2);
+  assert_time_near(captions[0].start, 200 * GST_MSECOND, "first PTS");
+  assert_time_near(captions[1].start, 60200 * GST_MSECOND, "second PTS");
+  fail_unless_equals_string(captions[0].text.c_str(), captions[1].text.c_str());
+  fail_unless_equals_int(service->sessions().size(), 2);
+  fail_unless(service->sessions()[0].finished, "first session not finished before the second");
+  teardown_harness(h);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_flush_drops_the_session_and_starts_clean) {
+  auto service = start_service();
+  Audio audio = make_audio(16000, {{200, false}, {800, true}, {900, false}});
+  GstHarness *h = caption_harness(service->url(), 16000);
+  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
+  /* Flush once the first session has the audio, so there is something to drop. */
+  gint64 deadline = g_get_monotonic_time() + 20 * G_TIME_SPAN_SECOND;
+  while (service->sessions().empty() ||
+         service->sessions()[0].audio_bytes < audio.samples.size() * 2) {
+    fail_unless(g_get_monotonic_time() < deadline, "the audio never reached the service");
+    g_usleep(1000);
+  }
+  gst_harness_push_event(h, gst_event_new_flush_start());
+  gst_harness_push_event(h, gst_event_new_flush_stop(TRUE));
+  GstSegment segment;
+  gst_segment_init(&segment, GST_FORMAT_TIME);
+  gst_harness_push_event(h, gst_event_new_segment(&segment));
+  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
+  gst_harness_push_event(h, gst_event_new_eos());
+  Output out;
+  collect(h, &out);
+  /* Only the second pass is captioned; the first session was dropped, not finished. */
+  std::vector<Output::Item> after_flush;
+  bool flushed = false;
+  for (const auto &item : out.items) {
+    if (item.event_type == GST_EVENT_FLUSH_STOP)
+      flushed = true;
+  }
+  fail_unless(flushed, "FLUSH_STOP not forwarded");
+  auto sessions = service->sessions();
+  fail_unless_equals_int(sessions.size(), 2);
+  fail_if(sessions[0].finished, "the flushed session must not be finished");
+  fail_unless(sessions[1].finished, "second session not finished");
+  auto captions = out.captions();
+  fail_unless(captions.size() >= 1, "no caption after the flush");
+  assert_time_near(captions.back().start, 200 * GST_MSECOND, "PTS after flush");
+  teardown_harness(h);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_pango_markup_downstream_gets_markup_caps) {
+  auto service = start_service();
+  GstHarness *h = harness_with_bus("qwenasr api-key=test-key url=" + service->url(), "src");
+  gst_harness_set_sink_caps_str(h, "text/x-raw,format=pango-markup");
+  gst_harness_set_src_caps_str(h,
+                               "audio/x-raw,format=S16LE,channels=1,rate=16000,layout=interleaved");
+  Audio audio = make_audio(16000, {{100, false}, {500, true}, {900, false}});
+  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
+  gst_harness_push_event(h, gst_event_new_eos());
+  Output out;
+  collect(h, &out);
+  fail_unless_equals_string(gst_structure_get_string(gst_caps_get_structure(out.caps, 0), "format"),
+                            "pango-markup");
+  fail_unless_equals_int(out.captions().size(), 1);
+  teardown_harness(h);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_partial_results_never_overlap_or_go_back) {
+  auto service = start_service();
+  Audio audio =
+      make_audio(16000, {{200, false}, {1600, true}, {900, false}, {1200, true}, {900, false}});
+  GstHarness *h = caption_harness(service->url(), 16000, "partial-results=true");
+  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
+  gst_harness_push_event(h, gst_event_new_eos());
+  Output out;
+  collect(h, &out);
+  auto captions = out.captions();
+  fail_unless(captions.size() > 2, "partials expected, got %zu captions", captions.size());
+  GstClockTime end = 0;
+  for (const auto &c : captions) {
+    fail_unless(c.start >= end, "caption at %" GST_TIME_FORMAT " overlaps the previous one",
+                GST_TIME_ARGS(c.start));
+    end = c.start + c.duration;
+  }
+  std::string last_final = audio.transcript_of(audio.utterances[1]);
+  fail_unless_equals_string(captions.back().text.c_str(), last_final.c_str());
+  assert_continuous(out, 0, 4800 * GST_MSECOND);
+  teardown_harness(h);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_bus_messages_are_posted_like_the_sink) {
+  auto service = start_service();
+  Audio audio = make_audio(16000, {{200, false}, {600, true}, {900, false}});
+  GstHarness *h = caption_harness(service->url(), 16000);
+  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
+  gst_harness_push_event(h, gst_event_new_eos());
+  std::vector<GstMessage *> messages = drain_bus(h->element);
+  fail_unless_equals_int(transcripts(messages, true).size(), 1);
+  fail_unless(transcripts(messages, false).size() >= 1, "no partial on the bus");
+  free_messages(messages);
+  teardown_harness(h);
+}
+GST_END_TEST;
+
+static Suite *qwenasr_suite(void) {
+  Suite *s = suite_create("qwenasr");
+  TCase *tc = tcase_create("general");
+  suite_add_tcase(s, tc);
+  tcase_add_test(tc, test_captions_carry_utterance_times_16k);
+  tcase_add_test(tc, test_captions_carry_utterance_times_8k);
+  tcase_add_test(tc, test_captions_follow_a_segment_that_starts_later);
+  tcase_add_test(tc, test_min_duration_extends_short_captions_without_overlap);
+  tcase_add_test(tc, test_gaps_cover_silence_while_audio_flows);
+  tcase_add_test(tc, test_latency_query_adds_latency_and_lateness_for_live_upstream);
+  tcase_add_test(tc, test_new_segment_drains_and_starts_a_new_session);
+  tcase_add_test(tc, test_flush_drops_the_session_and_starts_clean);
+  tcase_add_test(tc, test_pango_markup_downstream_gets_markup_caps);
+  tcase_add_test(tc, test_partial_results_never_overlap_or_go_back);
+  tcase_add_test(tc, test_bus_messages_are_posted_like_the_sink);
+  return s;
+}
+
+GST_CHECK_MAIN(qwenasr);
