@@ -65,6 +65,11 @@ struct AsrClient::Impl {
   bool failed = false;
   bool stopping = false;
 
+  bool is_stopping() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return stopping;
+  }
+
   /* client thread only */
   Phase phase = Phase::Connecting;
   bool created = false;
@@ -73,7 +78,7 @@ struct AsrClient::Impl {
   SoupMessage *message = nullptr;
   SoupWebsocketConnection *conn = nullptr;
   GCancellable *cancellable = nullptr;
-  GSource *connect_timeout = nullptr;
+  GSource *connect_timeout = nullptr; /* until session.created, then until session.updated */
   GSource *writable_source = nullptr;
   GSource *close_timeout = nullptr;
 
@@ -140,6 +145,8 @@ void AsrClient::Impl::run() {
 static void on_ws_message(SoupWebsocketConnection *, gint type, GBytes *message,
                           gpointer user_data) {
   auto *impl = static_cast<AsrClient::Impl *>(user_data);
+  if (impl->is_stopping())
+    return; /* the listener may already be gone or serving a new session */
   gsize size = 0;
   const char *data = static_cast<const char *>(g_bytes_get_data(message, &size));
   if (type != SOUP_WEBSOCKET_DATA_TEXT) {
@@ -151,12 +158,7 @@ static void on_ws_message(SoupWebsocketConnection *, gint type, GBytes *message,
 
 static void on_ws_closed(SoupWebsocketConnection *conn, gpointer user_data) {
   auto *impl = static_cast<AsrClient::Impl *>(user_data);
-  bool stopping;
-  {
-    std::lock_guard<std::mutex> lock(impl->mutex);
-    stopping = impl->stopping;
-  }
-  if (stopping) {
+  if (impl->is_stopping()) {
     g_main_loop_quit(impl->loop);
     return;
   }
@@ -193,6 +195,11 @@ static void on_ws_connected(GObject *source, GAsyncResult *result, gpointer user
     return;
   }
   impl->conn = conn;
+  if (impl->is_stopping()) {
+    /* stop() ran while connecting; begin_stop found no connection and quit already. */
+    soup_websocket_connection_close(conn, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
+    return;
+  }
   soup_websocket_connection_set_max_incoming_payload_size(conn, kMaxIncomingPayload);
   soup_websocket_connection_set_keepalive_interval(conn, impl->settings.keepalive_interval_s);
   g_signal_connect(conn, "message", G_CALLBACK(on_ws_message), impl);
@@ -207,8 +214,9 @@ static gboolean on_connect_timeout(gpointer user_data) {
   g_source_unref(impl->connect_timeout);
   impl->connect_timeout = nullptr;
   ClientError error{ClientErrorKind::Timeout, impl->host};
-  error.detail = impl->phase == Phase::Connecting ? "no WebSocket connection"
-                                                  : "the session was not configured";
+  error.detail = impl->phase == Phase::Connecting       ? "no WebSocket connection"
+                 : impl->phase == Phase::WaitingCreated ? "no session.created"
+                                                        : "no session.updated";
   impl->fail(error);
   return G_SOURCE_REMOVE;
 }
@@ -276,8 +284,10 @@ void AsrClient::Impl::fail(ClientError error) {
   phase = Phase::Done;
   remove_source(&connect_timeout);
   GST_WARNING("session with %s failed: %s", host.c_str(), error.detail.c_str());
-  /* The listener records its sticky error before waiters wake up and look for it. */
-  listener->on_failure(error);
+  /* The listener records its sticky error before waiters wake up and look for it; nothing is
+   * reported once stop() has begun: that is a deliberate end, not a failure. */
+  if (!is_stopping())
+    listener->on_failure(error);
   {
     std::lock_guard<std::mutex> lock(mutex);
     failed = true;
@@ -296,12 +306,15 @@ void AsrClient::Impl::send_update_if_ready() {
       return;
     to_send = config;
   }
-  if (phase != Phase::WaitingCreated || !created)
+  if (phase != Phase::WaitingCreated || !created || !conn ||
+      soup_websocket_connection_get_state(conn) != SOUP_WEBSOCKET_STATE_OPEN)
     return;
   std::string text = encode_session_update(to_send, next_event_id());
   GST_DEBUG("sending session.update: %s", text.c_str());
   soup_websocket_connection_send_text(conn, text.c_str());
   phase = Phase::Configuring;
+  remove_source(&connect_timeout);
+  connect_timeout = add_timeout(settings.connect_timeout_ms, on_connect_timeout);
 }
 
 void AsrClient::Impl::handle_text(const char *data, gsize size) {
@@ -315,6 +328,9 @@ void AsrClient::Impl::handle_text(const char *data, gsize size) {
   switch (event.type) {
   case ServerEventType::SessionCreated:
     created = true;
+    /* Connected: the configuration may wait for caps as long as the pipeline likes. */
+    if (phase == Phase::WaitingCreated)
+      remove_source(&connect_timeout);
     listener->on_event(event);
     send_update_if_ready();
     return;
@@ -342,6 +358,10 @@ void AsrClient::Impl::handle_text(const char *data, gsize size) {
     listener->on_event(event);
     return;
   case ServerEventType::SessionFinished:
+    if (phase != Phase::Finishing) {
+      fail(ClientError(ClientErrorKind::Closed, host, "the service ended the session unasked"));
+      return;
+    }
     listener->on_event(event);
     phase = Phase::Done;
     {
@@ -450,6 +470,7 @@ static gboolean on_close_timeout(gpointer user_data) {
 }
 
 void AsrClient::Impl::begin_stop() {
+  phase = Phase::Done;
   g_cancellable_cancel(cancellable);
   remove_source(&connect_timeout);
   if (conn && soup_websocket_connection_get_state(conn) != SOUP_WEBSOCKET_STATE_CLOSED) {
@@ -483,7 +504,7 @@ AsrClient::~AsrClient() {
 static std::string host_of(const std::string &url) {
   GUri *uri = g_uri_parse(url.c_str(), G_URI_FLAGS_NONE, nullptr);
   if (!uri)
-    return url;
+    return "the service"; /* never echo a URL: it could hold credentials */
   std::string host = g_uri_get_host(uri) ? g_uri_get_host(uri) : "";
   g_uri_unref(uri);
   return host;

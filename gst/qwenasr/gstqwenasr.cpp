@@ -20,6 +20,7 @@
 
 #include <gst/audio/audio.h>
 
+#include <condition_variable>
 #include <deque>
 #include <mutex>
 
@@ -36,6 +37,10 @@ GST_DEBUG_CATEGORY_STATIC(gst_qwen_asr_debug);
 static const GstClockTime kGranularity = 100 * GST_MSECOND;
 /* How long a partial preview stays up unless a newer one replaces it. */
 static const GstClockTime kPartialDuration = 300 * GST_MSECOND;
+/* Non-live input: audio handed to the service this long ago (at least) is assumed heard by its
+ * VAD; the estimate starts here and then follows twice the slowest speech_started seen. */
+static const GstClockTime kDefaultHearingDelay = GST_SECOND;
+static const GstClockTime kMinHearingDelay = 200 * GST_MSECOND;
 
 enum {
   PROP_0,
@@ -80,22 +85,48 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
   /* session logic (see qwenasrsink); used by the streaming and state-change threads */
   qwenasr::Transcriber transcriber;
 
-  /* streaming thread only */
+  /* streaming state: used under the sink pad's stream lock, by the streaming thread or by
+   * the output task */
   GstSegment in_segment;
   gboolean have_segment = FALSE;
   gboolean caps_pushed = FALSE;
   gboolean markup = FALSE;                     /* downstream wants pango-markup */
   GstClockTime position = GST_CLOCK_TIME_NONE; /* output PTS reached */
   std::deque<SentMark> sent;
-  gboolean upstream_live = FALSE; /* from the last LATENCY query */
+  GstClockTime hearing_delay = 0;         /* slowest speech_started seen after its audio was sent */
+  gboolean eos = FALSE;                   /* EOS pushed: no more output until a flush */
+  gboolean warned_stall = FALSE;          /* the held-back-pipeline warning was posted */
+  std::atomic<bool> upstream_live{false}; /* from the last LATENCY query */
 
-  /* filled on the client thread, emptied on the streaming thread; guarded by `lock` */
+  /* filled on the client thread, emptied under the stream lock; guarded by `lock` */
   std::mutex lock;
   std::deque<PendingCaption> pending;
+  std::deque<std::pair<GstClockTime, gint64>> speech_starts; /* stream time, arrival */
+
+  /* wakes the output task early (results arrived, or stopping); guarded by `task_lock` */
+  std::mutex task_lock;
+  std::condition_variable task_cond;
+  bool task_wake = false;
+
+  void wake_task() {
+    {
+      std::lock_guard<std::mutex> guard(task_lock);
+      task_wake = true;
+    }
+    task_cond.notify_all();
+  }
 
   void on_transcript(const qwenasr::Transcript &transcript) override {
+    {
+      std::lock_guard<std::mutex> guard(lock);
+      pending.push_back({transcript, g_get_monotonic_time()});
+    }
+    wake_task();
+  }
+
+  void on_speech_started(GstClockTime start) override {
     std::lock_guard<std::mutex> guard(lock);
-    pending.push_back({transcript, g_get_monotonic_time()});
+    speech_starts.emplace_back(start, g_get_monotonic_time());
   }
 };
 
@@ -122,11 +153,28 @@ GST_ELEMENT_REGISTER_DEFINE(qwenasr, "qwenasr", GST_RANK_NONE, GST_TYPE_QWEN_ASR
 
 /* ---- output (streaming thread) ---- */
 
-static GstClockTime budget(GstQwenAsr *self) {
+/* How long after handing audio to the service the text timeline may move past it (`gap`),
+ * and after how long an utterance still waiting for its final stops holding it (`overdue`).
+ * Live: both are the latency budget, the deadline downstream works to. Not live there is no
+ * deadline, but other branches of the pipeline (tee, demuxer) only buffer so much while the
+ * text side waits, so GAPs follow the service's observed hearing delay; holding for an open
+ * utterance ends at the latency budget, so a long utterance cannot stall the pipeline. */
+struct Budgets {
+  gint64 gap_us, overdue_us;
+};
+
+static Budgets budgets(GstQwenAsr *self) {
+  GstQwenAsrPrivate *priv = self->priv;
   GST_OBJECT_LOCK(self);
-  GstClockTime total = (self->priv->latency_ms + self->priv->lateness_ms) * GST_MSECOND;
+  GstClockTime total = (priv->latency_ms + priv->lateness_ms) * GST_MSECOND;
   GST_OBJECT_UNLOCK(self);
-  return total > kGranularity ? total - kGranularity : 0;
+  GstClockTime live_budget = total > kGranularity ? total - kGranularity : 0;
+  GstClockTime gap = live_budget;
+  if (!priv->upstream_live) {
+    gap = priv->hearing_delay > 0 ? 2 * priv->hearing_delay : kDefaultHearingDelay;
+    gap = CLAMP(gap, MIN(kMinHearingDelay, live_budget), live_budget);
+  }
+  return {static_cast<gint64>(gap / GST_USECOND), static_cast<gint64>(live_budget / GST_USECOND)};
 }
 
 /* Transcript times are input stream times; captions carry input PTS. */
@@ -264,9 +312,21 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
       return ret;
   }
 
+  std::deque<std::pair<GstClockTime, gint64>> starts;
+  {
+    std::lock_guard<std::mutex> guard(priv->lock);
+    starts.swap(priv->speech_starts);
+  }
+  for (const auto &start : starts) {
+    gint64 sent = sent_wall_time(priv, to_pts(self, start.first));
+    if (sent > 0 && start.second > sent)
+      priv->hearing_delay =
+          MAX(priv->hearing_delay, static_cast<GstClockTime>(start.second - sent) * GST_USECOND);
+  }
+
   GstClockTime safe = GST_CLOCK_TIME_NONE;
   gint64 now = g_get_monotonic_time();
-  GstClockTime wait = budget(self);
+  Budgets wait = budgets(self);
   if (drained) {
     safe = to_pts(self, priv->transcriber.input_end_time());
     if (!priv->sent.empty())
@@ -274,15 +334,25 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
           GST_CLOCK_TIME_IS_VALID(safe) ? MAX(safe, priv->sent.back().end) : priv->sent.back().end;
   } else {
     for (const SentMark &mark : priv->sent) {
-      if (mark.wall + static_cast<gint64>(wait / GST_USECOND) > now)
+      if (mark.wall + wait.gap_us > now)
         break;
       safe = mark.end;
     }
     GstClockTime open = to_pts(self, priv->transcriber.earliest_open_start());
     if (GST_CLOCK_TIME_IS_VALID(open) && GST_CLOCK_TIME_IS_VALID(safe) && open < safe) {
-      gint64 open_sent = sent_wall_time(priv, open);
-      if (open_sent + static_cast<gint64>(wait / GST_USECOND) > now)
+      if (sent_wall_time(priv, open) + wait.overdue_us > now) {
         safe = open;
+      } else if (!priv->upstream_live && !priv->warned_stall) {
+        /* Not live, the utterance could only stay open this long because its audio stopped
+         * coming: something upstream waits for our text. */
+        priv->warned_stall = TRUE;
+        GST_ELEMENT_WARNING(self, STREAM, FAILED,
+                            ("No audio arrived for an unfinished utterance: the pipeline seems "
+                             "to wait for its caption. The caption will be late; give the other "
+                             "branches (after tee or demuxer) queues longer than the longest "
+                             "utterance plus vad-silence-ms."),
+                            ("utterance open since %" GST_TIME_FORMAT, GST_TIME_ARGS(open)));
+      }
     }
   }
   push_gap(self, safe);
@@ -310,8 +380,42 @@ static void reset_output(GstQwenAsr *self) {
   GstQwenAsrPrivate *priv = self->priv;
   std::lock_guard<std::mutex> guard(priv->lock);
   priv->pending.clear();
+  priv->speech_starts.clear();
   priv->sent.clear();
   priv->position = GST_CLOCK_TIME_NONE;
+  priv->eos = FALSE;
+  priv->warned_stall = FALSE;
+}
+
+/* The output task: results arrive and deadlines pass while no input flows (a demuxer or tee
+ * upstream may be blocked on the very text this element owes), so output cannot wait for the
+ * next chain call. It shares the sink pad's stream lock with the streaming thread and skips a
+ * turn when that thread holds it: the streaming thread pushes output itself. */
+static void output_task(GstQwenAsr *self) {
+  GstQwenAsrPrivate *priv = self->priv;
+  {
+    std::unique_lock<std::mutex> guard(priv->task_lock);
+    priv->task_cond.wait_for(guard, std::chrono::nanoseconds(kGranularity),
+                             [priv] { return priv->task_wake; });
+    priv->task_wake = false;
+  }
+  if (!GST_PAD_STREAM_TRYLOCK(self->sinkpad))
+    return;
+  if (priv->have_segment && priv->caps_pushed && !priv->eos)
+    push_output(self, FALSE);
+  GST_PAD_STREAM_UNLOCK(self->sinkpad);
+}
+
+static gboolean gst_qwen_asr_src_activate_mode(GstPad *pad, GstObject *parent, GstPadMode mode,
+                                               gboolean active) {
+  GstQwenAsr *self = GST_QWEN_ASR(parent);
+  if (mode != GST_PAD_MODE_PUSH)
+    return FALSE;
+  if (active)
+    return gst_pad_start_task(pad, reinterpret_cast<GstTaskFunction>(output_task), self, nullptr);
+  gst_pad_pause_task(pad);
+  self->priv->wake_task();
+  return gst_pad_stop_task(pad);
 }
 
 /* ---- pads ---- */
@@ -386,6 +490,7 @@ static gboolean gst_qwen_asr_sink_event(GstPad *pad, GstObject *parent, GstEvent
   }
   case GST_EVENT_EOS:
     drain(self);
+    priv->eos = TRUE;
     return gst_pad_push_event(self->srcpad, event);
   case GST_EVENT_FLUSH_START:
     priv->transcriber.set_flushing(true);
@@ -551,6 +656,8 @@ static void gst_qwen_asr_init(GstQwenAsr *self) {
   gst_element_add_pad(GST_ELEMENT(self), self->sinkpad);
   self->srcpad = gst_pad_new_from_static_template(&src_template, "src");
   gst_pad_set_query_function(self->srcpad, GST_DEBUG_FUNCPTR(gst_qwen_asr_src_query));
+  gst_pad_set_activatemode_function(self->srcpad,
+                                    GST_DEBUG_FUNCPTR(gst_qwen_asr_src_activate_mode));
   gst_pad_use_fixed_caps(self->srcpad);
   gst_element_add_pad(GST_ELEMENT(self), self->srcpad);
 }

@@ -57,7 +57,8 @@ static GstStaticPadTemplate sink_template =
 G_DEFINE_TYPE(GstQwenAsrSink, gst_qwen_asr_sink, GST_TYPE_BASE_SINK);
 GST_ELEMENT_REGISTER_DEFINE(qwenasrsink, "qwenasrsink", GST_RANK_NONE, GST_TYPE_QWEN_ASR_SINK);
 
-/* In a blocking wait while going PLAYING -> PAUSED, a sink must wait for preroll instead. */
+/* A wait interrupted by unlock() may be a flush or PLAYING -> PAUSED; a sink then waits for
+ * preroll, which returns FLUSHING for the former and OK once playing again. */
 static qwenasr::Transcriber::PauseHandler pause_handler(GstQwenAsrSink *self) {
   return [self]() { return gst_base_sink_wait_preroll(GST_BASE_SINK(self)); };
 }
@@ -168,13 +169,11 @@ static gboolean gst_qwen_asr_sink_unlock_stop(GstBaseSink *sink) {
 
 static GstStateChangeReturn gst_qwen_asr_sink_change_state(GstElement *element,
                                                            GstStateChange transition) {
-  GstQwenAsrSink *self = GST_QWEN_ASR_SINK(element);
-  /* Before chaining up: GstBaseSink takes the preroll lock that our waits hold. */
-  if (transition == GST_STATE_CHANGE_PLAYING_TO_PAUSED)
-    self->priv->transcriber.set_paused(true);
-  else if (transition == GST_STATE_CHANGE_PAUSED_TO_PLAYING)
-    self->priv->transcriber.set_paused(false);
-  return GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
+  GstStateChangeReturn ret = GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
+  /* GstBaseSink only stops at READY -> NULL; a retry through READY must start clean too. */
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY)
+    GST_QWEN_ASR_SINK(element)->priv->transcriber.stop();
+  return ret;
 }
 
 static void gst_qwen_asr_sink_finalize(GObject *object) {

@@ -60,6 +60,10 @@ bool Transcriber::start(const Settings &settings) {
                       (nullptr));
     return false;
   }
+  GUri *uri = g_uri_parse(endpoint.c_str(), G_URI_FLAGS_NONE, nullptr);
+  host_ = uri && g_uri_get_host(uri) ? g_uri_get_host(uri) : "the service";
+  if (uri)
+    g_uri_unref(uri);
   client_settings_ = ClientSettings();
   client_settings_.url = settings_.connect_url();
   client_settings_.api_key = settings_.api_key;
@@ -70,14 +74,18 @@ bool Transcriber::start(const Settings &settings) {
   client_settings_.connect_timeout_ms = settings_.connect_timeout_ms;
   flow_ = GST_FLOW_OK;
   flushing_ = false;
-  paused_ = false;
-  /* Connect now, before caps and preroll, so the handshake overlaps pipeline start-up. */
-  return ensure_session();
+  return true;
 }
 
 void Transcriber::stop() {
   end_session();
   rate_ = 0;
+  flow_ = GST_FLOW_OK;
+}
+
+bool Transcriber::claim_error() {
+  GstFlowReturn expected = GST_FLOW_OK;
+  return flow_.compare_exchange_strong(expected, GST_FLOW_ERROR);
 }
 
 bool Transcriber::ensure_session() {
@@ -101,13 +109,16 @@ bool Transcriber::ensure_session() {
   auto client = std::make_unique<AsrClient>();
   GError *error = nullptr;
   if (!client->start(client_settings_, this, &error)) {
-    GST_ELEMENT_ERROR(element_, RESOURCE, FAILED,
-                      ("Could not start the network thread: %s", error->message), (nullptr));
+    if (claim_error())
+      GST_ELEMENT_ERROR(element_, RESOURCE, FAILED,
+                        ("Could not start the network thread: %s", error->message), (nullptr));
     g_error_free(error);
-    flow_ = GST_FLOW_ERROR;
     return false;
   }
-  client_ = std::move(client);
+  {
+    std::lock_guard<std::mutex> lock(client_lock_);
+    client_ = std::move(client);
+  }
   if (rate_ > 0) {
     session_rate_ = rate_;
     client_->configure(settings_.session_config(rate_));
@@ -116,10 +127,13 @@ bool Transcriber::ensure_session() {
 }
 
 void Transcriber::end_session() {
-  if (client_) {
-    client_->stop();
-    client_.reset();
+  std::unique_ptr<AsrClient> client;
+  {
+    std::lock_guard<std::mutex> lock(client_lock_);
+    client = std::move(client_);
   }
+  if (client)
+    client->stop(); /* outside the lock: it joins the client thread */
   gst_adapter_clear(adapter_);
   std::lock_guard<std::mutex> lock(lock_);
   items_.clear();
@@ -132,18 +146,15 @@ void Transcriber::flush() {
 
 void Transcriber::set_flushing(bool flushing) {
   flushing_ = flushing;
+  std::lock_guard<std::mutex> lock(client_lock_);
   if (client_)
     client_->wake();
 }
 
-void Transcriber::set_paused(bool paused) {
-  paused_ = paused;
-  if (client_)
-    client_->wake();
-}
-
-bool Transcriber::interrupted(const PauseHandler &on_pause) const {
-  return flushing_ || (paused_ && on_pause);
+/* GstBaseSink calls unlock() both for flushes and for PLAYING -> PAUSED; only
+ * gst_base_sink_wait_preroll() can tell them apart (FLUSHING vs. OK once playing again). */
+GstFlowReturn Transcriber::after_interruption(const PauseHandler &on_pause) {
+  return on_pause ? on_pause() : GST_FLOW_FLUSHING;
 }
 
 guint64 Transcriber::ms_to_samples(gint64 ms) const {
@@ -152,7 +163,7 @@ guint64 Transcriber::ms_to_samples(gint64 ms) const {
 }
 
 GstFlowReturn Transcriber::set_sample_rate(int rate, const PauseHandler &on_pause) {
-  if (rate == rate_)
+  if (rate == rate_ && client_)
     return GST_FLOW_OK;
   /* The rate is part of the session: audio already sent at the old rate is drained first. */
   if (client_ && session_rate_ != 0 && session_rate_ != rate) {
@@ -165,15 +176,8 @@ GstFlowReturn Transcriber::set_sample_rate(int rate, const PauseHandler &on_paus
     }
   }
   rate_ = rate;
-  if (client_ && session_rate_ == 0) {
-    session_rate_ = rate;
-    {
-      std::lock_guard<std::mutex> lock(lock_);
-      map_.reset(rate);
-    }
-    client_->configure(settings_.session_config(rate));
-  }
-  return GST_FLOW_OK;
+  /* The first caps open the connection; it overlaps preroll, and audio queues meanwhile. */
+  return ensure_session() ? GST_FLOW_OK : GstFlowReturn(flow_);
 }
 
 GstFlowReturn Transcriber::send_chunk(const guint8 *data, gsize size,
@@ -185,26 +189,21 @@ GstFlowReturn Transcriber::send_chunk(const guint8 *data, gsize size,
     /* The wait is bounded: a service that takes no audio for connect-timeout is dead. */
     gint64 deadline =
         g_get_monotonic_time() + settings_.connect_timeout_ms * G_TIME_SPAN_MILLISECOND;
-    WaitResult result =
-        client_->push_audio(data, size, deadline, [&] { return interrupted(on_pause); });
+    WaitResult result = client_->push_audio(data, size, deadline, [&] { return bool(flushing_); });
     switch (result) {
     case WaitResult::Done:
       return GST_FLOW_OK;
     case WaitResult::Failed:
       return flow_ != GST_FLOW_OK ? GstFlowReturn(flow_) : GST_FLOW_FLUSHING;
     case WaitResult::Timeout:
-      if (flow_ != GST_FLOW_OK)
-        return flow_;
-      GST_ELEMENT_ERROR(element_, RESOURCE, WRITE,
-                        ("The service at %s accepted no audio for %u ms.",
-                         client_settings_.url.c_str(), settings_.connect_timeout_ms),
-                        (nullptr));
-      flow_ = GST_FLOW_ERROR;
-      return GST_FLOW_ERROR;
+      if (claim_error())
+        GST_ELEMENT_ERROR(element_, RESOURCE, WRITE,
+                          ("The service at %s accepted no audio for %u ms.", host_.c_str(),
+                           settings_.connect_timeout_ms),
+                          (nullptr));
+      return flow_;
     case WaitResult::Interrupted:
-      if (flushing_)
-        return GST_FLOW_FLUSHING;
-      GstFlowReturn ret = on_pause();
+      GstFlowReturn ret = after_interruption(on_pause);
       if (ret != GST_FLOW_OK)
         return ret;
       break;
@@ -281,6 +280,10 @@ GstFlowReturn Transcriber::commit(const PauseHandler &on_pause) {
 GstFlowReturn Transcriber::drain(const PauseHandler &on_pause) {
   if (!client_)
     return flow_;
+  if (bytes_in_ == 0) {
+    end_session(); /* nothing was said to the service: nothing to wait for */
+    return flow_;
+  }
   GstFlowReturn ret = send_pending(true, on_pause);
   if (ret == GST_FLOW_OK)
     ret = commit(on_pause);
@@ -298,7 +301,7 @@ GstFlowReturn Transcriber::drain(const PauseHandler &on_pause) {
                                               (configured ? 0 : settings_.connect_timeout_ms)) *
                                                  G_TIME_SPAN_MILLISECOND;
   for (;;) {
-    WaitResult result = client_->wait_finished(deadline, [&] { return interrupted(on_pause); });
+    WaitResult result = client_->wait_finished(deadline, [&] { return bool(flushing_); });
     if (result == WaitResult::Done)
       break;
     if (result == WaitResult::Failed) {
@@ -313,9 +316,7 @@ GstFlowReturn Transcriber::drain(const PauseHandler &on_pause) {
                           (nullptr));
       break;
     }
-    if (flushing_)
-      return GST_FLOW_FLUSHING;
-    ret = on_pause();
+    ret = after_interruption(on_pause);
     if (ret != GST_FLOW_OK)
       return ret;
   }
@@ -423,6 +424,8 @@ void Transcriber::on_event(const ServerEvent &event) {
       }
     }
     post_speech(started ? "qwenasr/speech-started" : "qwenasr/speech-stopped", event.item_id, time);
+    if (started && observer_ && GST_CLOCK_TIME_IS_VALID(time))
+      observer_->on_speech_started(time);
     break;
   }
   case ServerEventType::Committed: {
@@ -492,8 +495,10 @@ void Transcriber::on_event(const ServerEvent &event) {
 }
 
 void Transcriber::on_failure(const ClientError &error) {
-  /* Sticky before the message goes out: whoever reacts to the error must see it. */
-  flow_ = GST_FLOW_ERROR;
+  /* Sticky before the message goes out (whoever reacts to the error must see it), and one
+   * message per failure however many paths notice it. */
+  if (!claim_error())
+    return;
   const char *host = error.host.c_str();
 /* The HTTP status rides along as a details field for applications that branch on it. */
 #define DETAILS ("http-status-code", G_TYPE_UINT, error.http_status, NULL)

@@ -39,6 +39,8 @@ class TranscriptObserver {
 public:
   virtual ~TranscriptObserver() = default;
   virtual void on_transcript(const Transcript &transcript) = 0;
+  /* The service heard speech start at this input stream time. */
+  virtual void on_speech_started(GstClockTime start) = 0;
 };
 
 class Transcriber : public ClientListener {
@@ -50,8 +52,10 @@ public:
   explicit Transcriber(GstElement *element);
   ~Transcriber() override;
 
-  /* State-change thread. Posts an error and returns false when the settings cannot work. */
+  /* State-change thread. Posts an error and returns false when the settings cannot work. The
+   * connection opens with the first caps, so an idle element holds none. */
   bool start(const Settings &settings);
+  /* Ends any session and forgets the sticky error, ready for start() again. */
   void stop();
 
   /* Streaming thread. */
@@ -75,9 +79,10 @@ public:
   /* Streaming thread: whether a session is running (false after drain or flush). */
   bool has_session() const { return client_ != nullptr; }
 
-  /* Any thread: interrupt waits for flushing or pausing. */
+  /* Any thread (GstBaseSink::unlock, FLUSH_START, state changes): interrupt every wait. An
+   * interrupted wait calls the PauseHandler if there is one (it tells a pause from a flush),
+   * else it returns GST_FLOW_FLUSHING. */
   void set_flushing(bool flushing);
-  void set_paused(bool paused);
 
   /* ClientListener (client thread). */
   void on_connected(const std::string &host) override;
@@ -98,7 +103,9 @@ private:
   void end_session();
   GstFlowReturn send_chunk(const guint8 *data, gsize size, const PauseHandler &on_pause);
   GstFlowReturn send_pending(bool all, const PauseHandler &on_pause);
-  bool interrupted(const PauseHandler &on_pause) const;
+  /* Turns `flow_` from OK to ERROR; true for the one caller who should post the error. */
+  bool claim_error();
+  GstFlowReturn after_interruption(const PauseHandler &on_pause);
   void post_session_state(const char *state);
   void post_speech(const char *name, const std::string &item_id, GstClockTime time);
   void post_transcript(const Transcript &transcript);
@@ -111,9 +118,14 @@ private:
   /* settings snapshot: written by start() on the state-change thread, read-only after */
   Settings settings_;
   ClientSettings client_settings_;
+  std::string host_; /* for messages: never the whole URL, which could hold credentials */
+
+  /* created and destroyed by the streaming thread; the pointer itself is guarded by
+   * client_lock_ so that set_flushing() can wake it from any thread */
+  std::mutex client_lock_;
+  std::unique_ptr<AsrClient> client_;
 
   /* streaming thread only */
-  std::unique_ptr<AsrClient> client_;
   GstAdapter *adapter_ = nullptr; /* owned */
   int rate_ = 0;
   int session_rate_ = 0; /* rate sent in the current session's update */
@@ -121,7 +133,6 @@ private:
   guint64 last_commit_sample_ = 0;
 
   std::atomic<bool> flushing_{false};
-  std::atomic<bool> paused_{false};
   std::atomic<GstFlowReturn> flow_{GST_FLOW_OK}; /* sticky error from the client thread */
 
   /* shared between the streaming and client threads, guarded by lock_ */

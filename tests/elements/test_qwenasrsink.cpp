@@ -12,6 +12,8 @@ using namespace testutil;
 /* Captions must land within this of the truth (the bar). */
 static const GstClockTime kTolerance = 20 * GST_MSECOND;
 
+static const char *kCaps16k = "audio/x-raw,format=S16LE,channels=1,rate=16000,layout=interleaved";
+
 static const std::vector<Stretch> kTwoUtterances = {
     {500, false}, {1000, true}, {1500, false}, {700, true}, {1000, false}};
 
@@ -242,6 +244,8 @@ GST_START_TEST(test_rejected_key_is_a_not_authorized_error_that_hides_the_key) {
   auto service = start_service();
   GstHarness *h =
       harness_with_bus("qwenasrsink sync=false api-key=sk-wrong-secret-123 url=" + service->url());
+  /* The connection opens with the first caps. */
+  gst_harness_set_src_caps_str(h, kCaps16k);
   GstMessage *error = wait_for_error(h->element);
   GError *gerror = nullptr;
   gchar *debug = nullptr;
@@ -276,6 +280,7 @@ GST_START_TEST(test_forbidden_key_reports_403) {
   auto service = start_service();
   GstHarness *h =
       harness_with_bus("qwenasrsink sync=false api-key=forbidden-key url=" + service->url());
+  gst_harness_set_src_caps_str(h, kCaps16k);
   GstMessage *error = wait_for_error(h->element);
   GError *gerror = nullptr;
   gst_message_parse_error(error, &gerror, nullptr);
@@ -357,6 +362,7 @@ GST_START_TEST(test_unreachable_service_is_a_connect_error_naming_the_host) {
   gchar *url = g_strdup_printf("ws://127.0.0.1:%u/api-ws/v1/realtime", port);
   GstHarness *h =
       harness_with_bus(std::string("qwenasrsink sync=false api-key=test-key url=") + url);
+  gst_harness_set_src_caps_str(h, kCaps16k);
   GstMessage *error = wait_for_error(h->element);
   GError *gerror = nullptr;
   gst_message_parse_error(error, &gerror, nullptr);
@@ -400,75 +406,46 @@ GST_END_TEST;
 
 GST_START_TEST(test_repeated_state_changes_neither_hang_nor_leak_sessions) {
   auto service = start_service();
-  GstElement *sink = gst_element_factory_make("qwenasrsink", nullptr);
-  g_object_set(sink, "api-key", "test-key", "url", service->url().c_str(), "async", FALSE, nullptr);
+  Audio audio = make_audio(16000, {{100, false}});
   for (int i = 0; i < 20; i++) {
-    fail_unless(gst_element_set_state(sink, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE,
-                "PLAYING %d", i);
-    if (i % 2) /* every other time, let the connection get established first */
-      gst_element_get_state(sink, nullptr, nullptr, GST_CLOCK_TIME_NONE);
-    fail_unless_equals_int(gst_element_set_state(sink, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+    /* Stopped at every phase: before caps, connecting, streaming, and after EOS. */
+    gsize sessions_before = service->sessions().size();
+    GstHarness *h = sink_harness(service->url(), 16000);
+    if (i % 4 >= 1)
+      fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
+    if (i % 4 >= 2) {
+      gint64 deadline = g_get_monotonic_time() + 20 * G_TIME_SPAN_SECOND;
+      while (service->sessions().size() == sessions_before)
+        fail_unless(g_get_monotonic_time() < deadline, "no connection");
+    }
+    if (i % 4 == 3)
+      fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
+    teardown_harness(h);
   }
-  gst_object_unref(sink);
   /* Every connection the sink opened was closed again. */
-  for (const auto &session : service->sessions())
-    fail_unless(session.closed || session.closed_by_client, "a session was left open");
+  gint64 deadline = g_get_monotonic_time() + 20 * G_TIME_SPAN_SECOND;
+  for (;;) {
+    gsize open = 0;
+    for (const auto &session : service->sessions())
+      open += !session.closed;
+    if (open == 0)
+      break;
+    fail_unless(g_get_monotonic_time() < deadline, "%zu sessions left open", open);
+    g_usleep(1000);
+  }
 }
 GST_END_TEST;
 
 GST_START_TEST(test_readme_pipeline_decodebin_wav_to_sink) {
   auto service = start_service();
-  int rate = 16000;
-  Audio audio = make_audio(rate, kTwoUtterances);
-  gchar *path = g_build_filename(g_get_tmp_dir(), "qwenasr-test-XXXXXX.wav", nullptr);
-  gint fd = g_mkstemp(path);
-  close(fd);
-  /* Write a WAV with wavenc, then run the README's decodebin pipeline on it. */
-  GstElement *writer = gst_parse_launch(
-      ("appsrc name=src caps=audio/x-raw,format=S16LE,channels=1,rate=16000,layout=interleaved "
-       "format=time ! wavenc ! filesink location=" +
-       std::string(path))
-          .c_str(),
-      nullptr);
-  GstElement *src = gst_bin_get_by_name(GST_BIN(writer), "src");
-  gst_element_set_state(writer, GST_STATE_PLAYING);
-  GstBuffer *buffer = gst_buffer_new_memdup(audio.samples.data(), audio.samples.size() * 2);
-  GST_BUFFER_PTS(buffer) = 0;
-  GstFlowReturn flow = GST_FLOW_OK;
-  g_signal_emit_by_name(src, "push-buffer", buffer, &flow);
-  gst_buffer_unref(buffer);
-  g_signal_emit_by_name(src, "end-of-stream", &flow);
-  GstBus *writer_bus = gst_element_get_bus(writer);
-  GstMessage *done =
-      gst_bus_timed_pop_filtered(writer_bus, 10 * GST_SECOND,
-                                 static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
-  fail_unless(done && GST_MESSAGE_TYPE(done) == GST_MESSAGE_EOS, "writing the WAV failed");
-  gst_message_unref(done);
-  gst_element_set_state(writer, GST_STATE_NULL);
-  gst_object_unref(writer_bus);
-  gst_object_unref(src);
-  gst_object_unref(writer);
-
-  GError *error = nullptr;
-  GstElement *pipeline = gst_parse_launch(
-      ("filesrc location=" + std::string(path) +
-       " ! decodebin ! audioconvert ! audioresample ! qwenasrsink sync=false api-key=test-key "
-       "language-code=en url=" +
-       service->url())
-          .c_str(),
-      &error);
-  fail_unless(error == nullptr, "pipeline: %s", error ? error->message : "");
-  GstBus *bus = gst_element_get_bus(pipeline);
-  gst_element_set_state(pipeline, GST_STATE_PLAYING);
-  std::vector<GstMessage *> messages;
-  for (;;) {
-    GstMessage *m = gst_bus_timed_pop(bus, 30 * GST_SECOND);
-    fail_unless(m != nullptr, "pipeline timed out");
-    messages.push_back(m);
-    fail_if(GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR, "pipeline error");
-    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS)
-      break;
-  }
+  Audio audio = make_audio(16000, kTwoUtterances);
+  gchar *path = write_wav(audio);
+  std::vector<GstMessage *> messages =
+      run_pipeline(std::string("filesrc location=") + path +
+                       " ! decodebin ! audioconvert ! audioresample ! qwenasrsink sync=false "
+                       "api-key=test-key language-code=en url=" +
+                       service->url(),
+                   30 * GST_SECOND);
   auto finals = transcripts(messages, true);
   fail_unless_equals_int(finals.size(), 2);
   for (gsize i = 0; i < 2; i++) {
@@ -478,9 +455,6 @@ GST_START_TEST(test_readme_pipeline_decodebin_wav_to_sink) {
                      audio.utterances[i].start_ms * GST_MSECOND, "start-time");
   }
   free_messages(messages);
-  gst_element_set_state(pipeline, GST_STATE_NULL);
-  gst_object_unref(bus);
-  gst_object_unref(pipeline);
   g_unlink(path);
   g_free(path);
 }

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "testutil.h"
 
+#include <glib/gstdio.h>
+
 #include <cmath>
+#include <unistd.h>
 
 namespace testutil {
 
@@ -93,6 +96,73 @@ GstFlowReturn push_audio(GstHarness *h, const Audio &audio, guint buffer_ms,
       return ret;
   }
   return GST_FLOW_OK;
+}
+
+gchar *write_wav(const Audio &audio) {
+  gchar *path = g_build_filename(g_get_tmp_dir(), "qwenasr-test-XXXXXX.wav", nullptr);
+  gint fd = g_mkstemp(path);
+  fail_unless(fd >= 0, "mkstemp");
+  close(fd);
+  gchar *description = g_strdup_printf(
+      "appsrc name=src format=time caps=audio/x-raw,format=S16LE,channels=1,rate=%d,"
+      "layout=interleaved ! wavenc ! filesink location=%s",
+      audio.rate, path);
+  GstElement *writer = gst_parse_launch(description, nullptr);
+  g_free(description);
+  GstElement *src = gst_bin_get_by_name(GST_BIN(writer), "src");
+  gst_element_set_state(writer, GST_STATE_PLAYING);
+  GstBuffer *buffer = gst_buffer_new_memdup(audio.samples.data(), audio.samples.size() * 2);
+  GST_BUFFER_PTS(buffer) = 0;
+  GstFlowReturn flow = GST_FLOW_OK;
+  g_signal_emit_by_name(src, "push-buffer", buffer, &flow);
+  gst_buffer_unref(buffer);
+  g_signal_emit_by_name(src, "end-of-stream", &flow);
+  GstBus *bus = gst_element_get_bus(writer);
+  GstMessage *done = gst_bus_timed_pop_filtered(
+      bus, 10 * GST_SECOND, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless(done && GST_MESSAGE_TYPE(done) == GST_MESSAGE_EOS, "writing the WAV failed");
+  gst_message_unref(done);
+  gst_element_set_state(writer, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(src);
+  gst_object_unref(writer);
+  return path;
+}
+
+std::vector<GstMessage *> run_pipeline(const std::string &description, GstClockTime timeout,
+                                       const std::function<void(GstElement *)> &before_start) {
+  GError *error = nullptr;
+  GstElement *pipeline = gst_parse_launch(description.c_str(), &error);
+  fail_unless(pipeline && !error, "pipeline %s: %s", description.c_str(),
+              error ? error->message : "");
+  if (before_start)
+    before_start(pipeline);
+  GstBus *bus = gst_element_get_bus(pipeline);
+  fail_unless(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE,
+              "cannot start %s", description.c_str());
+  std::vector<GstMessage *> messages;
+  gint64 deadline = g_get_monotonic_time() + static_cast<gint64>(timeout / GST_USECOND);
+  for (;;) {
+    gint64 left = deadline - g_get_monotonic_time();
+    GstMessage *m = left > 0 ? gst_bus_timed_pop(bus, left * GST_USECOND) : nullptr;
+    fail_unless(m != nullptr, "no EOS within %" GST_TIME_FORMAT ": %s", GST_TIME_ARGS(timeout),
+                description.c_str());
+    messages.push_back(m);
+    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR) {
+      GError *gerror = nullptr;
+      gchar *debug = nullptr;
+      gst_message_parse_error(m, &gerror, &debug);
+      fail("pipeline error from %s: %s (%s)", GST_OBJECT_NAME(GST_MESSAGE_SRC(m)), gerror->message,
+           debug ? debug : "");
+    }
+    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS)
+      break;
+  }
+  gst_bus_set_flushing(bus, TRUE);
+  gst_object_unref(bus);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
+  return messages;
 }
 
 std::vector<GstMessage *> drain_bus(GstElement *element) {

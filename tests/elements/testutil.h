@@ -3,12 +3,15 @@
  * a local service per test, and bus message helpers. */
 #pragma once
 
-#include <gst/check/gstcheck.h>
-#include <gst/check/gstharness.h>
-
+/* Standard headers first: libcheck's fail() macro breaks some of them. */
+#include <functional>
 #include <memory>
+#include <regex>
 #include <string>
 #include <vector>
+
+#include <gst/check/gstcheck.h>
+#include <gst/check/gstharness.h>
 
 #include "localservice.h"
 
@@ -51,6 +54,15 @@ GstHarness *sink_harness(const std::string &url, int rate, const char *extra_pro
 /* Pushes the audio in `buffer_ms` buffers with PTS starting at `first_pts`. */
 GstFlowReturn push_audio(GstHarness *h, const Audio &audio, guint buffer_ms,
                          GstClockTime first_pts);
+
+/* Writes `audio` as a WAV file; returns its path (g_free it, and unlink the file). */
+gchar *write_wav(const Audio &audio);
+
+/* Runs a gst-launch style pipeline to EOS (fails the test on an error or after
+ * `timeout`); returns every bus message (free_messages). */
+std::vector<GstMessage *>
+run_pipeline(const std::string &description, GstClockTime timeout,
+             const std::function<void(GstElement *pipeline)> &before_start = nullptr);
 
 /* Everything posted on the element's bus so far, in order (the caller unrefs with
  * free_messages). */
