@@ -22,14 +22,19 @@ namespace {
 constexpr guint64 kMaxIncomingPayload = 16 * 1024 * 1024;
 /* How long stop() lets the closing handshake take before dropping the connection. */
 constexpr guint kCloseTimeoutMs = 500;
+constexpr guint kMaxReconnectDelayMs = 8000;
+constexpr guint64 kUnassigned = G_MAXUINT64;
 
-enum class Phase { Connecting, WaitingCreated, Configuring, Streaming, Finishing, Done };
+enum class Phase { Connecting, WaitingCreated, Configuring, Streaming, Finishing, Waiting, Done };
 
 enum class ItemKind { Audio, Commit, Finish };
 
 struct Item {
   ItemKind kind;
-  std::string audio; /* raw PCM bytes for Audio */
+  std::string audio;                       /* raw S16 PCM for Audio */
+  GstClockTime time = GST_CLOCK_TIME_NONE; /* input time of the first sample */
+  guint64 offset = kUnassigned;            /* global sample, assigned when first sent */
+  guint64 samples() const { return audio.size() / 2; }
 };
 
 bool host_is_loopback(const std::string &host) {
@@ -58,6 +63,11 @@ struct AsrClient::Impl {
   std::condition_variable cond; /* queue space, finished, failed, stopping, wake() */
   std::deque<Item> queue;
   gsize queued_bytes = 0;
+  std::deque<Item> history; /* sent but not settled: resent on a new connection */
+  gsize history_bytes = 0;
+  guint64 next_offset = 0; /* global sample number of the next audio sent for the first time */
+  guint64 settled = 0;     /* history before this sample is no longer needed */
+  ClientStats stats;
   bool pump_scheduled = false;
   bool have_config = false;
   SessionConfig config;
@@ -81,6 +91,10 @@ struct AsrClient::Impl {
   GSource *connect_timeout = nullptr; /* until session.created, then until session.updated */
   GSource *writable_source = nullptr;
   GSource *close_timeout = nullptr;
+  GSource *reconnect_timer = nullptr;
+  GSource *watchdog = nullptr; /* dead-peer check */
+  gint64 last_activity = 0;    /* monotonic µs of the last frame or pong received */
+  guint attempts = 0;          /* reconnection attempts since the last configured session */
 
   ~Impl() {
     if (loop)
@@ -96,9 +110,13 @@ struct AsrClient::Impl {
   }
 
   void run();
+  bool setup_session();
   void connect();
+  void drop_connection();
   void teardown();
   void fail(ClientError error);
+  void reconnect();
+  void trim_history_locked(std::vector<guint64> *dropped);
   void send_update_if_ready();
   void pump();
   bool output_writable();
@@ -134,7 +152,8 @@ static gpointer client_thread_main(gpointer data) {
 
 void AsrClient::Impl::run() {
   g_main_context_push_thread_default(context);
-  connect();
+  if (setup_session())
+    connect();
   g_main_loop_run(loop);
   teardown();
   while (g_main_context_iteration(context, FALSE)) {
@@ -147,6 +166,7 @@ static void on_ws_message(SoupWebsocketConnection *, gint type, GBytes *message,
   auto *impl = static_cast<AsrClient::Impl *>(user_data);
   if (impl->is_stopping())
     return; /* the listener may already be gone or serving a new session */
+  impl->last_activity = g_get_monotonic_time();
   gsize size = 0;
   const char *data = static_cast<const char *>(g_bytes_get_data(message, &size));
   if (type != SOUP_WEBSOCKET_DATA_TEXT) {
@@ -154,6 +174,22 @@ static void on_ws_message(SoupWebsocketConnection *, gint type, GBytes *message,
     return;
   }
   impl->handle_text(data, size);
+}
+
+static void on_ws_pong(SoupWebsocketConnection *, GBytes *, gpointer user_data) {
+  static_cast<AsrClient::Impl *>(user_data)->last_activity = g_get_monotonic_time();
+}
+
+static gboolean on_watchdog(gpointer user_data) {
+  auto *impl = static_cast<AsrClient::Impl *>(user_data);
+  gint64 silent = g_get_monotonic_time() - impl->last_activity;
+  gint64 limit = 3 * static_cast<gint64>(impl->settings.keepalive_interval_s) * G_USEC_PER_SEC;
+  if (impl->conn && silent > limit) {
+    impl->fail(
+        ClientError(ClientErrorKind::Closed, impl->host,
+                    "no answer to pings for " + std::to_string(silent / G_USEC_PER_SEC) + " s"));
+  }
+  return G_SOURCE_CONTINUE;
 }
 
 static void on_ws_closed(SoupWebsocketConnection *conn, gpointer user_data) {
@@ -204,6 +240,10 @@ static void on_ws_connected(GObject *source, GAsyncResult *result, gpointer user
   soup_websocket_connection_set_keepalive_interval(conn, impl->settings.keepalive_interval_s);
   g_signal_connect(conn, "message", G_CALLBACK(on_ws_message), impl);
   g_signal_connect(conn, "closed", G_CALLBACK(on_ws_closed), impl);
+  g_signal_connect(conn, "pong", G_CALLBACK(on_ws_pong), impl);
+  impl->last_activity = g_get_monotonic_time();
+  if (impl->settings.keepalive_interval_s > 0 && !impl->watchdog)
+    impl->watchdog = impl->add_timeout(impl->settings.keepalive_interval_s * 1000, on_watchdog);
   impl->phase = Phase::WaitingCreated;
   GST_INFO("connected to %s", impl->host.c_str());
   impl->listener->on_connected(impl->host);
@@ -221,8 +261,8 @@ static gboolean on_connect_timeout(gpointer user_data) {
   return G_SOURCE_REMOVE;
 }
 
-void AsrClient::Impl::connect() {
-  cancellable = g_cancellable_new();
+/* The SoupSession lives as long as the client; connections come and go on it. */
+bool AsrClient::Impl::setup_session() {
   if (settings.use_proxy && !host_is_loopback(host))
     session = soup_session_new();
   else
@@ -232,16 +272,40 @@ void AsrClient::Impl::connect() {
     GError *gerror = nullptr;
     GTlsDatabase *database = g_tls_file_database_new(settings.tls_ca_file.c_str(), &gerror);
     if (!database) {
-      ClientError error{ClientErrorKind::Connect, host};
+      ClientError error{ClientErrorKind::Rejected, host};
       error.detail = std::string("cannot load tls-ca-file: ") + gerror->message;
+      error.service.message = error.detail;
       g_error_free(gerror);
       fail(error);
-      return;
+      return false;
     }
     soup_session_set_tls_database(session, database);
     g_object_unref(database);
   }
+  return true;
+}
 
+void AsrClient::Impl::connect() {
+  g_clear_object(&cancellable);
+  cancellable = g_cancellable_new();
+  phase = Phase::Connecting;
+  created = false;
+  /* The new session counts from the first sample it will be sent: the oldest resent one, or
+   * the next new one. */
+  guint64 base;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    base = next_offset;
+    for (const Item &item : queue) {
+      if (item.kind == ItemKind::Audio && item.offset != kUnassigned) {
+        base = item.offset;
+        break;
+      }
+    }
+  }
+  listener->on_session_start(base, attempts);
+
+  g_clear_object(&message);
   message = soup_message_new(SOUP_METHOD_GET, settings.url.c_str());
   if (!message) {
     fail(ClientError(ClientErrorKind::Connect, host, "the URL cannot be parsed"));
@@ -261,15 +325,26 @@ void AsrClient::Impl::connect() {
                                        cancellable, on_ws_connected, this);
 }
 
-void AsrClient::Impl::teardown() {
+/* Forgets the current connection without reporting anything: its callbacks are cut off. */
+void AsrClient::Impl::drop_connection() {
   remove_source(&connect_timeout);
   remove_source(&writable_source);
-  remove_source(&close_timeout);
+  remove_source(&watchdog);
+  if (cancellable)
+    g_cancellable_cancel(cancellable);
   if (conn) {
     g_signal_handlers_disconnect_by_data(conn, this);
+    if (soup_websocket_connection_get_state(conn) == SOUP_WEBSOCKET_STATE_OPEN)
+      soup_websocket_connection_close(conn, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, nullptr);
     g_object_unref(conn);
     conn = nullptr;
   }
+}
+
+void AsrClient::Impl::teardown() {
+  drop_connection();
+  remove_source(&close_timeout);
+  remove_source(&reconnect_timer);
   g_clear_object(&message);
   if (session) {
     soup_session_abort(session);
@@ -278,11 +353,49 @@ void AsrClient::Impl::teardown() {
   g_clear_object(&cancellable);
 }
 
+static gboolean on_reconnect_timer(gpointer user_data) {
+  auto *impl = static_cast<AsrClient::Impl *>(user_data);
+  g_source_unref(impl->reconnect_timer);
+  impl->reconnect_timer = nullptr;
+  impl->reconnect();
+  return G_SOURCE_REMOVE;
+}
+
+/* Sends everything not settled again, in order, ahead of what still waits. */
+void AsrClient::Impl::reconnect() {
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (auto it = history.rbegin(); it != history.rend(); ++it) {
+      queued_bytes += it->audio.size();
+      queue.push_front(std::move(*it));
+    }
+    history.clear();
+    history_bytes = 0;
+    stats.reconnects++;
+  }
+  connect();
+}
+
 void AsrClient::Impl::fail(ClientError error) {
-  if (phase == Phase::Done)
+  if (phase == Phase::Done || phase == Phase::Waiting)
     return;
+  if (!is_stopping() && error.retryable() && attempts < settings.max_reconnects) {
+    attempts++;
+    guint delay = settings.reconnect_delay_ms << MIN(attempts - 1, 16u);
+    delay = MIN(delay, kMaxReconnectDelayMs);
+    GST_WARNING("connection to %s lost (%s): reconnecting in %u ms, attempt %u", host.c_str(),
+                error.detail.c_str(), delay, attempts);
+    drop_connection();
+    phase = Phase::Waiting;
+    listener->on_reconnecting(error, attempts, delay);
+    reconnect_timer = add_timeout(delay, on_reconnect_timer);
+    return;
+  }
   phase = Phase::Done;
   remove_source(&connect_timeout);
+  remove_source(&watchdog);
+  if (attempts > 0)
+    error.detail += ", after " + std::to_string(attempts) + " reconnection attempts";
   GST_WARNING("session with %s failed: %s", host.c_str(), error.detail.c_str());
   /* The listener records its sticky error before waiters wake up and look for it; nothing is
    * reported once stop() has begun: that is a deliberate end, not a failure. */
@@ -338,6 +451,7 @@ void AsrClient::Impl::handle_text(const char *data, gsize size) {
     listener->on_event(event);
     if (phase == Phase::Configuring) {
       phase = Phase::Streaming;
+      attempts = 0; /* a working session: the next outage gets the full budget again */
       remove_source(&connect_timeout);
       pump();
     }
@@ -419,21 +533,48 @@ void AsrClient::Impl::pump() {
       arm_writable_source();
       return;
     }
-    Item item;
+    std::string text;
+    bool first_send;
+    ItemKind kind;
+    guint64 offset, samples;
+    GstClockTime time;
+    std::vector<guint64> dropped;
     {
       std::lock_guard<std::mutex> lock(mutex);
       if (queue.empty())
         return;
-      item = std::move(queue.front());
-      queue.pop_front();
+      Item &item = queue.front();
+      first_send = item.offset == kUnassigned;
+      if (first_send && item.kind != ItemKind::Finish) {
+        item.offset = next_offset;
+        next_offset += item.samples();
+        stats.samples_sent += item.samples();
+      }
+      kind = item.kind;
+      offset = item.offset;
+      samples = item.samples();
+      time = item.time;
+      if (kind == ItemKind::Audio) {
+        text = encode_append(reinterpret_cast<const guint8 *>(item.audio.data()), item.audio.size(),
+                             next_event_id());
+        stats.bytes_sent += item.audio.size();
+        stats.appends++;
+      }
       queued_bytes -= item.audio.size();
+      history_bytes += item.audio.size();
+      history.push_back(std::move(item));
+      queue.pop_front();
+      trim_history_locked(&dropped);
     }
     cond.notify_all();
-    std::string text;
-    switch (item.kind) {
+    for (guint64 lost : dropped)
+      listener->on_resend_dropped(lost);
+    if (first_send && kind == ItemKind::Audio)
+      listener->on_audio_sent(offset, samples, time);
+    else if (first_send && kind == ItemKind::Commit)
+      listener->on_commit_sent(offset);
+    switch (kind) {
     case ItemKind::Audio:
-      text = encode_append(reinterpret_cast<const guint8 *>(item.audio.data()), item.audio.size(),
-                           next_event_id());
       break;
     case ItemKind::Commit:
       text = encode_commit(next_event_id());
@@ -448,6 +589,24 @@ void AsrClient::Impl::pump() {
     soup_websocket_connection_send_text(conn, text.c_str());
     if (phase != Phase::Streaming)
       return;
+  }
+}
+
+/* Caller holds `mutex`. The resend buffer is bounded: past its cap the oldest audio is
+ * given up (reported through `dropped`, as sample counts, once the lock is released). */
+void AsrClient::Impl::trim_history_locked(std::vector<guint64> *dropped) {
+  while (!history.empty()) {
+    const Item &front = history.front();
+    bool settled_item = front.kind != ItemKind::Finish && front.offset + front.samples() <= settled;
+    bool over_cap = history_bytes > settings.max_resend_bytes && front.kind == ItemKind::Audio;
+    if (!settled_item && !over_cap)
+      break;
+    if (!settled_item && dropped) {
+      dropped->push_back(front.samples());
+      stats.dropped_samples += front.samples();
+    }
+    history_bytes -= front.audio.size();
+    history.pop_front();
   }
 }
 
@@ -471,8 +630,11 @@ static gboolean on_close_timeout(gpointer user_data) {
 
 void AsrClient::Impl::begin_stop() {
   phase = Phase::Done;
-  g_cancellable_cancel(cancellable);
+  if (cancellable)
+    g_cancellable_cancel(cancellable);
   remove_source(&connect_timeout);
+  remove_source(&reconnect_timer);
+  remove_source(&watchdog);
   if (conn && soup_websocket_connection_get_state(conn) != SOUP_WEBSOCKET_STATE_CLOSED) {
     if (soup_websocket_connection_get_state(conn) == SOUP_WEBSOCKET_STATE_OPEN)
       soup_websocket_connection_close(conn, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
@@ -554,23 +716,44 @@ void AsrClient::configure(const SessionConfig &config) {
                              nullptr);
 }
 
-WaitResult AsrClient::push_audio(const guint8 *data, gsize size, gint64 deadline,
-                                 const std::function<bool()> &interrupted) {
+WaitResult AsrClient::push_audio(const guint8 *data, gsize size, GstClockTime time, gint64 deadline,
+                                 const std::function<bool()> &interrupted, bool drop_oldest,
+                                 gsize *dropped_bytes) {
   Impl *impl = impl_.get();
   std::unique_lock<std::mutex> lock(impl->mutex);
   auto until = to_steady(deadline);
+  *dropped_bytes = 0;
+  auto full = [&] {
+    return impl->queued_bytes > 0 && impl->queued_bytes + size > impl->settings.max_queued_bytes;
+  };
   for (;;) {
     if (impl->failed || impl->stopping)
       return WaitResult::Failed;
-    if (impl->queued_bytes == 0 || impl->queued_bytes + size <= impl->settings.max_queued_bytes)
+    if (!full())
       break;
+    if (drop_oldest) {
+      /* Unsent audio never got a sample number, so dropping it shifts nothing already
+       * sent; the timing map sees a gap where it was. */
+      for (auto it = impl->queue.begin(); it != impl->queue.end() && full();) {
+        if (it->kind == ItemKind::Audio && it->offset == kUnassigned) {
+          *dropped_bytes += it->audio.size();
+          impl->queued_bytes -= it->audio.size();
+          impl->stats.dropped_samples += it->samples();
+          it = impl->queue.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      break;
+    }
     if (interrupted())
       return WaitResult::Interrupted;
-    if (impl->cond.wait_until(lock, until) == std::cv_status::timeout &&
-        impl->queued_bytes + size > impl->settings.max_queued_bytes)
+    if (impl->cond.wait_until(lock, until) == std::cv_status::timeout && full())
       return WaitResult::Timeout;
   }
-  impl->queue.push_back({ItemKind::Audio, std::string(reinterpret_cast<const char *>(data), size)});
+  Item item{ItemKind::Audio, std::string(reinterpret_cast<const char *>(data), size)};
+  item.time = time;
+  impl->queue.push_back(std::move(item));
   impl->queued_bytes += size;
   impl->schedule_pump_locked();
   return WaitResult::Done;
@@ -604,6 +787,30 @@ WaitResult AsrClient::wait_finished(gint64 deadline, const std::function<bool()>
   }
 }
 
+void AsrClient::settle(guint64 sample) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->settled = MAX(impl_->settled, sample);
+  impl_->trim_history_locked(nullptr);
+}
+
+ClientStats AsrClient::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return impl_->stats;
+}
+
+bool ClientError::retryable() const {
+  switch (kind) {
+  case ClientErrorKind::Unauthorized:
+  case ClientErrorKind::Rejected:
+    return false;
+  case ClientErrorKind::Handshake:
+    /* Rate limits and server trouble pass; other refusals (bad path, model) will not. */
+    return http_status == 408 || http_status == 429 || http_status >= 500;
+  default:
+    return true;
+  }
+}
+
 void AsrClient::wake() {
   if (!impl_)
     return;
@@ -612,7 +819,7 @@ void AsrClient::wake() {
 }
 
 void AsrClient::stop() {
-  if (!impl_)
+  if (!thread_)
     return;
   {
     std::lock_guard<std::mutex> lock(impl_->mutex);
@@ -627,18 +834,12 @@ void AsrClient::stop() {
   } else {
     g_thread_join(thread_);
   }
-  thread_ = nullptr;
-  impl_.reset();
+  thread_ = nullptr; /* Impl stays for stats() and for calls that now answer "stopping" */
 }
 
 bool AsrClient::failed() const {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   return impl_->failed;
-}
-
-gsize AsrClient::queued_bytes() const {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
-  return impl_->queued_bytes;
 }
 
 } // namespace qwenasr

@@ -7,7 +7,7 @@
  * check; the listener is called on the client thread. */
 #pragma once
 
-#include <glib.h>
+#include <gst/gst.h>
 
 #include <condition_variable>
 #include <deque>
@@ -28,8 +28,17 @@ struct ClientSettings {
   std::string tls_ca_file;
   bool use_proxy = true;
   guint connect_timeout_ms = 10000;
-  guint keepalive_interval_s = 20; /* long silences must not look idle to middleboxes */
-  gsize max_queued_bytes = 320000;
+  /* WebSocket pings keep long silences from looking idle; a peer that sends nothing, not
+   * even a pong, for three intervals is taken for dead. 0 disables both. */
+  guint keepalive_interval_s = 20;
+  gsize max_queued_bytes = 320000; /* audio waiting to be sent */
+  /* After a connection is lost: attempts (0: fail at once), and the first backoff, which
+   * doubles per attempt up to 8 s. */
+  guint max_reconnects = 5;
+  guint reconnect_delay_ms = 250;
+  /* Audio kept after sending until its transcript is final, to be sent again on a new
+   * connection; past this the oldest is given up. */
+  gsize max_resend_bytes = 3840000;
 };
 
 enum class ClientErrorKind {
@@ -42,6 +51,15 @@ enum class ClientErrorKind {
   Closed,       /* the connection ended before the session finished */
 };
 
+/* Counters since start(); read with AsrClient::stats(). */
+struct ClientStats {
+  guint64 bytes_sent = 0;   /* PCM bytes in appends, resends included */
+  guint64 samples_sent = 0; /* distinct samples sent (a resend counts once) */
+  guint64 appends = 0;
+  guint64 reconnects = 0;
+  guint64 dropped_samples = 0; /* queue overflow (live) and resend-buffer overflow */
+};
+
 struct ClientError {
   ClientError(ClientErrorKind kind_, std::string host_, std::string detail_ = {})
       : kind(kind_), host(std::move(host_)), detail(std::move(detail_)) {}
@@ -50,6 +68,9 @@ struct ClientError {
   guint http_status = 0;
   std::string detail;   /* the underlying GError or close reason; never contains the key */
   ServiceError service; /* for Rejected / Service */
+
+  /* Whether a new connection may fix it: not for a rejected key or configuration. */
+  bool retryable() const;
 };
 
 /* Called on the client thread. Implementations must not call back into blocking client
@@ -58,10 +79,24 @@ class ClientListener {
 public:
   virtual ~ClientListener() = default;
   virtual void on_connected(const std::string &host) = 0;
+  /* A session begins (the first, or one after a reconnection): the service counts
+   * audio_*_ms from zero at global sample `base_sample` (samples are numbered in the order
+   * they were first sent, over all sessions of this client). */
+  virtual void on_session_start(guint64 base_sample, guint reconnect_attempt) = 0;
+  /* Audio or a commit reaches the service for the first time (a resend is not reported), at
+   * global sample `offset`; `time` is the input time given to push_audio(). Called before
+   * the frame is sent, so it precedes every event about it. */
+  virtual void on_audio_sent(guint64 offset, guint64 samples, GstClockTime time) = 0;
+  virtual void on_commit_sent(guint64 offset) = 0;
+  /* The connection was lost; a new one is tried in `delay_ms`. */
+  virtual void on_reconnecting(const ClientError &error, guint attempt, guint delay_ms) = 0;
+  /* Audio that will not be resent after a reconnection: the resend buffer overflowed. */
+  virtual void on_resend_dropped(guint64 samples) = 0;
   /* Every decoded server event, including the ones the client acts on itself. Service errors
    * that end the session arrive through on_failure instead. */
   virtual void on_event(const ServerEvent &event) = 0;
-  /* Once, when the session cannot go on; the client closes the connection afterwards. */
+  /* Once, when the session cannot go on (reconnecting failed or cannot help); the client
+   * closes the connection afterwards. */
   virtual void on_failure(const ClientError &error) = 0;
   virtual void on_bad_frame(const std::string &problem) = 0;
 };
@@ -79,21 +114,27 @@ public:
   bool start(const ClientSettings &settings, ClientListener *listener, GError **error);
   /* The session configuration, sent once the service has created the session. */
   void configure(const SessionConfig &config);
-  /* Queues one append. Blocks while the queue is full until there is room, `deadline`
-   * (g_get_monotonic_time base), a failure, or interrupted() returns true after wake(). */
-  WaitResult push_audio(const guint8 *data, gsize size, gint64 deadline,
-                        const std::function<bool()> &interrupted);
+  /* Queues one append of S16 samples whose first has input time `time` (NONE: right after
+   * the previous). When the queue is full it blocks until there is room, `deadline`
+   * (g_get_monotonic_time base), a failure, or interrupted() returns true after wake() --
+   * unless `drop_oldest`: then the oldest unsent audio makes room (live input must not fall
+   * behind) and *dropped_bytes says how much. */
+  WaitResult push_audio(const guint8 *data, gsize size, GstClockTime time, gint64 deadline,
+                        const std::function<bool()> &interrupted, bool drop_oldest,
+                        gsize *dropped_bytes);
   void commit(); /* queued behind the audio already pushed */
   void finish(); /* session.finish, queued behind everything else */
   /* Waits for session.finished (Done), a failure, the deadline, or an interruption. */
   WaitResult wait_finished(gint64 deadline, const std::function<bool()> &interrupted);
   /* Makes every waiter re-check its interrupted() callback. */
   void wake();
+  /* Audio before global sample `sample` has its final transcripts: no resend needed. */
+  void settle(guint64 sample);
+  ClientStats stats() const;
   /* Closes the connection (bounded) and joins the thread. Safe to call twice. */
   void stop();
 
   bool failed() const;
-  gsize queued_bytes() const;
 
   struct Impl; /* public only for the C callbacks in asrclient.cpp */
 

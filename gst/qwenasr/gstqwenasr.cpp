@@ -49,6 +49,7 @@ enum {
   PROP_MIN_DURATION,
   PROP_PARTIAL_RESULTS,
   PROP_MAX_OBSERVED_DELAY,
+  PROP_STATS,
   PROP_SHARED_FIRST,
 };
 
@@ -93,6 +94,7 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
   gboolean markup = FALSE;                     /* downstream wants pango-markup */
   GstClockTime position = GST_CLOCK_TIME_NONE; /* output PTS reached */
   std::deque<SentMark> sent;
+  int rate = 0;                           /* of the input caps */
   GstClockTime hearing_delay = 0;         /* slowest speech_started seen after its audio was sent */
   gboolean eos = FALSE;                   /* EOS pushed: no more output until a flush */
   gboolean warned_stall = FALSE;          /* the held-back-pipeline warning was posted */
@@ -425,11 +427,14 @@ static GstFlowReturn gst_qwen_asr_chain(GstPad *, GstObject *parent, GstBuffer *
   GstQwenAsrPrivate *priv = self->priv;
   GstClockTime pts = GST_BUFFER_PTS(buffer);
   GstClockTime stream_time = gst_segment_to_stream_time(&priv->in_segment, GST_FORMAT_TIME, pts);
-  GstFlowReturn ret = priv->transcriber.push(buffer, stream_time, nullptr);
+  /* Where this audio ends, for the deadlines: it is handed to the service now. */
+  GstClockTime end = GST_CLOCK_TIME_NONE;
+  if (GST_CLOCK_TIME_IS_VALID(pts) && priv->rate > 0)
+    end = pts + gst_util_uint64_scale_int(gst_buffer_get_size(buffer) / 2, GST_SECOND, priv->rate);
+  GstFlowReturn ret = priv->transcriber.push(buffer, stream_time, priv->upstream_live, nullptr);
   gst_buffer_unref(buffer);
   if (ret != GST_FLOW_OK)
     return ret;
-  GstClockTime end = to_pts(self, priv->transcriber.input_end_time());
   if (GST_CLOCK_TIME_IS_VALID(end))
     priv->sent.push_back({end, g_get_monotonic_time()});
   return push_output(self, FALSE);
@@ -447,6 +452,8 @@ static gboolean gst_qwen_asr_sink_event(GstPad *pad, GstObject *parent, GstEvent
         gst_audio_info_from_caps(&info, caps) &&
         priv->transcriber.set_sample_rate(GST_AUDIO_INFO_RATE(&info), nullptr) == GST_FLOW_OK;
     if (ok)
+      priv->rate = GST_AUDIO_INFO_RATE(&info);
+    if (ok)
       push_output(self, !priv->transcriber.has_session());
     gst_event_unref(event);
     /* Audio caps stay here; the src pad gets text caps. */
@@ -462,8 +469,7 @@ static gboolean gst_qwen_asr_sink_event(GstPad *pad, GstObject *parent, GstEvent
       return FALSE;
     }
     /* A new timeline: finish the captions of the old one first. */
-    if (priv->have_segment && priv->transcriber.has_session() &&
-        GST_CLOCK_TIME_IS_VALID(priv->transcriber.input_end_time()))
+    if (priv->have_segment && priv->transcriber.has_audio())
       drain(self);
     gst_segment_copy_into(segment, &priv->in_segment);
     priv->have_segment = TRUE;
@@ -581,6 +587,10 @@ static void gst_qwen_asr_set_property(GObject *object, guint prop_id, const GVal
 static void gst_qwen_asr_get_property(GObject *object, guint prop_id, GValue *value,
                                       GParamSpec *pspec) {
   GstQwenAsr *self = GST_QWEN_ASR(object);
+  if (prop_id == PROP_STATS) {
+    g_value_take_boxed(value, self->priv->transcriber.stats());
+    return;
+  }
   GST_OBJECT_LOCK(self);
   switch (prop_id) {
   case PROP_LATENCY:
@@ -703,6 +713,13 @@ static void gst_qwen_asr_class_init(GstQwenAsrClass *klass) {
                         "Largest delay (ms) seen between audio and its final transcript", 0,
                         G_MAXUINT, 0,
                         static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+  g_object_class_install_property(
+      gobject_class, PROP_STATS,
+      g_param_spec_boxed("stats", "Statistics",
+                         "qwenasr/stats: bytes-sent, audio-sent, appends, reconnects, "
+                         "dropped-audio, partials, finals, last-delay, max-delay (times in ns)",
+                         GST_TYPE_STRUCTURE,
+                         static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
   qwenasr::settings_install_properties(gobject_class, PROP_SHARED_FIRST);
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);

@@ -29,7 +29,7 @@ GST_DEBUG_CATEGORY_STATIC(gst_qwen_asr_sink_debug);
 /* Custom downstream event that commits the audio so far (manual turn detection). */
 #define QWENASR_COMMIT_EVENT "qwenasr-commit"
 
-enum { PROP_0, PROP_SHARED_FIRST };
+enum { PROP_0, PROP_STATS, PROP_SHARED_FIRST };
 
 struct GstQwenAsrSinkPrivate {
   /* properties, guarded by the object lock; start() hands a copy to the transcriber */
@@ -37,6 +37,8 @@ struct GstQwenAsrSinkPrivate {
   /* session logic; created in init, used by the streaming and state-change threads, which
    * GstBaseSink serialises (start/stop vs. render/event), plus its own locking */
   qwenasr::Transcriber transcriber;
+  /* streaming thread: whether upstream is live, asked once per caps (-1: not yet) */
+  int upstream_live = -1;
 
   explicit GstQwenAsrSinkPrivate(GstElement *element) : transcriber(element) {}
 };
@@ -77,6 +79,10 @@ static void gst_qwen_asr_sink_set_property(GObject *object, guint prop_id, const
 static void gst_qwen_asr_sink_get_property(GObject *object, guint prop_id, GValue *value,
                                            GParamSpec *pspec) {
   GstQwenAsrSink *self = GST_QWEN_ASR_SINK(object);
+  if (prop_id == PROP_STATS) {
+    g_value_take_boxed(value, self->priv->transcriber.stats());
+    return;
+  }
   GST_OBJECT_LOCK(self);
   gboolean handled =
       qwenasr::settings_get_property(&self->priv->settings, PROP_SHARED_FIRST, prop_id, value);
@@ -111,6 +117,7 @@ static gboolean gst_qwen_asr_sink_set_caps(GstBaseSink *sink, GstCaps *caps) {
     return FALSE;
   }
   GST_DEBUG_OBJECT(self, "caps %" GST_PTR_FORMAT, caps);
+  self->priv->upstream_live = -1;
   return self->priv->transcriber.set_sample_rate(GST_AUDIO_INFO_RATE(&info), pause_handler(self)) ==
          GST_FLOW_OK;
 }
@@ -119,7 +126,13 @@ static GstFlowReturn gst_qwen_asr_sink_render(GstBaseSink *sink, GstBuffer *buff
   GstQwenAsrSink *self = GST_QWEN_ASR_SINK(sink);
   GstClockTime stream_time =
       gst_segment_to_stream_time(&sink->segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
-  return self->priv->transcriber.push(buffer, stream_time, pause_handler(self));
+  if (self->priv->upstream_live < 0) {
+    gboolean live = FALSE, upstream_live = FALSE;
+    gst_base_sink_query_latency(sink, &live, &upstream_live, nullptr, nullptr);
+    self->priv->upstream_live = upstream_live;
+  }
+  return self->priv->transcriber.push(buffer, stream_time, self->priv->upstream_live > 0,
+                                      pause_handler(self));
 }
 
 static gboolean gst_qwen_asr_sink_event(GstBaseSink *sink, GstEvent *event) {
@@ -196,6 +209,13 @@ static void gst_qwen_asr_sink_class_init(GstQwenAsrSinkClass *klass) {
   gobject_class->set_property = gst_qwen_asr_sink_set_property;
   gobject_class->get_property = gst_qwen_asr_sink_get_property;
   gobject_class->finalize = gst_qwen_asr_sink_finalize;
+  g_object_class_install_property(
+      gobject_class, PROP_STATS,
+      g_param_spec_boxed("stats", "Statistics",
+                         "qwenasr/stats: bytes-sent, audio-sent, appends, reconnects, "
+                         "dropped-audio, partials, finals, last-delay, max-delay (times in ns)",
+                         GST_TYPE_STRUCTURE,
+                         static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
   qwenasr::settings_install_properties(gobject_class, PROP_SHARED_FIRST);
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);

@@ -21,6 +21,9 @@ enum SharedProperty {
   PROP_FINISH_TIMEOUT,
   PROP_CONNECT_TIMEOUT,
   PROP_MAX_QUEUE_TIME,
+  PROP_MAX_RESEND_TIME,
+  PROP_MAX_RECONNECTS,
+  PROP_KEEPALIVE_INTERVAL,
   PROP_USE_PROXY,
   PROP_TLS_CA_FILE,
   N_SHARED_PROPERTIES
@@ -150,6 +153,21 @@ guint settings_install_properties(GObjectClass *klass, guint first_id) {
                             "Audio (ms) that may wait for the network before the streaming "
                             "thread blocks",
                             100, 600000, 10000, kReadyFlags));
+  install(PROP_MAX_RESEND_TIME,
+          g_param_spec_uint("max-resend-time", "Max resend time",
+                            "Audio (ms) kept after sending until its transcript is final, to "
+                            "resend it on a new connection so no speech is lost",
+                            0, 3600000, 120000, kReadyFlags));
+  install(PROP_MAX_RECONNECTS,
+          g_param_spec_uint("max-reconnects", "Max reconnects",
+                            "Attempts to reconnect after the connection is lost (backoff from "
+                            "250 ms, doubling to 8 s) before the error; 0: fail at once",
+                            0, 1000, 5, kReadyFlags));
+  install(PROP_KEEPALIVE_INTERVAL,
+          g_param_spec_uint("keepalive-interval", "Keepalive interval",
+                            "Seconds between WebSocket pings; a service silent for three "
+                            "intervals is taken for dead and reconnected. 0: no pings",
+                            0, 3600, 20, kReadyFlags));
   install(PROP_USE_PROXY,
           g_param_spec_boolean("use-proxy", "Use proxy",
                                "Honour the system proxy settings (never for loopback hosts)", TRUE,
@@ -213,6 +231,15 @@ gboolean settings_set_property(Settings *s, guint first_id, guint prop_id, const
   case PROP_MAX_QUEUE_TIME:
     s->max_queue_ms = g_value_get_uint(value);
     break;
+  case PROP_MAX_RESEND_TIME:
+    s->max_resend_ms = g_value_get_uint(value);
+    break;
+  case PROP_MAX_RECONNECTS:
+    s->max_reconnects = g_value_get_uint(value);
+    break;
+  case PROP_KEEPALIVE_INTERVAL:
+    s->keepalive_interval_s = g_value_get_uint(value);
+    break;
   case PROP_USE_PROXY:
     s->use_proxy = g_value_get_boolean(value);
     break;
@@ -272,6 +299,15 @@ gboolean settings_get_property(const Settings *s, guint first_id, guint prop_id,
     break;
   case PROP_MAX_QUEUE_TIME:
     g_value_set_uint(value, s->max_queue_ms);
+    break;
+  case PROP_MAX_RESEND_TIME:
+    g_value_set_uint(value, s->max_resend_ms);
+    break;
+  case PROP_MAX_RECONNECTS:
+    g_value_set_uint(value, s->max_reconnects);
+    break;
+  case PROP_KEEPALIVE_INTERVAL:
+    g_value_set_uint(value, s->keepalive_interval_s);
     break;
   case PROP_USE_PROXY:
     g_value_set_boolean(value, s->use_proxy);

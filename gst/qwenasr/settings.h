@@ -50,6 +50,9 @@ struct Settings {
   guint finish_timeout_ms = 10000;
   guint connect_timeout_ms = 10000;
   guint max_queue_ms = 10000;
+  guint max_resend_ms = 120000;
+  guint max_reconnects = 5;
+  guint keepalive_interval_s = 20;
   gboolean use_proxy = TRUE;
   std::string tls_ca_file;
 

@@ -10,6 +10,10 @@ namespace qwenasr {
 
 namespace {
 
+/* VAD mode with no utterance open: audio older than this is not kept for resending. It only
+ * has to cover how late the service may report a speech start. */
+constexpr guint kSilenceKeepMs = 15000;
+
 bool valid_scheme(const std::string &url) {
   return url.rfind("ws://", 0) == 0 || url.rfind("wss://", 0) == 0;
 }
@@ -72,6 +76,8 @@ bool Transcriber::start(const Settings &settings) {
   client_settings_.tls_ca_file = settings_.tls_ca_file;
   client_settings_.use_proxy = settings_.use_proxy;
   client_settings_.connect_timeout_ms = settings_.connect_timeout_ms;
+  client_settings_.keepalive_interval_s = settings_.keepalive_interval_s;
+  client_settings_.max_reconnects = settings_.max_reconnects;
   flow_ = GST_FLOW_OK;
   flushing_ = false;
   return true;
@@ -94,18 +100,25 @@ bool Transcriber::ensure_session() {
   {
     std::lock_guard<std::mutex> lock(lock_);
     map_.reset(rate_ > 0 ? rate_ : 16000);
+    session_base_ = 0;
     items_.clear();
+    unfinished_commits_.clear();
     pending_commits_.clear();
+    last_commit_sample_ = 0;
+    sent_marks_.clear();
     session_id_.clear();
     configured_ = false;
   }
   bytes_in_ = 0;
-  last_commit_sample_ = 0;
+  commit_bytes_ = 0;
   session_rate_ = 0;
+  dropping_ = false;
   gst_adapter_clear(adapter_);
+  adapter_time_ = GST_CLOCK_TIME_NONE;
   /* Before caps the rate is unknown: size for the highest rate, so the bound holds in ms. */
-  client_settings_.max_queued_bytes =
-      static_cast<gsize>(rate_ > 0 ? rate_ : 16000) * 2 * settings_.max_queue_ms / 1000;
+  const gsize bytes_per_ms = static_cast<gsize>(rate_ > 0 ? rate_ : 16000) * 2 / 1000;
+  client_settings_.max_queued_bytes = bytes_per_ms * settings_.max_queue_ms;
+  client_settings_.max_resend_bytes = bytes_per_ms * settings_.max_resend_ms;
   auto client = std::make_unique<AsrClient>();
   GError *error = nullptr;
   if (!client->start(client_settings_, this, &error)) {
@@ -132,11 +145,21 @@ void Transcriber::end_session() {
     std::lock_guard<std::mutex> lock(client_lock_);
     client = std::move(client_);
   }
-  if (client)
+  if (client) {
     client->stop(); /* outside the lock: it joins the client thread */
+    ClientStats ended = client->stats();
+    std::lock_guard<std::mutex> lock(client_lock_);
+    past_stats_.bytes_sent += ended.bytes_sent;
+    past_stats_.samples_sent += ended.samples_sent;
+    past_stats_.appends += ended.appends;
+    past_stats_.reconnects += ended.reconnects;
+    past_stats_.dropped_samples += ended.dropped_samples;
+  }
   gst_adapter_clear(adapter_);
+  adapter_time_ = GST_CLOCK_TIME_NONE;
   std::lock_guard<std::mutex> lock(lock_);
   items_.clear();
+  unfinished_commits_.clear();
   pending_commits_.clear();
 }
 
@@ -157,9 +180,9 @@ GstFlowReturn Transcriber::after_interruption(const PauseHandler &on_pause) {
   return on_pause ? on_pause() : GST_FLOW_FLUSHING;
 }
 
-guint64 Transcriber::ms_to_samples(gint64 ms) const {
-  return gst_util_uint64_scale_int(static_cast<guint64>(std::max<gint64>(ms, 0)),
-                                   map_.sample_rate(), 1000);
+guint64 Transcriber::global_sample_locked(gint64 ms) const {
+  return session_base_ + gst_util_uint64_scale_int(static_cast<guint64>(std::max<gint64>(ms, 0)),
+                                                   map_.sample_rate(), 1000);
 }
 
 GstFlowReturn Transcriber::set_sample_rate(int rate, const PauseHandler &on_pause) {
@@ -180,7 +203,7 @@ GstFlowReturn Transcriber::set_sample_rate(int rate, const PauseHandler &on_paus
   return ensure_session() ? GST_FLOW_OK : GstFlowReturn(flow_);
 }
 
-GstFlowReturn Transcriber::send_chunk(const guint8 *data, gsize size,
+GstFlowReturn Transcriber::send_chunk(const guint8 *data, gsize size, GstClockTime time, bool live,
                                       const PauseHandler &on_pause) {
   for (;;) {
     GstFlowReturn flow = flow_;
@@ -189,7 +212,20 @@ GstFlowReturn Transcriber::send_chunk(const guint8 *data, gsize size,
     /* The wait is bounded: a service that takes no audio for connect-timeout is dead. */
     gint64 deadline =
         g_get_monotonic_time() + settings_.connect_timeout_ms * G_TIME_SPAN_MILLISECOND;
-    WaitResult result = client_->push_audio(data, size, deadline, [&] { return bool(flushing_); });
+    gsize dropped = 0;
+    WaitResult result = client_->push_audio(
+        data, size, time, deadline, [&] { return bool(flushing_); }, live, &dropped);
+    if (dropped > 0) {
+      if (!dropping_)
+        GST_ELEMENT_WARNING(element_, RESOURCE, WRITE,
+                            ("The service is not keeping up with the live audio: dropping the "
+                             "oldest unsent audio (max-queue-time %u ms).",
+                             settings_.max_queue_ms),
+                            ("%" G_GSIZE_FORMAT " bytes dropped", dropped));
+      dropping_ = true;
+    } else if (result == WaitResult::Done && client_->stats().dropped_samples == 0) {
+      dropping_ = false;
+    }
     switch (result) {
     case WaitResult::Done:
       return GST_FLOW_OK;
@@ -211,7 +247,7 @@ GstFlowReturn Transcriber::send_chunk(const guint8 *data, gsize size,
   }
 }
 
-GstFlowReturn Transcriber::send_pending(bool all, const PauseHandler &on_pause) {
+GstFlowReturn Transcriber::send_pending(bool all, bool live, const PauseHandler &on_pause) {
   const gsize chunk_bytes =
       std::max<gsize>(2, static_cast<gsize>(rate_) * settings_.chunk_duration_ms / 1000 * 2);
   for (;;) {
@@ -220,9 +256,11 @@ GstFlowReturn Transcriber::send_pending(bool all, const PauseHandler &on_pause) 
     if (size == 0)
       break;
     const guint8 *data = static_cast<const guint8 *>(gst_adapter_map(adapter_, size));
-    GstFlowReturn ret = send_chunk(data, size, on_pause);
+    GstFlowReturn ret = send_chunk(data, size, adapter_time_, live, on_pause);
     gst_adapter_unmap(adapter_);
     gst_adapter_flush(adapter_, size);
+    if (GST_CLOCK_TIME_IS_VALID(adapter_time_))
+      adapter_time_ += gst_util_uint64_scale_int(size / 2, GST_SECOND, rate_);
     if (ret != GST_FLOW_OK)
       return ret;
   }
@@ -231,7 +269,7 @@ GstFlowReturn Transcriber::send_pending(bool all, const PauseHandler &on_pause) 
   return GST_FLOW_OK;
 }
 
-GstFlowReturn Transcriber::push(GstBuffer *buffer, GstClockTime stream_time,
+GstFlowReturn Transcriber::push(GstBuffer *buffer, GstClockTime stream_time, bool live,
                                 const PauseHandler &on_pause) {
   GstFlowReturn flow = flow_;
   if (flow != GST_FLOW_OK)
@@ -243,18 +281,30 @@ GstFlowReturn Transcriber::push(GstBuffer *buffer, GstClockTime stream_time,
   gsize size = gst_buffer_get_size(buffer);
   if (size == 0)
     return GST_FLOW_OK;
-  guint64 samples_before = bytes_in_ / 2;
-  bytes_in_ += size;
-  {
-    std::lock_guard<std::mutex> lock(lock_);
-    map_.append(bytes_in_ / 2 - samples_before, stream_time);
+  /* Every append is contiguous audio with one start time: a buffer that does not continue
+   * the adapter's audio (a gap or jump in the input) sends what came before on its own. */
+  gsize available = gst_adapter_available(adapter_);
+  if (available > 0 && GST_CLOCK_TIME_IS_VALID(stream_time) &&
+      GST_CLOCK_TIME_IS_VALID(adapter_time_)) {
+    GstClockTime expected =
+        adapter_time_ + gst_util_uint64_scale_int(available / 2, GST_SECOND, rate_);
+    if (GST_CLOCK_DIFF(expected, stream_time) > (GstClockTimeDiff)TimingMap::kContiguityTolerance ||
+        GST_CLOCK_DIFF(stream_time, expected) > (GstClockTimeDiff)TimingMap::kContiguityTolerance) {
+      GstFlowReturn ret = send_pending(true, live, on_pause);
+      if (ret != GST_FLOW_OK)
+        return ret;
+    }
   }
+  if (gst_adapter_available(adapter_) == 0)
+    adapter_time_ = stream_time;
+  bytes_in_ += size;
   gst_adapter_push(adapter_, gst_buffer_ref(buffer));
-  GstFlowReturn ret = send_pending(false, on_pause);
+  GstFlowReturn ret = send_pending(false, live, on_pause);
   if (ret != GST_FLOW_OK)
     return ret;
   if (settings_.turn_detection == GST_QWEN_ASR_TURN_DETECTION_MANUAL &&
-      bytes_in_ / 2 - last_commit_sample_ >= ms_to_samples(settings_.commit_interval_ms))
+      (bytes_in_ - commit_bytes_) / 2 >=
+          gst_util_uint64_scale_int(settings_.commit_interval_ms, rate_, 1000))
     return commit(on_pause);
   return GST_FLOW_OK;
 }
@@ -262,18 +312,13 @@ GstFlowReturn Transcriber::push(GstBuffer *buffer, GstClockTime stream_time,
 GstFlowReturn Transcriber::commit(const PauseHandler &on_pause) {
   if (!client_ || settings_.turn_detection != GST_QWEN_ASR_TURN_DETECTION_MANUAL)
     return flow_;
-  GstFlowReturn ret = send_pending(true, on_pause);
+  GstFlowReturn ret = send_pending(true, false, on_pause);
   if (ret != GST_FLOW_OK)
     return ret;
-  guint64 end = bytes_in_ / 2;
-  if (end == last_commit_sample_)
+  if (bytes_in_ / 2 == commit_bytes_ / 2)
     return GST_FLOW_OK; /* the service answers an empty commit with an error */
-  {
-    std::lock_guard<std::mutex> lock(lock_);
-    pending_commits_.push_back({last_commit_sample_, end});
-  }
-  last_commit_sample_ = end;
-  client_->commit();
+  commit_bytes_ = bytes_in_;
+  client_->commit(); /* its range is known when it is sent: on_commit_sent() */
   return GST_FLOW_OK;
 }
 
@@ -284,7 +329,7 @@ GstFlowReturn Transcriber::drain(const PauseHandler &on_pause) {
     end_session(); /* nothing was said to the service: nothing to wait for */
     return flow_;
   }
-  GstFlowReturn ret = send_pending(true, on_pause);
+  GstFlowReturn ret = send_pending(true, false, on_pause);
   if (ret == GST_FLOW_OK)
     ret = commit(on_pause);
   if (ret != GST_FLOW_OK)
@@ -340,10 +385,10 @@ GstClockTime Transcriber::earliest_open_start() const {
     if (entry.second.start_sample)
       consider(*entry.second.start_sample);
   }
-  for (const CommitRange &range : pending_commits_)
+  for (const CommitRange &range : unfinished_commits_)
     consider(range.start_sample);
   if (client_ && settings_.turn_detection == GST_QWEN_ASR_TURN_DETECTION_MANUAL &&
-      bytes_in_ / 2 > last_commit_sample_)
+      map_.samples() > last_commit_sample_)
     consider(last_commit_sample_);
   return time_at_sample_locked(earliest);
 }
@@ -389,6 +434,83 @@ void Transcriber::on_connected(const std::string &host) {
   post_session_state("connected");
 }
 
+void Transcriber::on_session_start(guint64 base_sample, guint reconnect_attempt) {
+  std::lock_guard<std::mutex> lock(lock_);
+  session_base_ = base_sample;
+  /* Items of a lost session will never complete; their audio is being resent and comes back
+   * under new ids. Unfinished commits are resent too, and acknowledged again in order. */
+  items_.clear();
+  pending_commits_ = unfinished_commits_;
+  configured_ = false;
+  GST_DEBUG_OBJECT(element_, "session starts at sample %" G_GUINT64_FORMAT " (attempt %u)",
+                   base_sample, reconnect_attempt);
+}
+
+void Transcriber::on_audio_sent(guint64 offset, guint64 samples, GstClockTime time) {
+  std::lock_guard<std::mutex> lock(lock_);
+  if (offset != map_.samples())
+    GST_WARNING_OBJECT(element_,
+                       "audio sent at sample %" G_GUINT64_FORMAT ", expected %" G_GUINT64_FORMAT,
+                       offset, map_.samples());
+  map_.append(samples, time);
+  sent_marks_.push_back({offset + samples, g_get_monotonic_time()});
+  /* Long silences must not fill the resend buffer: with no utterance open, only the last
+   * kSilenceKeepMs are kept in case the service reports a speech start late. */
+  if (settings_.turn_detection == GST_QWEN_ASR_TURN_DETECTION_SERVER_VAD) {
+    guint64 keep = gst_util_uint64_scale_int(kSilenceKeepMs, map_.sample_rate(), 1000);
+    guint64 end = offset + samples;
+    guint64 target = end > keep ? end - keep : 0;
+    for (const auto &entry : items_) {
+      if (entry.second.start_sample)
+        target = std::min(target, *entry.second.start_sample);
+    }
+    settle_locked(target);
+  }
+}
+
+void Transcriber::on_commit_sent(guint64 offset) {
+  std::lock_guard<std::mutex> lock(lock_);
+  CommitRange range{last_commit_sample_, offset};
+  last_commit_sample_ = offset;
+  unfinished_commits_.push_back(range);
+  pending_commits_.push_back(range);
+}
+
+void Transcriber::on_reconnecting(const ClientError &error, guint attempt, guint delay_ms) {
+  GST_INFO_OBJECT(element_, "reconnecting (attempt %u in %u ms): %s", attempt, delay_ms,
+                  error.detail.c_str());
+  std::string session_id;
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    session_id = session_id_;
+  }
+  GstStructure *s =
+      gst_structure_new("qwenasr/session", "state", G_TYPE_STRING, "reconnecting", "session-id",
+                        G_TYPE_STRING, session_id.c_str(), "attempt", G_TYPE_UINT, attempt, "delay",
+                        G_TYPE_UINT64, static_cast<guint64>(delay_ms) * GST_MSECOND, "reason",
+                        G_TYPE_STRING, error.detail.c_str(), nullptr);
+  gst_element_post_message(element_, gst_message_new_element(GST_OBJECT(element_), s));
+}
+
+void Transcriber::on_resend_dropped(guint64 samples) {
+  guint64 ms = gst_util_uint64_scale_int(samples, 1000, std::max(map_.sample_rate(), 1));
+  GST_ELEMENT_WARNING(element_, RESOURCE, WRITE,
+                      ("%" G_GUINT64_FORMAT " ms of audio waiting for its transcript could not "
+                       "be kept for a reconnection (max-resend-time %u ms); it may go "
+                       "untranscribed if the connection drops.",
+                       ms, settings_.max_resend_ms),
+                      (nullptr));
+}
+
+/* Caller holds lock_. */
+void Transcriber::settle_locked(guint64 sample) {
+  while (!sent_marks_.empty() && sent_marks_.front().end_sample <= sample)
+    sent_marks_.pop_front();
+  std::lock_guard<std::mutex> lock(client_lock_);
+  if (client_)
+    client_->settle(sample);
+}
+
 void Transcriber::on_event(const ServerEvent &event) {
   switch (event.type) {
   case ServerEventType::SessionCreated: {
@@ -418,7 +540,7 @@ void Transcriber::on_event(const ServerEvent &event) {
       std::lock_guard<std::mutex> lock(lock_);
       if (ms) {
         ItemTiming &item = items_[event.item_id];
-        guint64 sample = ms_to_samples(*ms);
+        guint64 sample = global_sample_locked(*ms);
         (started ? item.start_sample : item.end_sample) = sample;
         time = started ? map_.time_at_sample(sample) : map_.end_time_at_sample(sample);
       }
@@ -452,17 +574,30 @@ void Transcriber::on_event(const ServerEvent &event) {
     {
       std::lock_guard<std::mutex> lock(lock_);
       t.session_id = session_id_;
+      (t.final ? finals_ : partials_)++;
       auto it = items_.find(event.item_id);
       if (it != items_.end()) {
         t.start = time_at_sample_locked(it->second.start_sample);
         if (it->second.end_sample)
           t.end = map_.end_time_at_sample(*it->second.end_sample);
-        if (t.final) {
-          /* Later utterances start after this one ends: older runs are not needed. */
-          if (it->second.end_sample)
-            map_.forget_before_sample(*it->second.end_sample);
-          items_.erase(it);
+        if (t.final && it->second.end_sample) {
+          guint64 end = *it->second.end_sample;
+          /* The service delay: from sending the utterance's last audio to its final. */
+          for (const SentMark &mark : sent_marks_) {
+            if (mark.end_sample >= end) {
+              last_delay_ = (g_get_monotonic_time() - mark.wall) * GST_USECOND;
+              max_delay_ = std::max(max_delay_, last_delay_);
+              break;
+            }
+          }
+          /* Final: its audio needs no resend, and later utterances start after it. */
+          while (!unfinished_commits_.empty() && unfinished_commits_.front().end_sample <= end)
+            unfinished_commits_.pop_front();
+          map_.forget_before_sample(end);
+          settle_locked(end);
         }
+        if (t.final)
+          items_.erase(it);
       }
     }
     post_transcript(t);
@@ -492,6 +627,31 @@ void Transcriber::on_event(const ServerEvent &event) {
     GST_DEBUG_OBJECT(element_, "ignoring event %s", event.type_name.c_str());
     break;
   }
+}
+
+GstStructure *Transcriber::stats() const {
+  ClientStats client;
+  {
+    std::lock_guard<std::mutex> lock(client_lock_);
+    client = past_stats_;
+    if (client_) {
+      ClientStats current = client_->stats();
+      client.bytes_sent += current.bytes_sent;
+      client.samples_sent += current.samples_sent;
+      client.appends += current.appends;
+      client.reconnects += current.reconnects;
+      client.dropped_samples += current.dropped_samples;
+    }
+  }
+  std::lock_guard<std::mutex> lock(lock_);
+  int rate = std::max(map_.sample_rate(), 1);
+  return gst_structure_new(
+      "qwenasr/stats", "bytes-sent", G_TYPE_UINT64, client.bytes_sent, "audio-sent", G_TYPE_UINT64,
+      gst_util_uint64_scale_int(client.samples_sent, GST_SECOND, rate), "appends", G_TYPE_UINT64,
+      client.appends, "reconnects", G_TYPE_UINT64, client.reconnects, "dropped-audio",
+      G_TYPE_UINT64, gst_util_uint64_scale_int(client.dropped_samples, GST_SECOND, rate),
+      "partials", G_TYPE_UINT64, partials_, "finals", G_TYPE_UINT64, finals_, "last-delay",
+      G_TYPE_UINT64, last_delay_, "max-delay", G_TYPE_UINT64, max_delay_, nullptr);
 }
 
 void Transcriber::on_failure(const ClientError &error) {

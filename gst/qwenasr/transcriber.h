@@ -60,7 +60,10 @@ public:
 
   /* Streaming thread. */
   GstFlowReturn set_sample_rate(int rate, const PauseHandler &on_pause);
-  GstFlowReturn push(GstBuffer *buffer, GstClockTime stream_time, const PauseHandler &on_pause);
+  /* `live`: the input cannot wait, so when the network falls behind the oldest unsent audio
+   * is dropped (with a warning) instead of blocking. */
+  GstFlowReturn push(GstBuffer *buffer, GstClockTime stream_time, bool live,
+                     const PauseHandler &on_pause);
   GstFlowReturn commit(const PauseHandler &on_pause);
   /* Sends what is left, ends the session and waits (bounded) for its last transcripts. The
    * next push starts a new session. */
@@ -78,6 +81,10 @@ public:
   GstClockTime input_end_time() const;
   /* Streaming thread: whether a session is running (false after drain or flush). */
   bool has_session() const { return client_ != nullptr; }
+  /* Streaming thread: whether the current session was given any audio. */
+  bool has_audio() const { return client_ != nullptr && bytes_in_ > 0; }
+  /* Any thread: the counters of the `stats` property. */
+  GstStructure *stats() const;
 
   /* Any thread (GstBaseSink::unlock, FLUSH_START, state changes): interrupt every wait. An
    * interrupted wait calls the PauseHandler if there is one (it tells a pause from a flush),
@@ -86,11 +93,18 @@ public:
 
   /* ClientListener (client thread). */
   void on_connected(const std::string &host) override;
+  void on_session_start(guint64 base_sample, guint reconnect_attempt) override;
+  void on_audio_sent(guint64 offset, guint64 samples, GstClockTime time) override;
+  void on_commit_sent(guint64 offset) override;
+  void on_reconnecting(const ClientError &error, guint attempt, guint delay_ms) override;
+  void on_resend_dropped(guint64 samples) override;
   void on_event(const ServerEvent &event) override;
   void on_failure(const ClientError &error) override;
   void on_bad_frame(const std::string &problem) override;
 
 private:
+  /* Samples are global: numbered in the order first sent, over all sessions (see
+   * ClientListener::on_session_start). */
   struct ItemTiming {
     std::optional<guint64> start_sample;
     std::optional<guint64> end_sample;
@@ -98,11 +112,17 @@ private:
   struct CommitRange {
     guint64 start_sample, end_sample;
   };
+  struct SentMark {
+    guint64 end_sample;
+    gint64 wall; /* monotonic µs when it was first sent */
+  };
 
   bool ensure_session();
   void end_session();
-  GstFlowReturn send_chunk(const guint8 *data, gsize size, const PauseHandler &on_pause);
-  GstFlowReturn send_pending(bool all, const PauseHandler &on_pause);
+  GstFlowReturn send_chunk(const guint8 *data, gsize size, GstClockTime time, bool live,
+                           const PauseHandler &on_pause);
+  GstFlowReturn send_pending(bool all, bool live, const PauseHandler &on_pause);
+  void settle_locked(guint64 sample);
   /* Turns `flow_` from OK to ERROR; true for the one caller who should post the error. */
   bool claim_error();
   GstFlowReturn after_interruption(const PauseHandler &on_pause);
@@ -110,7 +130,8 @@ private:
   void post_speech(const char *name, const std::string &item_id, GstClockTime time);
   void post_transcript(const Transcript &transcript);
   GstClockTime time_at_sample_locked(const std::optional<guint64> &sample) const;
-  guint64 ms_to_samples(gint64 ms) const;
+  /* A service offset of the current session as a global sample. */
+  guint64 global_sample_locked(gint64 ms) const;
 
   GstElement *element_;                    /* not owned: the element owns us */
   TranscriptObserver *observer_ = nullptr; /* not owned; set before start() */
@@ -122,15 +143,18 @@ private:
 
   /* created and destroyed by the streaming thread; the pointer itself is guarded by
    * client_lock_ so that set_flushing() can wake it from any thread */
-  std::mutex client_lock_;
+  mutable std::mutex client_lock_;
   std::unique_ptr<AsrClient> client_;
+  ClientStats past_stats_; /* of the clients already ended; guarded by client_lock_ */
 
   /* streaming thread only */
-  GstAdapter *adapter_ = nullptr; /* owned */
+  GstAdapter *adapter_ = nullptr;                   /* owned; audio not yet cut into appends */
+  GstClockTime adapter_time_ = GST_CLOCK_TIME_NONE; /* input time of its first byte */
   int rate_ = 0;
-  int session_rate_ = 0; /* rate sent in the current session's update */
-  guint64 bytes_in_ = 0; /* bytes given to the current session, including odd bytes */
-  guint64 last_commit_sample_ = 0;
+  int session_rate_ = 0;     /* rate sent in the current session's update */
+  guint64 bytes_in_ = 0;     /* bytes given to the current session, including odd bytes */
+  guint64 commit_bytes_ = 0; /* bytes_in_ at the last commit */
+  bool dropping_ = false;    /* live audio is being dropped: warned once per episode */
 
   std::atomic<bool> flushing_{false};
   std::atomic<GstFlowReturn> flow_{GST_FLOW_OK}; /* sticky error from the client thread */
@@ -138,10 +162,16 @@ private:
   /* shared between the streaming and client threads, guarded by lock_ */
   mutable std::mutex lock_;
   TimingMap map_;
+  guint64 session_base_ = 0; /* global sample at the current session's audio_*_ms == 0 */
   std::map<std::string, ItemTiming> items_;
-  std::deque<CommitRange> pending_commits_;
+  std::deque<CommitRange> unfinished_commits_; /* sent, no final yet */
+  std::deque<CommitRange> pending_commits_;    /* sent, not yet acknowledged by committed */
+  guint64 last_commit_sample_ = 0;
+  std::deque<SentMark> sent_marks_; /* for the service delay, pruned as finals arrive */
   std::string session_id_;
   bool configured_ = false;
+  guint64 partials_ = 0, finals_ = 0;
+  GstClockTime last_delay_ = GST_CLOCK_TIME_NONE, max_delay_ = 0;
 };
 
 } // namespace qwenasr

@@ -366,6 +366,44 @@ GST_START_TEST(test_bus_messages_are_posted_like_the_sink) {
 }
 GST_END_TEST;
 
+GST_START_TEST(test_late_results_raise_max_observed_delay_and_warn_when_live) {
+  auto service = start_service();
+  Audio audio = make_audio(16000, {{200, false}, {800, true}, {900, false}});
+  GstHarness *h = caption_harness(service->url(), 16000, "latency=0");
+  /* A live upstream, as the pipeline's latency query tells the element. */
+  gst_harness_set_live(h, TRUE);
+  GstQuery *query = gst_query_new_latency();
+  fail_unless(gst_pad_peer_query(h->sinkpad, query), "latency query");
+  gst_query_unref(query);
+  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
+  gst_harness_push_event(h, gst_event_new_eos());
+  guint max_delay = 0;
+  g_object_get(h->element, "max-observed-delay", &max_delay, nullptr);
+  /* The final comes after the utterance and its closing silence were sent, so the delay is
+   * at least vad-silence-ms (800), which latency 0 cannot cover. */
+  fail_unless(max_delay > 0, "no delay observed");
+  std::vector<GstMessage *> messages = drain_bus(h->element);
+  GstMessage *warning = nullptr;
+  for (GstMessage *m : messages) {
+    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_WARNING)
+      warning = m;
+  }
+  fail_unless(warning != nullptr, "no warning about late results");
+  GError *gerror = nullptr;
+  gst_message_parse_warning(warning, &gerror, nullptr);
+  fail_unless(strstr(gerror->message, "larger latency") != nullptr, "%s", gerror->message);
+  const GstStructure *details = nullptr;
+  gst_message_parse_warning_details(warning, &details);
+  guint64 reported = 0;
+  fail_unless(details && gst_structure_get_uint64(details, "new-observed-max-delay", &reported),
+              "no details");
+  fail_unless(reported > 0, "details without the delay");
+  g_error_free(gerror);
+  free_messages(messages);
+  teardown_harness(h);
+}
+GST_END_TEST;
+
 static Suite *qwenasr_suite(void) {
   Suite *s = suite_create("qwenasr");
   TCase *tc = tcase_create("general");
@@ -381,6 +419,7 @@ static Suite *qwenasr_suite(void) {
   tcase_add_test(tc, test_pango_markup_downstream_gets_markup_caps);
   tcase_add_test(tc, test_partial_results_never_overlap_or_go_back);
   tcase_add_test(tc, test_bus_messages_are_posted_like_the_sink);
+  tcase_add_test(tc, test_late_results_raise_max_observed_delay_and_warn_when_live);
   return s;
 }
 

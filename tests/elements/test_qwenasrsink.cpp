@@ -360,8 +360,8 @@ GST_START_TEST(test_unreachable_service_is_a_connect_error_naming_the_host) {
   g_object_unref(any_port);
   g_object_unref(loopback);
   gchar *url = g_strdup_printf("ws://127.0.0.1:%u/api-ws/v1/realtime", port);
-  GstHarness *h =
-      harness_with_bus(std::string("qwenasrsink sync=false api-key=test-key url=") + url);
+  GstHarness *h = harness_with_bus(
+      std::string("qwenasrsink sync=false max-reconnects=0 api-key=test-key url=") + url);
   gst_harness_set_src_caps_str(h, kCaps16k);
   GstMessage *error = wait_for_error(h->element);
   GError *gerror = nullptr;
