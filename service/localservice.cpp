@@ -2,7 +2,9 @@
 /* Server side of the local Qwen-ASR stand-in: a SoupServer on a private thread and main context,
  * the handshake checks, and one Session object per WebSocket connection that implements the
  * event protocol (protocol.md §2, §3, §7, §8.2). Recognition is delegated to engine.h, voice
- * activity to vad.h and payload decoding to audioinput.h, so this file only knows the protocol. */
+ * activity to vad.h, payload decoding to audioinput.h and fault decisions to faults.h, so this
+ * file only knows the protocol; faults act through one hook after each append (after_append) and
+ * one outgoing queue (post/flush) that decides "write now / hold / drop". */
 #include "localservice.h"
 
 #include <json-glib/json-glib.h>
@@ -15,6 +17,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <cstdlib>
+#include <deque>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -24,6 +27,7 @@
 #include <utility>
 
 #include "audioinput.h"
+#include "faults.h"
 #include "vad.h"
 
 namespace qwenasr::local {
@@ -205,9 +209,10 @@ struct SessionConfig {
 class Session;
 
 struct LocalService::Impl {
-  explicit Impl(ServiceOptions o) : opts(std::move(o)) {}
+  explicit Impl(ServiceOptions o) : opts(std::move(o)), handshake_faults(opts.faults) {}
 
   ServiceOptions opts;
+  HandshakeFaults handshake_faults; // service thread only
 
   // Set by start() before the thread runs, read-only afterwards.
   std::thread thread;
@@ -250,16 +255,19 @@ struct LocalService::Impl {
   void remove_session(Session *s);
   void thread_main();
   void shutdown_on_thread();
-  void reject(SoupServerMessage *msg, guint status, const char *code, const char *message);
+  void reject(SoupServerMessage *msg, guint status, const char *code, const char *message,
+              bool retry_after = false);
 };
 
 /* One WebSocket connection = one recognition session (one session per socket, protocol §2.4). */
 class Session {
 public:
-  Session(LocalService::Impl *impl, SoupWebsocketConnection *conn, size_t record, std::string id,
-          std::string model)
-      : impl_(impl), conn_(SOUP_WEBSOCKET_CONNECTION(g_object_ref(conn))), record_(record),
-        id_(std::move(id)), model_(std::move(model)) {
+  Session(LocalService::Impl *impl, SoupWebsocketConnection *conn, GSocket *socket, size_t record,
+          std::string id, std::string model)
+      : impl_(impl), conn_(SOUP_WEBSOCKET_CONNECTION(g_object_ref(conn))),
+        socket_(socket ? G_SOCKET(g_object_ref(socket)) : nullptr), record_(record),
+        id_(std::move(id)), model_(std::move(model)),
+        faults_(impl->opts.faults, static_cast<guint>(record + 1)) {
     g_signal_connect(conn_, "message", G_CALLBACK(on_message_cb), this);
     g_signal_connect(conn_, "closed", G_CALLBACK(on_closed_cb), this);
     g_signal_connect(conn_, "error", G_CALLBACK(on_error_cb), this);
@@ -267,8 +275,11 @@ public:
 
   ~Session() {
     cancel_close_timer();
+    cancel_flush_timer();
     g_signal_handlers_disconnect_by_data(conn_, this);
     g_object_unref(conn_);
+    if (socket_)
+      g_object_unref(socket_);
   }
 
   Session(const Session &) = delete;
@@ -281,6 +292,8 @@ public:
   /* Service shutdown: say goodbye; the socket is dropped right after. */
   void close_for_shutdown() {
     cancel_close_timer();
+    cancel_flush_timer();
+    outbox_.clear();
     if (soup_websocket_connection_get_state(conn_) == SOUP_WEBSOCKET_STATE_OPEN) {
       server_closing_ = true;
       soup_websocket_connection_close(conn_, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "service stopping");
@@ -340,6 +353,8 @@ private:
   void on_closed() {
     closed_ = true;
     cancel_close_timer();
+    cancel_flush_timer();
+    outbox_.clear();
     // Closing without session.finish drops the utterance in progress silently (protocol §2.4).
     rec_.reset();
     const bool by_client = !server_closing_;
@@ -354,16 +369,195 @@ private:
 
   // ---- Sending ----
 
-  void send(const char *type, Members body) {
+  /* Every event goes through here; `transcript` is set for completed events. */
+  void send(const char *type, Members body, const std::string *transcript = nullptr) {
     std::string json = "{\"event_id\":" + jstr(random_id("event_")) + ",\"type\":" + jstr(type);
     for (const auto &m : body)
       json += "," + jstr(m.first) + ":" + m.second;
     json += "}";
-    impl_->update_record(record_,
-                         [&](SessionRecord &r) { r.server_event_types.emplace_back(type); });
-    impl_->log(id_ + " -> " + json);
-    if (soup_websocket_connection_get_state(conn_) == SOUP_WEBSOCKET_STATE_OPEN)
-      soup_websocket_connection_send_text(conn_, json.c_str());
+    if (std::strcmp(type, "session.created") != 0) {
+      for (auto &j : faults_.junk_before_event()) {
+        Outgoing o;
+        o.kind = j.binary ? Outgoing::Kind::Binary : Outgoing::Kind::Text;
+        o.data = std::move(j.data);
+        o.junk = j.what;
+        post(std::move(o));
+      }
+    }
+    Outgoing o;
+    o.data = std::move(json);
+    o.type = type;
+    if (transcript)
+      o.transcript = *transcript;
+    post(std::move(o));
+  }
+
+  // ---- The outgoing queue: the one place that decides "write now / hold / drop". ----
+
+  struct Outgoing {
+    enum class Kind { Text, Binary, Close } kind = Kind::Text;
+    std::string data;                      // frame payload, or close reason
+    std::string type;                      // event type; "" for junk and closes
+    const char *junk = nullptr;            // junk description, for the log
+    std::optional<std::string> transcript; // completed events
+    FaultClose close = FaultClose::None;
+    gint64 due = 0; // monotonic time (us) before which it must not leave
+  };
+
+  void post(Outgoing o) {
+    if (fault_closing_ && o.kind != Outgoing::Kind::Close)
+      return; // the session is going down by a fault: nothing more leaves
+    const gint64 now = g_get_monotonic_time();
+    o.due = now + static_cast<gint64>(faults_.event_delay_ms()) * G_TIME_SPAN_MILLISECOND;
+    if (outbox_.empty() && o.due <= now && now >= hold_until_ && o.kind != Outgoing::Kind::Close) {
+      write(o); // the fault-free path: written at once, as before faults existed
+      return;
+    }
+    outbox_.push_back(std::move(o));
+    if (outbox_.size() == 1 || !flush_timer_)
+      schedule_flush(); // otherwise the pending timer already serves the queue's front
+  }
+
+  void schedule_flush() {
+    cancel_flush_timer();
+    if (outbox_.empty())
+      return;
+    const gint64 when = std::max(outbox_.front().due, hold_until_);
+    const gint64 wait = std::max<gint64>(0, when - g_get_monotonic_time());
+    flush_timer_ = g_timeout_source_new(static_cast<guint>((wait + 999) / 1000));
+    g_source_set_callback(flush_timer_, on_flush_cb, this, nullptr);
+    g_source_attach(flush_timer_, impl_->ctx);
+  }
+
+  void cancel_flush_timer() {
+    if (flush_timer_) {
+      g_source_destroy(flush_timer_);
+      g_source_unref(flush_timer_);
+      flush_timer_ = nullptr;
+    }
+  }
+
+  static gboolean on_flush_cb(gpointer data) {
+    auto *self = static_cast<Session *>(data);
+    try {
+      self->flush(); // may delete self
+    } catch (...) {
+      g_warning("local service: exception while sending queued events");
+    }
+    return G_SOURCE_REMOVE;
+  }
+
+  void flush() {
+    g_source_unref(flush_timer_);
+    flush_timer_ = nullptr;
+    const gint64 now = g_get_monotonic_time();
+    while (!outbox_.empty() && outbox_.front().due <= now && now >= hold_until_) {
+      Outgoing o = std::move(outbox_.front());
+      outbox_.pop_front();
+      if (o.kind == Outgoing::Kind::Close) {
+        outbox_.clear();
+        execute_close(o); // may delete this
+        return;
+      }
+      write(o);
+    }
+    schedule_flush();
+  }
+
+  void write(const Outgoing &o) {
+    if (soup_websocket_connection_get_state(conn_) != SOUP_WEBSOCKET_STATE_OPEN) {
+      impl_->log(id_ + " -x " + (o.junk ? o.junk : o.type) + " dropped (connection not open)");
+      return;
+    }
+    if (o.junk) {
+      impl_->log(id_ + " -> junk: " + o.junk + " (" + std::to_string(o.data.size()) + " bytes)");
+      impl_->update_record(record_, [](SessionRecord &r) { r.junk_frames++; });
+      if (o.kind == Outgoing::Kind::Binary)
+        soup_websocket_connection_send_binary(conn_, o.data.data(), o.data.size());
+      else
+        soup_websocket_connection_send_text(conn_, o.data.c_str());
+      return;
+    }
+    impl_->update_record(record_, [&](SessionRecord &r) {
+      r.server_event_types.push_back(o.type);
+      if (o.transcript)
+        r.transcripts.push_back(*o.transcript);
+      if (o.type == "session.finished")
+        r.finished = true;
+    });
+    impl_->log(id_ + " -> " + o.data);
+    soup_websocket_connection_send_text(conn_, o.data.c_str());
+  }
+
+  // ---- Faults: the hook after each append and the closes it may decide. ----
+
+  void note_fault(const char *name) {
+    impl_->update_record(record_, [&](SessionRecord &r) { r.injected_faults.emplace_back(name); });
+  }
+
+  void after_append() {
+    const AppendFaults f = faults_.after_append(appends_, audio_bytes_, cfg_.sample_rate);
+    if (f.freeze_ms > 0) {
+      note_fault("freeze");
+      impl_->log(id_ + " !! fault: freezing the service thread for " + std::to_string(f.freeze_ms) +
+                 " ms");
+      g_usleep(static_cast<gulong>(f.freeze_ms) * 1000);
+    }
+    if (f.stall_ms > 0) {
+      note_fault("stall");
+      impl_->log(id_ + " !! fault: holding events for " + std::to_string(f.stall_ms) + " ms");
+      hold_until_ = std::max(hold_until_, g_get_monotonic_time() + static_cast<gint64>(f.stall_ms) *
+                                                                       G_TIME_SPAN_MILLISECOND);
+      schedule_flush();
+    }
+    if (f.close == FaultClose::None)
+      return;
+    impl_->log(id_ + " !! fault: " + f.reason);
+    if (f.close == FaultClose::ServerError) {
+      send("error", {{"error", jobj({{"type", jstr("server_error")},
+                                     {"code", jstr("internal_error")},
+                                     {"message", jstr("Injected server error")},
+                                     {"param", "null"},
+                                     {"event_id", "null"}})}});
+    }
+    Outgoing o;
+    o.kind = Outgoing::Kind::Close;
+    o.close = f.close;
+    o.data = f.close == FaultClose::ServerError ? "Injected server error" : "Injected fault";
+    post(std::move(o));
+    fault_closing_ = true; // from now on the client's events are ignored
+  }
+
+  void execute_close(const Outgoing &o) {
+    if (soup_websocket_connection_get_state(conn_) != SOUP_WEBSOCKET_STATE_OPEN)
+      return;
+    server_closing_ = true;
+    cancel_close_timer();
+    const bool abrupt = o.close == FaultClose::Abrupt;
+    note_fault(o.close == FaultClose::ServerError ? "server_error"
+               : abrupt                           ? "close_abrupt"
+                                                  : "close_1011");
+    impl_->update_record(record_, [](SessionRecord &r) { r.fault_closed = true; });
+    if (!abrupt) {
+      impl_->log(id_ + " !! fault: closing with 1011");
+      soup_websocket_connection_close(conn_, SOUP_WEBSOCKET_CLOSE_SERVER_ERROR, o.data.c_str());
+      return;
+    }
+    impl_->log(id_ + " !! fault: dropping the TCP connection");
+    /* shutdown(2), not close: the fd stays valid for the sources libsoup still polls (closing
+     * it under them makes GLib warn "Socket check failed"), and the peer sees the TCP
+     * connection end without a close frame either way. */
+    GError *err = nullptr;
+    GIOStream *io = soup_websocket_connection_get_io_stream(conn_);
+    GSocket *socket = G_IS_SOCKET_CONNECTION(io)
+                          ? g_socket_connection_get_socket(G_SOCKET_CONNECTION(io))
+                          : socket_;
+    bool done =
+        socket ? g_socket_shutdown(socket, TRUE, TRUE, &err) : g_io_stream_close(io, nullptr, &err);
+    if (!done) {
+      impl_->log(id_ + " !! dropping the connection failed: " + (err ? err->message : "?"));
+      g_clear_error(&err);
+    }
   }
 
   void send_error(const ClientError &e, const std::optional<std::string> &client_event_id) {
@@ -407,6 +601,10 @@ private:
   void on_message(gint type, GBytes *message) {
     gsize len = 0;
     const char *data = static_cast<const char *>(g_bytes_get_data(message, &len));
+    if (fault_closing_) {
+      impl_->log(id_ + " <- ignored (" + std::to_string(len) + " bytes): closing by a fault");
+      return;
+    }
     if (type != SOUP_WEBSOCKET_DATA_TEXT) {
       impl_->log(id_ + " <- binary frame (" + std::to_string(len) + " bytes)");
       send_error({"invalid_event",
@@ -468,7 +666,8 @@ private:
                            [&](SessionRecord &r) { r.last_session_update_json.assign(data, len); });
       handle_update(root, evid);
     } else if (type == "input_audio_buffer.append") {
-      handle_append(root, evid);
+      if (handle_append(root, evid))
+        after_append();
     } else if (type == "input_audio_buffer.commit") {
       handle_commit(evid);
     } else if (type == "session.finish") {
@@ -652,16 +851,17 @@ private:
 
   // ---- Audio ----
 
-  void handle_append(JsonObject *root, const std::optional<std::string> &evid) {
+  /* Returns whether the append counted (valid Base64 within the limit). */
+  bool handle_append(JsonObject *root, const std::optional<std::string> &evid) {
     JsonNode *an = member(root, "audio");
     if (!an) {
       send_error({"missing_required_parameter", "Missing required parameter: 'audio'.", "audio"},
                  evid);
-      return;
+      return false;
     }
     if (!JSON_NODE_HOLDS_VALUE(an) || json_node_get_value_type(an) != G_TYPE_STRING) {
       send_error(type_error("audio", "a Base64 string", an), evid);
-      return;
+      return false;
     }
     const char *b64 = json_node_get_string(an);
     const size_t b64_len = strlen(b64);
@@ -671,13 +871,15 @@ private:
                       " characters long; at most 15 MiB (15728640) are allowed per event.",
                   "audio"},
                  evid);
-      return;
+      return false;
     }
     std::vector<uint8_t> bytes;
     if (!base64_decode_strict(b64, b64_len, bytes)) {
       send_error({"invalid_value", "The 'audio' field is not valid Base64.", "audio"}, evid);
-      return;
+      return false;
     }
+    appends_++;
+    audio_bytes_ += bytes.size();
     impl_->update_record(record_, [&](SessionRecord &r) {
       r.appends++;
       r.audio_bytes += bytes.size();
@@ -693,14 +895,15 @@ private:
     std::string why;
     if (!input_->decode(bytes.data(), bytes.size(), samples, why)) {
       send_error({"invalid_value", "The audio could not be decoded: " + why, "audio"}, evid);
-      return;
+      return true;
     }
     if (samples.empty())
-      return;
+      return true;
     if (vad_)
       process_vad(samples.data(), samples.size());
     else
       process_manual(samples.data(), samples.size());
+    return true;
   }
 
   gint64 to_ms(guint64 sample) const {
@@ -838,12 +1041,14 @@ private:
                     "[" + jobj({{"type", jstr("input_audio")}, {"transcript", "null"}}) + "]"}})}});
     }
     send_text(rec_->final_partial());
+    const std::string transcript = rec_->transcript();
     send("conversation.item.input_audio_transcription.completed",
          {{"item_id", jstr(item_id_)},
           {"content_index", "0"},
           {"language", jstr(language())},
           {"emotion", jstr(rec_->emotion())},
-          {"transcript", jstr(rec_->transcript())}});
+          {"transcript", jstr(transcript)}},
+         &transcript);
     prev_item_id_ = item_id_;
     rec_.reset();
   }
@@ -876,8 +1081,7 @@ private:
     // Manual mode: uncommitted audio is dropped, not auto-committed ([UNK] in the docs; being
     // strict makes a client that forgets its final commit fail visibly in tests).
     rec_.reset();
-    send("session.finished", {});
-    impl_->update_record(record_, [](SessionRecord &r) { r.finished = true; });
+    send("session.finished", {}); // SessionRecord::finished is set when it is written
     // The client should close now (protocol §2.4); close ourselves if it does not.
     close_timer_ = g_timeout_source_new(impl_->opts.finish_close_timeout_ms);
     g_source_set_callback(close_timer_, on_close_timeout_cb, this, nullptr);
@@ -886,6 +1090,7 @@ private:
 
   LocalService::Impl *impl_;
   SoupWebsocketConnection *conn_;
+  GSocket *socket_; /* the connection's socket, for abrupt drops; may be null */
   size_t record_;
   std::string id_;
   std::string model_;
@@ -894,6 +1099,14 @@ private:
   bool closed_ = false;
   bool server_closing_ = false;
   bool finish_received_ = false;
+
+  SessionFaults faults_;
+  std::deque<Outgoing> outbox_;
+  gint64 hold_until_ = 0; // stall: nothing leaves before this monotonic time
+  GSource *flush_timer_ = nullptr;
+  bool fault_closing_ = false; // a closing fault was decided
+  guint appends_ = 0;          // counted appends, as SessionRecord::appends
+  guint64 audio_bytes_ = 0;    // as SessionRecord::audio_bytes
 
   std::unique_ptr<AudioInput> input_; // created by the first append
   std::unique_ptr<EnergyVad> vad_;    // VAD mode only
@@ -915,11 +1128,13 @@ void LocalService::Impl::remove_session(Session *s) {
 }
 
 void LocalService::Impl::reject(SoupServerMessage *msg, guint status, const char *code,
-                                const char *message) {
+                                const char *message, bool retry_after) {
   // [UNK] body of the real rejection; mirrors the general Model Studio HTTP error shape.
   std::string body = jobj(
       {{"code", jstr(code)}, {"message", jstr(message)}, {"request_id", jstr(random_id("req_"))}});
   soup_server_message_set_status(msg, status, nullptr);
+  if (retry_after)
+    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Retry-After", "1");
   soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_COPY, body.data(),
                                    body.size());
   rejected++;
@@ -937,6 +1152,10 @@ void http_handler(SoupServer *, SoupServerMessage *msg, const char *path, GHashT
     if (impl->opts.forced_handshake_status != 0) {
       impl->reject(msg, static_cast<guint>(impl->opts.forced_handshake_status), "Forced",
                    "Handshake status forced by the local service configuration.");
+      return;
+    }
+    if (auto r = impl->handshake_faults.check(g_get_monotonic_time())) {
+      impl->reject(msg, r->status, r->code, r->message, r->retry_after);
       return;
     }
     if (g_strcmp0(path, kPath) != 0) {
@@ -1004,10 +1223,12 @@ void websocket_handler(SoupServer *, SoupServerMessage *msg, const char *,
     {
       std::lock_guard<std::mutex> lock(impl->rec_mu);
       index = impl->records.size();
+      rec.session_number = static_cast<guint>(index + 1);
       impl->records.push_back(rec);
     }
     impl->log(rec.session_id + " connected (model " + model + ")");
-    impl->live.push_back(std::make_unique<Session>(impl, conn, index, rec.session_id, model));
+    impl->live.push_back(std::make_unique<Session>(impl, conn, soup_server_message_get_socket(msg),
+                                                   index, rec.session_id, model));
     impl->live.back()->send_created();
   } catch (const std::exception &e) {
     g_warning("local service: cannot accept a connection: %s", e.what());

@@ -29,6 +29,22 @@ int main(int argc, char **argv) {
   int partial_interval_ms = 200;
   int handshake_status = 0;
 
+  // Faults (FaultOptions); ints so that negative values can be rejected.
+  int faulty_sessions = -1; // -1 = all
+  gint64 close_after_audio_ms = -1;
+  int close_after_appends = 0;
+  gboolean close_abruptly = FALSE;
+  int server_error_after_appends = 0;
+  int stall_after_appends = 0;
+  int stall_ms = 0;
+  int freeze_after_appends = 0;
+  int freeze_ms = 0;
+  int reject_handshakes = 0;
+  int reject_status = 503;
+  gboolean malformed_frames = FALSE;
+  int event_delay_ms = 0;
+  int max_connections_per_second = 0;
+
   GOptionEntry entries[] = {
       {"host", 0, 0, G_OPTION_ARG_STRING, &host, "Address to listen on (default 127.0.0.1)",
        "ADDR"},
@@ -46,6 +62,44 @@ int main(int argc, char **argv) {
        "Answer every handshake with this HTTP status (e.g. 401, 403, 429, 500)", "N"},
       {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log one line per session event to stderr",
        nullptr},
+      {"faulty-sessions", 0, 0, G_OPTION_ARG_INT, &faulty_sessions,
+       "Fault: only sessions 1..N (in accept order) get the per-session faults below (default: "
+       "all), so that a reconnection can succeed",
+       "N"},
+      {"close-after-audio-ms", 0, 0, G_OPTION_ARG_INT64, &close_after_audio_ms,
+       "Fault: close a session once N ms of audio were received (-1 never)", "N"},
+      {"close-after-appends", 0, 0, G_OPTION_ARG_INT, &close_after_appends,
+       "Fault: close a session after its Nth append (0 never)", "N"},
+      {"close-abruptly", 0, 0, G_OPTION_ARG_NONE, &close_abruptly,
+       "Fault: the two closes above drop the TCP connection without a close frame instead of "
+       "closing with 1011",
+       nullptr},
+      {"server-error-after-appends", 0, 0, G_OPTION_ARG_INT, &server_error_after_appends,
+       "Fault: after the Nth append send an error event (type server_error, code internal_error) "
+       "and close with 1011",
+       "N"},
+      {"stall-after-appends", 0, 0, G_OPTION_ARG_INT, &stall_after_appends,
+       "Fault: after the Nth append hold all events of the session for --stall-ms, then send "
+       "them at once (audio is still processed, pings still answered)",
+       "N"},
+      {"stall-ms", 0, 0, G_OPTION_ARG_INT, &stall_ms, "Fault: length of the stall", "MS"},
+      {"freeze-after-appends", 0, 0, G_OPTION_ARG_INT, &freeze_after_appends,
+       "Fault: after the Nth append block the whole service for --freeze-ms (no events, no "
+       "pongs, no connections)",
+       "N"},
+      {"freeze-ms", 0, 0, G_OPTION_ARG_INT, &freeze_ms, "Fault: length of the freeze", "MS"},
+      {"reject-handshakes", 0, 0, G_OPTION_ARG_INT, &reject_handshakes,
+       "Fault: answer the first N handshakes (of all sessions) with --reject-status", "N"},
+      {"reject-status", 0, 0, G_OPTION_ARG_INT, &reject_status,
+       "Fault: HTTP status for --reject-handshakes (default 503; e.g. 401, 403, 429, 500)", "N"},
+      {"malformed-frames", 0, 0, G_OPTION_ARG_NONE, &malformed_frames,
+       "Fault: send junk before every event after session.created (invalid JSON, arrays, objects "
+       "without type, unknown types, wrongly typed fields, binary frames, one 1 MiB frame)",
+       nullptr},
+      {"event-delay-ms", 0, 0, G_OPTION_ARG_INT, &event_delay_ms,
+       "Fault: delay every event by N ms (order kept)", "MS"},
+      {"max-connections-per-second", 0, 0, G_OPTION_ARG_INT, &max_connections_per_second,
+       "Fault: answer handshakes beyond N within any 1 s window with HTTP 429 (0 unlimited)", "N"},
       {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr}};
 
   GOptionContext *octx = g_option_context_new("- local Qwen3-ASR-Flash-Realtime stand-in");
@@ -72,6 +126,14 @@ int main(int argc, char **argv) {
                "status 200..599, and --api-key and --any-key exclude each other.\n");
     rc = 2;
   }
+  if (faulty_sessions < -1 || close_after_audio_ms < -1 || close_after_appends < 0 ||
+      server_error_after_appends < 0 || stall_after_appends < 0 || stall_ms < 0 ||
+      freeze_after_appends < 0 || freeze_ms < 0 || reject_handshakes < 0 || reject_status < 200 ||
+      reject_status > 599 || event_delay_ms < 0 || max_connections_per_second < 0) {
+    g_printerr("Invalid fault arguments: counts and durations must be >= 0 (--faulty-sessions "
+               "and --close-after-audio-ms may be -1), --reject-status 200..599.\n");
+    rc = 2;
+  }
 
   if (rc == 0) {
     try {
@@ -85,6 +147,21 @@ int main(int argc, char **argv) {
         opts.api_key = api_key;
       opts.partial_interval_ms = static_cast<guint>(partial_interval_ms);
       opts.forced_handshake_status = handshake_status;
+      qwenasr::local::FaultOptions &f = opts.faults;
+      f.faulty_sessions = faulty_sessions < 0 ? G_MAXUINT : static_cast<guint>(faulty_sessions);
+      f.close_after_audio_ms = close_after_audio_ms;
+      f.close_after_appends = static_cast<guint>(close_after_appends);
+      f.close_abruptly = close_abruptly;
+      f.server_error_after_appends = static_cast<guint>(server_error_after_appends);
+      f.stall_after_appends = static_cast<guint>(stall_after_appends);
+      f.stall_ms = static_cast<guint>(stall_ms);
+      f.freeze_after_appends = static_cast<guint>(freeze_after_appends);
+      f.freeze_ms = static_cast<guint>(freeze_ms);
+      f.reject_handshakes = static_cast<guint>(reject_handshakes);
+      f.reject_status = reject_status;
+      f.malformed_frames = malformed_frames;
+      f.event_delay_ms = static_cast<guint>(event_delay_ms);
+      f.max_connections_per_second = static_cast<guint>(max_connections_per_second);
       if (verbose)
         opts.event_log = [](const std::string &line) {
           // Cut huge lines (e.g. corpus text) so the log stays one line per event.

@@ -176,6 +176,14 @@ static void on_ws_message(SoupWebsocketConnection *, gint type, GBytes *message,
   impl->handle_text(data, size);
 }
 
+/* Our writable-source polls the connection's socket: it must go before libsoup closes the
+ * stream, or GLib polls a closed fd ("Socket check failed"). */
+static void on_ws_state(SoupWebsocketConnection *conn, GParamSpec *, gpointer user_data) {
+  auto *impl = static_cast<AsrClient::Impl *>(user_data);
+  if (soup_websocket_connection_get_state(conn) != SOUP_WEBSOCKET_STATE_OPEN)
+    impl->remove_source(&impl->writable_source);
+}
+
 static void on_ws_pong(SoupWebsocketConnection *, GBytes *, gpointer user_data) {
   static_cast<AsrClient::Impl *>(user_data)->last_activity = g_get_monotonic_time();
 }
@@ -241,6 +249,7 @@ static void on_ws_connected(GObject *source, GAsyncResult *result, gpointer user
   g_signal_connect(conn, "message", G_CALLBACK(on_ws_message), impl);
   g_signal_connect(conn, "closed", G_CALLBACK(on_ws_closed), impl);
   g_signal_connect(conn, "pong", G_CALLBACK(on_ws_pong), impl);
+  g_signal_connect(conn, "notify::state", G_CALLBACK(on_ws_state), impl);
   impl->last_activity = g_get_monotonic_time();
   if (impl->settings.keepalive_interval_s > 0 && !impl->watchdog)
     impl->watchdog = impl->add_timeout(impl->settings.keepalive_interval_s * 1000, on_watchdog);
@@ -451,7 +460,6 @@ void AsrClient::Impl::handle_text(const char *data, gsize size) {
     listener->on_event(event);
     if (phase == Phase::Configuring) {
       phase = Phase::Streaming;
-      attempts = 0; /* a working session: the next outage gets the full budget again */
       remove_source(&connect_timeout);
       pump();
     }
@@ -486,6 +494,12 @@ void AsrClient::Impl::handle_text(const char *data, gsize size) {
     if (soup_websocket_connection_get_state(conn) == SOUP_WEBSOCKET_STATE_OPEN)
       soup_websocket_connection_close(conn, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
     return;
+  case ServerEventType::TranscriptionCompleted:
+    /* Real progress: the next outage gets the full reconnection budget again. A session
+     * that dies before producing anything keeps counting, so the attempts stay bounded. */
+    attempts = 0;
+    listener->on_event(event);
+    return;
   default:
     listener->on_event(event);
     return;
@@ -511,7 +525,12 @@ static gboolean on_output_writable(GObject *, gpointer user_data) {
 void AsrClient::Impl::arm_writable_source() {
   if (writable_source)
     return;
-  GOutputStream *out = g_io_stream_get_output_stream(soup_websocket_connection_get_io_stream(conn));
+  GIOStream *io = soup_websocket_connection_get_io_stream(conn);
+  GOutputStream *out = g_io_stream_get_output_stream(io);
+  /* A peer that vanished can leave the stream closed while the connection still reads OPEN;
+   * "closed" follows, and polling a closed socket would only make GLib complain. */
+  if (g_io_stream_is_closed(io) || g_output_stream_is_closed(out))
+    return;
   writable_source = g_pollable_output_stream_create_source(G_POLLABLE_OUTPUT_STREAM(out), nullptr);
   g_source_set_callback(writable_source, G_SOURCE_FUNC(on_output_writable), this, nullptr);
   g_source_attach(writable_source, context);

@@ -60,6 +60,13 @@ std::optional<gint64> member_int(JsonObject *object, const char *name) {
   return std::nullopt;
 }
 
+bool has_string(JsonObject *object, const char *name) {
+  if (!object || !json_object_has_member(object, name))
+    return false;
+  JsonNode *node = json_object_get_member(object, name);
+  return JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == G_TYPE_STRING;
+}
+
 JsonObject *member_object(JsonObject *object, const char *name) {
   if (!object || !json_object_has_member(object, name))
     return nullptr;
@@ -234,11 +241,28 @@ bool decode_server_event(const char *json, gssize length, ServerEvent *event,
       event->item_id = member_string(item, "id");
     break;
   case ServerEventType::TranscriptionText:
+    if (!has_string(object, "text") && !has_string(object, "stash")) {
+      *problem = event->type_name + " without a string text or stash";
+      return false;
+    }
     event->text = member_string(object, "text");
     event->stash = member_string(object, "stash");
     break;
   case ServerEventType::TranscriptionCompleted:
+    if (!has_string(object, "transcript")) {
+      *problem = event->type_name + " without a string transcript";
+      return false;
+    }
     event->transcript = member_string(object, "transcript");
+    break;
+  case ServerEventType::SpeechStarted:
+  case ServerEventType::SpeechStopped:
+    /* Without its offset the event says nothing usable; item ids stay optional. */
+    if (!(event->type == ServerEventType::SpeechStarted ? event->audio_start_ms
+                                                        : event->audio_end_ms)) {
+      *problem = event->type_name + " without a numeric audio offset";
+      return false;
+    }
     break;
   case ServerEventType::Error:
   case ServerEventType::TranscriptionFailed:

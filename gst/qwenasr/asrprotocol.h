@@ -74,7 +74,9 @@ struct ServerEvent {
 };
 
 /* Parses one text frame. Returns false (with a reason in *problem) for anything that is not a
- * JSON object with a string "type"; unknown types parse as ServerEventType::Unknown. */
+ * JSON object with a string "type", and for known events that lack what makes them usable
+ * (a transcript without text, a speech event without its offset); unknown types parse as
+ * ServerEventType::Unknown, and optional fields of the wrong type read as absent. */
 bool decode_server_event(const char *json, gssize length, ServerEvent *event, std::string *problem);
 
 } // namespace qwenasr
