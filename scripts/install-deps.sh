@@ -13,8 +13,8 @@ packages=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x
   fonts-dejavu-core
-  # memory checking in the test command
-  valgrind
+  # memory checking and fuzzing in the test command
+  valgrind clang libclang-rt-14-dev
 )
 
 missing=()

@@ -370,10 +370,20 @@ static gboolean on_reconnect_timer(gpointer user_data) {
   return G_SOURCE_REMOVE;
 }
 
-/* Sends everything not settled again, in order, ahead of what still waits. */
+/* Sends everything not settled again, in order, ahead of what still waits. The first append
+ * is cut to start at the settled point: the tail of an utterance that already has its final
+ * would otherwise be heard again as an utterance of its own. */
 void AsrClient::Impl::reconnect() {
   {
     std::lock_guard<std::mutex> lock(mutex);
+    if (!history.empty() && history.front().kind == ItemKind::Audio &&
+        history.front().offset < settled) {
+      Item &first = history.front();
+      guint64 cut = std::min<guint64>(settled - first.offset, first.samples());
+      first.audio.erase(0, cut * 2);
+      first.offset += cut;
+      history_bytes -= cut * 2;
+    }
     for (auto it = history.rbegin(); it != history.rend(); ++it) {
       queued_bytes += it->audio.size();
       queue.push_front(std::move(*it));

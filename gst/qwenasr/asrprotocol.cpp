@@ -55,8 +55,12 @@ std::optional<gint64> member_int(JsonObject *object, const char *name) {
   GType type = json_node_get_value_type(node);
   if (type == G_TYPE_INT64)
     return json_node_get_int(node);
-  if (type == G_TYPE_DOUBLE) /* tolerate 1200.0 */
-    return static_cast<gint64>(json_node_get_double(node));
+  if (type == G_TYPE_DOUBLE) { /* tolerate 1200.0, but not values no offset can have */
+    double value = json_node_get_double(node);
+    if (!(value >= -1e15 && value <= 1e15))
+      return std::nullopt;
+    return static_cast<gint64>(value);
+  }
   return std::nullopt;
 }
 

@@ -91,13 +91,13 @@ static void gst_qwen_asr_sink_get_property(GObject *object, guint prop_id, GValu
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
 }
 
-static gboolean gst_qwen_asr_sink_start(GstBaseSink *sink) {
-  GstQwenAsrSink *self = GST_QWEN_ASR_SINK(sink);
+/* The settings are taken at READY -> PAUSED, like the other elements' (GstBaseSink's start()
+ * runs at NULL -> READY, and properties are documented as changeable in READY). */
+static gboolean start_session(GstQwenAsrSink *self) {
   GST_OBJECT_LOCK(self);
   qwenasr::Settings settings = self->priv->settings;
   GST_OBJECT_UNLOCK(self);
   if (!self->priv->transcriber.start(settings)) {
-    /* GstBaseSink does not call stop() after a failed start(). */
     self->priv->transcriber.stop();
     return FALSE;
   }
@@ -182,10 +182,14 @@ static gboolean gst_qwen_asr_sink_unlock_stop(GstBaseSink *sink) {
 
 static GstStateChangeReturn gst_qwen_asr_sink_change_state(GstElement *element,
                                                            GstStateChange transition) {
+  GstQwenAsrSink *self = GST_QWEN_ASR_SINK(element);
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED && !start_session(self))
+    return GST_STATE_CHANGE_FAILURE;
   GstStateChangeReturn ret = GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
   /* GstBaseSink only stops at READY -> NULL; a retry through READY must start clean too. */
-  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY)
-    GST_QWEN_ASR_SINK(element)->priv->transcriber.stop();
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY ||
+      (transition == GST_STATE_CHANGE_READY_TO_PAUSED && ret == GST_STATE_CHANGE_FAILURE))
+    self->priv->transcriber.stop();
   return ret;
 }
 
@@ -227,7 +231,6 @@ static void gst_qwen_asr_sink_class_init(GstQwenAsrSinkClass *klass) {
   element_class->change_state = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_change_state);
   element_class->send_event = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_send_event);
 
-  base_sink_class->start = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_start);
   base_sink_class->stop = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_stop);
   base_sink_class->set_caps = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_set_caps);
   base_sink_class->render = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_render);

@@ -6,6 +6,7 @@
 #include <glib/gstdio.h>
 
 #include <cmath>
+#include <mutex>
 
 using namespace testutil;
 
@@ -460,6 +461,61 @@ GST_START_TEST(test_readme_pipeline_decodebin_wav_to_sink) {
 }
 GST_END_TEST;
 
+static std::mutex log_mutex;
+
+static void collect_log(GstDebugCategory *, GstDebugLevel, const gchar *, const gchar *, gint,
+                        GObject *, GstDebugMessage *message, gpointer data) {
+  /* Formatting may log again (printing objects): do it before taking the lock. */
+  const gchar *text = gst_debug_message_get(message);
+  if (!text)
+    return;
+  std::lock_guard<std::mutex> lock(log_mutex);
+  auto *log = static_cast<std::string *>(data);
+  log->append(text);
+  log->push_back('\n');
+}
+
+static void stream_with_key(const std::string &url, const char *key) {
+  /* Set from code, as an application does: gst-launch itself logs its command line. */
+  GstElement *sink = gst_element_factory_make("qwenasrsink", nullptr);
+  g_object_set(sink, "sync", FALSE, "api-key", key, "url", url.c_str(), "max-reconnects", 0,
+               nullptr);
+  GstBus *bus = gst_bus_new();
+  gst_element_set_bus(sink, bus);
+  gst_object_unref(bus);
+  GstHarness *h = gst_harness_new_with_element(sink, "sink", nullptr);
+  gst_object_unref(sink);
+  gst_harness_set_src_caps_str(h, kCaps16k);
+  push_audio(h, make_audio(16000, {{200, false}, {600, true}, {900, false}}), 20, 0);
+  gst_harness_push_event(h, gst_event_new_eos());
+  teardown_harness(h);
+}
+
+GST_START_TEST(test_api_key_is_never_logged_at_any_debug_level) {
+  qwenasr::local::ServiceOptions options;
+  options.api_key = "sk-in-process-secret-1f2e3d4c5b6a";
+  auto service = start_service(options);
+  std::string log;
+  gst_debug_set_active(TRUE);
+  /* Collected instead of printed: at this level stderr alone would take minutes. */
+  gst_debug_remove_log_function(gst_debug_log_default);
+  gst_debug_add_log_function(collect_log, &log, nullptr);
+  gst_debug_set_default_threshold(GST_LEVEL_MEMDUMP);
+  stream_with_key(service->url(), options.api_key.c_str());           /* accepted */
+  stream_with_key(service->url(), "sk-rejected-secret-9a8b7c6d5e4f"); /* 401 */
+  gst_debug_set_default_threshold(GST_LEVEL_NONE);
+  gst_debug_remove_log_function(collect_log);
+  gst_debug_add_log_function(gst_debug_log_default, nullptr, nullptr);
+  std::lock_guard<std::mutex> lock(log_mutex);
+  fail_unless(log.find("qwenasr/transcript") != std::string::npos ||
+                  log.find("final transcript") != std::string::npos,
+              "the accepted run logged no transcript (%zu bytes of log)", log.size());
+  fail_unless(log.find("rejected the API key") != std::string::npos, "no rejection logged");
+  fail_unless(log.find("sk-in-process-secret") == std::string::npos, "the accepted key leaked");
+  fail_unless(log.find("sk-rejected-secret") == std::string::npos, "the rejected key leaked");
+}
+GST_END_TEST;
+
 static Suite *qwenasrsink_suite(void) {
   Suite *s = suite_create("qwenasrsink");
   TCase *tc = tcase_create("general");
@@ -480,6 +536,7 @@ static Suite *qwenasrsink_suite(void) {
   tcase_add_test(tc, test_caps_other_than_s16le_mono_8k_16k_are_refused);
   tcase_add_test(tc, test_repeated_state_changes_neither_hang_nor_leak_sessions);
   tcase_add_test(tc, test_readme_pipeline_decodebin_wav_to_sink);
+  tcase_add_test(tc, test_api_key_is_never_logged_at_any_debug_level);
   return s;
 }
 

@@ -101,6 +101,28 @@ GST_START_TEST(test_connection_dropped_without_close_frame_reconnects_and_loses_
 }
 GST_END_TEST;
 
+GST_START_TEST(test_reconnect_after_a_final_does_not_hear_its_tail_again) {
+  /* Utterance ends that fall inside an append: the resend after the drop (3 s in, after the
+   * first final) must start where that final ended, not at the start of its append. */
+  FaultOptions faults;
+  faults.faulty_sessions = 1;
+  faults.close_after_appends = 30;
+  auto service = faulty_service(faults);
+  /* Multiples of the service's 10 ms VAD frames, but not of the 100 ms appends. */
+  Audio audio = make_audio(16000, {{630, false},
+                                   {1230, true},
+                                   {1510, false},
+                                   {870, true},
+                                   {1300, false},
+                                   {1450, true},
+                                   {1000, false}});
+  std::vector<GstMessage *> messages = transcribe(service->url(), audio);
+  assert_nothing_lost(messages, audio);
+  fail_unless_equals_int(count_session_states(messages, "reconnecting"), 1);
+  free_messages(messages);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_repeated_drops_each_reconnect_and_lose_nothing) {
   FaultOptions faults;
   faults.faulty_sessions = 3;
@@ -317,6 +339,7 @@ static Suite *reliability_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_connection_closed_mid_utterance_reconnects_and_loses_nothing);
   tcase_add_test(tc, test_connection_dropped_without_close_frame_reconnects_and_loses_nothing);
+  tcase_add_test(tc, test_reconnect_after_a_final_does_not_hear_its_tail_again);
   tcase_add_test(tc, test_repeated_drops_each_reconnect_and_lose_nothing);
   tcase_add_test(tc, test_server_error_reconnects_and_loses_nothing);
   tcase_add_test(tc, test_rejected_handshakes_are_retried);
