@@ -15,6 +15,10 @@ packages=(
   fonts-dejavu-core
   # memory checking and fuzzing in the test command
   valgrind clang libclang-rt-14-dev
+  # the real recogniser of the local service, its model and Debian's recorded speech
+  libpocketsphinx-dev pocketsphinx-en-us pocketsphinx-testdata
+  # the Python embedding example
+  python3-gi gir1.2-gstreamer-1.0
 )
 
 missing=()

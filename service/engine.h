@@ -2,19 +2,38 @@
 /* Recognition engines of the local Qwen-ASR stand-in service. The server hands each utterance's
  * PCM samples to a Recognizer made by an Engine and asks it for partial (text/stash) and final
  * results; it never knows which engine runs. The deterministic engine turns audio bytes into
- * pseudo-words so a test that knows what it sent can predict the exact transcript. Pure code, no
- * I/O and no GLib main loop use. */
+ * pseudo-words so a test that knows what it sent can predict the exact transcript. The
+ * PocketSphinx engine (optional, engine_pocketsphinx.cpp) really recognises English; it is
+ * asynchronous (see Recognizer::asynchronous()) because decoding can be slower than the
+ * WebSocket thread may block. No GLib main loop use here: asynchronous results are delivered by
+ * callbacks on engine threads, and the server moves them to its own thread. */
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace qwenasr::local {
 
-enum class EngineKind { Deterministic };
+enum class EngineKind { Deterministic, PocketSphinx };
+
+/* "deterministic" / "pocketsphinx"; false for an unknown name. */
+bool engine_kind_from_name(const std::string &name, EngineKind &kind);
+
+/* Engine-wide settings (not per session). Empty paths take the engine's defaults. */
+struct EngineOptions {
+  /* PocketSphinx: acoustic model directory, language model and pronunciation dictionary;
+   * defaults are Debian's pocketsphinx-en-us files under /usr/share/pocketsphinx/model/en-us. */
+  std::string hmm;
+  std::string lm;
+  std::string dict;
+  /* PocketSphinx: at most this many decoders (each holds its own copy of the model, about
+   * 100 MB, and decodes one utterance at a time); more concurrent utterances wait. */
+  unsigned max_decoders = 2;
+};
 
 /* Session settings an engine may use. */
 struct EngineConfig {
@@ -29,8 +48,28 @@ struct PartialResult {
   std::string stash;
 };
 
+/* Everything the completed event of an utterance needs, for asynchronous recognisers. */
+struct FinalResult {
+  PartialResult final_partial; // the last interim event (stash empty)
+  std::string transcript;
+  std::string language; // "" lets the server report the requested language or "en"
+  std::string emotion = "neutral";
+};
+
+using PartialCallback = std::function<void(PartialResult)>;
+using FinalCallback = std::function<void(FinalResult)>;
+
 /* Recognises one utterance. accept() receives exactly the utterance's samples (S16 mono at the
- * session rate), in order, possibly in many pieces. */
+ * session rate), in order, possibly in many pieces.
+ *
+ * A synchronous recogniser (the default) answers partial(), final_partial() and transcript()
+ * at once, and the server calls them on its thread. An asynchronous one returns true from
+ * asynchronous(); accept() then only queues audio, and the server asks with request_partial()
+ * and finish() instead. Their callbacks run later on an engine thread (never inside the call),
+ * in the order they were requested, and must not throw; they are not called once the
+ * recogniser is destroyed before they start. The synchronous methods still work but may block
+ * (partial() returns the latest running hypothesis, final_partial()/transcript() wait for the
+ * decode), which is meant for tools and tests, not for the server thread. */
 class Recognizer {
 public:
   virtual ~Recognizer() = default;
@@ -46,6 +85,14 @@ public:
   virtual std::string language() const { return {}; }
   /* One of the documented emotion values. */
   virtual std::string emotion() const { return "neutral"; }
+
+  virtual bool asynchronous() const { return false; }
+  /* Partial over all audio accepted before this call. */
+  virtual void request_partial(PartialCallback done) { done(partial()); }
+  /* Ends the utterance; no accept() may follow. */
+  virtual void finish(FinalCallback done) {
+    done(FinalResult{final_partial(), transcript(), language(), emotion()});
+  }
 };
 
 class Engine {
@@ -55,8 +102,13 @@ public:
   virtual std::unique_ptr<Recognizer> start_utterance(const EngineConfig &config) = 0;
 };
 
-/* Returns nullptr if the kind is not available in this build. */
-std::unique_ptr<Engine> make_engine(EngineKind kind);
+/* Returns nullptr if the kind is not available in this build (or its model cannot be loaded;
+ * then *why says so when given). */
+std::unique_ptr<Engine> make_engine(EngineKind kind, const EngineOptions &options = {},
+                                    std::string *why = nullptr);
+
+/* Whether make_engine() can make this kind in this build (not whether its model loads). */
+bool engine_compiled_in(EngineKind kind);
 
 /* --- The deterministic engine's definition, public so tests can compute expectations. ---
  *

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <cstdlib>
 #include <deque>
+#include <functional>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -294,6 +295,7 @@ public:
     cancel_close_timer();
     cancel_flush_timer();
     outbox_.clear();
+    pending_.clear();
     if (soup_websocket_connection_get_state(conn_) == SOUP_WEBSOCKET_STATE_OPEN) {
       server_closing_ = true;
       soup_websocket_connection_close(conn_, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "service stopping");
@@ -355,8 +357,10 @@ private:
     cancel_close_timer();
     cancel_flush_timer();
     outbox_.clear();
+    pending_.clear();
     // Closing without session.finish drops the utterance in progress silently (protocol §2.4).
     rec_.reset();
+    finishing_.clear(); // cancels decodes nobody will read
     const bool by_client = !server_closing_;
     impl_->update_record(record_, [&](SessionRecord &r) {
       r.closed = true;
@@ -369,8 +373,27 @@ private:
 
   // ---- Sending ----
 
-  /* Every event goes through here; `transcript` is set for completed events. */
+  using MemberList = std::vector<std::pair<std::string, std::string>>;
+
+  /* Every event goes through here; `transcript` is set for completed events. Events keep the
+   * order they were produced in even when an asynchronous engine's result is still being
+   * computed: then they wait behind it (see in_order()). */
   void send(const char *type, Members body, const std::string *transcript = nullptr) {
+    // Members is an initializer_list (its array dies with this call), so it is copied.
+    MemberList members(body.begin(), body.end());
+    if (pending_.empty() || emitting_) {
+      send_now(type, members, transcript);
+      return;
+    }
+    std::optional<std::string> t;
+    if (transcript)
+      t = *transcript;
+    in_order([this, type = std::string(type), members = std::move(members), t] {
+      send_now(type.c_str(), members, t ? &*t : nullptr);
+    });
+  }
+
+  void send_now(const char *type, const MemberList &body, const std::string *transcript = nullptr) {
     std::string json = "{\"event_id\":" + jstr(random_id("event_")) + ",\"type\":" + jstr(type);
     for (const auto &m : body)
       json += "," + jstr(m.first) + ":" + m.second;
@@ -390,6 +413,77 @@ private:
     if (transcript)
       o.transcript = *transcript;
     post(std::move(o));
+  }
+
+  // ---- Ordering behind asynchronous engine results. ----
+
+  /* A place in the session's event order. An asynchronous result reserves one when it is
+   * requested and fills it (ready, emit) when it arrives on the service thread; everything
+   * produced in between waits behind it, so clients see speech_stopped, committed, the final
+   * and the next utterance's events in the same order as with a synchronous engine. */
+  struct Slot {
+    bool ready = false;
+    std::function<void()> emit; // may be empty: nothing to send (e.g. an unchanged partial)
+  };
+
+  void in_order(std::function<void()> f) {
+    if (pending_.empty() || emitting_) {
+      f();
+      return;
+    }
+    auto slot = std::make_shared<Slot>();
+    slot->ready = true;
+    slot->emit = std::move(f);
+    pending_.push_back(std::move(slot));
+  }
+
+  std::shared_ptr<Slot> reserve_slot() {
+    pending_.push_back(std::make_shared<Slot>());
+    return pending_.back();
+  }
+
+  void drain_slots() {
+    while (!pending_.empty() && pending_.front()->ready) {
+      std::shared_ptr<Slot> slot = std::move(pending_.front());
+      pending_.pop_front();
+      if (slot->emit) {
+        // What a slot sends takes the slot's place, not a place behind later slots.
+        emitting_ = true;
+        try {
+          slot->emit();
+        } catch (...) {
+          emitting_ = false;
+          throw;
+        }
+        emitting_ = false;
+      }
+    }
+  }
+
+  /* Runs f on the service thread, called from an engine thread. f is dropped if the session
+   * is gone by then (alive_ expired: both checked and destroyed on the service thread). */
+  std::function<void(std::function<void()>)> service_thread_poster() {
+    std::weak_ptr<bool> alive = alive_;
+    GMainContext *ctx = impl_->ctx;
+    return [alive, ctx](std::function<void()> f) {
+      auto *job = new std::function<void()>([alive, f = std::move(f)] {
+        if (!alive.expired())
+          f();
+      });
+      g_main_context_invoke_full(
+          ctx, G_PRIORITY_DEFAULT,
+          [](gpointer data) -> gboolean {
+            try {
+              (*static_cast<std::function<void()> *>(data))();
+            } catch (const std::exception &e) {
+              g_warning("local service: engine result: %s", e.what());
+            } catch (...) {
+              g_warning("local service: engine result: unknown exception");
+            }
+            return G_SOURCE_REMOVE;
+          },
+          job, [](gpointer data) { delete static_cast<std::function<void()> *>(data); });
+    };
   }
 
   // ---- The outgoing queue: the one place that decides "write now / hold / drop". ----
@@ -966,6 +1060,7 @@ private:
     item_id_ = random_id("item_");
     rec_ = new_recognizer();
     last_partial_.reset();
+    async_partials_ = std::make_shared<AsyncPartials>();
     fed_until_ = start;
     next_partial_ = start + (interval > 0 ? interval : 0);
     send("input_audio_buffer.speech_started",
@@ -1003,12 +1098,84 @@ private:
   }
 
   void send_text(const PartialResult &p) {
-    send("conversation.item.input_audio_transcription.text", {{"item_id", jstr(item_id_)},
+    send_text_now(item_id_, language(), rec_->emotion(), p);
+  }
+
+  void send_text_now(const std::string &item, const std::string &lang, const std::string &emotion,
+                     const PartialResult &p) {
+    send("conversation.item.input_audio_transcription.text", {{"item_id", jstr(item)},
                                                               {"content_index", "0"},
-                                                              {"language", jstr(language())},
-                                                              {"emotion", jstr(rec_->emotion())},
+                                                              {"language", jstr(lang)},
+                                                              {"emotion", jstr(emotion)},
                                                               {"text", jstr(p.text)},
                                                               {"stash", jstr(p.stash)}});
+  }
+
+  /* Asynchronous engine: at most one partial per utterance is being computed. A request while
+   * one is under way is remembered and made when the answer arrives (then covering all audio up
+   * to that moment), so a burst of audio or a slow decoder gives fewer, fresher partials instead
+   * of a backlog. */
+  void request_partial_async() {
+    std::shared_ptr<AsyncPartials> state = async_partials_;
+    if (state->in_flight) {
+      state->wanted = true;
+      return;
+    }
+    state->in_flight = true;
+    state->wanted = false;
+    auto slot = reserve_slot();
+    const std::string item = item_id_;
+    const std::string lang = language();
+    const std::string emotion = rec_->emotion();
+    auto post = service_thread_poster();
+    rec_->request_partial([=](PartialResult p) {
+      post([=] {
+        state->in_flight = false;
+        // Nothing recognised yet, or no news: the slot stays empty (see send_partial()).
+        const bool skip =
+            (p.text.empty() && p.stash.empty()) ||
+            (state->last && state->last->text == p.text && state->last->stash == p.stash);
+        if (!skip) {
+          state->last = p;
+          slot->emit = [this, item, lang, emotion, p] { send_text_now(item, lang, emotion, p); };
+        }
+        slot->ready = true;
+        drain_slots();
+        // Only while the same utterance is still being spoken (it owns this state).
+        if (state->wanted && rec_ && async_partials_ == state)
+          request_partial_async();
+      });
+    });
+  }
+
+  /* Asynchronous engine: the final text and completed events wait for the decode; the
+   * recogniser is kept (finishing_) until then, as destroying it cancels the decode. */
+  void complete_item_async() {
+    auto slot = reserve_slot();
+    const std::string item = item_id_;
+    const std::string lang = cfg_.language.value_or("en");
+    Recognizer *key = rec_.get();
+    auto post = service_thread_poster();
+    rec_->finish([=](FinalResult r) {
+      post([=] {
+        finishing_.remove_if(
+            [key](const std::unique_ptr<Recognizer> &p) { return p.get() == key; });
+        slot->emit = [this, item, lang, r] {
+          const std::string language = r.language.empty() ? lang : r.language;
+          send_text_now(item, language, r.emotion, r.final_partial);
+          send("conversation.item.input_audio_transcription.completed",
+               {{"item_id", jstr(item)},
+                {"content_index", "0"},
+                {"language", jstr(language)},
+                {"emotion", jstr(r.emotion)},
+                {"transcript", jstr(r.transcript)}},
+               &r.transcript);
+        };
+        slot->ready = true;
+        drain_slots();
+      });
+    });
+    finishing_.push_back(std::move(rec_));
   }
 
   /* Skips a snapshot identical to the previous one of this item (e.g. during trailing
@@ -1016,6 +1183,10 @@ private:
   void send_partial() {
     if (!rec_ || rec_->samples_accepted() == 0)
       return;
+    if (rec_->asynchronous()) {
+      request_partial_async();
+      return;
+    }
     PartialResult p = rec_->partial();
     if (last_partial_ && last_partial_->text == p.text && last_partial_->stash == p.stash)
       return;
@@ -1039,6 +1210,11 @@ private:
                    {"role", jstr("user")},
                    {"content",
                     "[" + jobj({{"type", jstr("input_audio")}, {"transcript", "null"}}) + "]"}})}});
+    }
+    if (rec_->asynchronous()) {
+      complete_item_async();
+      prev_item_id_ = item_id_;
+      return;
     }
     send_text(rec_->final_partial());
     const std::string transcript = rec_->transcript();
@@ -1081,11 +1257,14 @@ private:
     // Manual mode: uncommitted audio is dropped, not auto-committed ([UNK] in the docs; being
     // strict makes a client that forgets its final commit fail visibly in tests).
     rec_.reset();
-    send("session.finished", {}); // SessionRecord::finished is set when it is written
-    // The client should close now (protocol §2.4); close ourselves if it does not.
-    close_timer_ = g_timeout_source_new(impl_->opts.finish_close_timeout_ms);
-    g_source_set_callback(close_timer_, on_close_timeout_cb, this, nullptr);
-    g_source_attach(close_timer_, impl_->ctx);
+    // After any final still being decoded; the close timeout counts from when it is sent.
+    in_order([this] {
+      send_now("session.finished", {}); // SessionRecord::finished is set when it is written
+      // The client should close now (protocol §2.4); close ourselves if it does not.
+      close_timer_ = g_timeout_source_new(impl_->opts.finish_close_timeout_ms);
+      g_source_set_callback(close_timer_, on_close_timeout_cb, this, nullptr);
+      g_source_attach(close_timer_, impl_->ctx);
+    });
   }
 
   LocalService::Impl *impl_;
@@ -1117,6 +1296,18 @@ private:
   guint64 next_partial_ = 0;
   std::unique_ptr<Recognizer> rec_; // utterance in progress
   std::optional<PartialResult> last_partial_;
+  // Asynchronous engines: partial requests of the utterance in progress (shared with their
+  // result callbacks, which may arrive after the next utterance started).
+  struct AsyncPartials {
+    bool in_flight = false;            // a request is being computed
+    bool wanted = false;               // another was due meanwhile
+    std::optional<PartialResult> last; // last one sent, to skip unchanged snapshots
+  };
+  std::shared_ptr<AsyncPartials> async_partials_ = std::make_shared<AsyncPartials>();
+  std::list<std::unique_ptr<Recognizer>> finishing_; // finished, final not yet delivered
+  std::deque<std::shared_ptr<Slot>> pending_;        // events waiting behind async results
+  bool emitting_ = false;                            // drain_slots() is running a slot
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true); // expires with the session
   std::string item_id_;
   std::optional<std::string> prev_item_id_;
 };
@@ -1274,10 +1465,12 @@ void LocalService::Impl::thread_main() {
   GError *error = nullptr;
   bool ok = false;
   try {
-    engine = make_engine(opts.engine);
+    std::string why;
+    engine = make_engine(opts.engine, opts.engine_options, &why);
     if (!engine) {
       g_set_error(&error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                  "The requested engine is not available in this build");
+                  "The requested engine is not available: %s",
+                  why.empty() ? "not in this build" : why.c_str());
     } else {
       // Created after pushing ctx: the listening sources attach at listen time (notes P5).
       server = SOUP_SERVER(

@@ -73,6 +73,7 @@ struct ServiceOptions {
   /* Nonzero: answer every handshake with this HTTP status (checked before faults). */
   int forced_handshake_status = 0;
   EngineKind engine = EngineKind::Deterministic;
+  EngineOptions engine_options; // model files etc. of engines that have any
   /* VAD mode: a partial (.text) event each time this much audio has arrived since the speech
    * start, while speaking (covering the audio up to the last voiced frame); a snapshot equal
    * to the previous one is skipped. 0 = no partials before the final one. */

@@ -28,6 +28,11 @@ int main(int argc, char **argv) {
   int port = 0;
   int partial_interval_ms = 200;
   int handshake_status = 0;
+  char *engine_name = nullptr;
+  char *ps_hmm = nullptr;
+  char *ps_lm = nullptr;
+  char *ps_dict = nullptr;
+  int ps_decoders = 2;
 
   // Faults (FaultOptions); ints so that negative values can be rejected.
   int faulty_sessions = -1; // -1 = all
@@ -60,6 +65,20 @@ int main(int argc, char **argv) {
        "Audio milliseconds between partial results while speaking (default 200, 0 = none)", "N"},
       {"handshake-status", 0, 0, G_OPTION_ARG_INT, &handshake_status,
        "Answer every handshake with this HTTP status (e.g. 401, 403, 429, 500)", "N"},
+      {"engine", 0, 0, G_OPTION_ARG_STRING, &engine_name,
+       "Recogniser: \"deterministic\" (default; made-up words from a hash of the audio, exact "
+       "for tests) or \"pocketsphinx\" (real English recognition with CMU PocketSphinx, if "
+       "built with it)",
+       "NAME"},
+      {"pocketsphinx-hmm", 0, 0, G_OPTION_ARG_FILENAME, &ps_hmm,
+       "PocketSphinx acoustic model directory (default: Debian's pocketsphinx-en-us)", "DIR"},
+      {"pocketsphinx-lm", 0, 0, G_OPTION_ARG_FILENAME, &ps_lm,
+       "PocketSphinx language model (default: en-us.lm.bin of pocketsphinx-en-us)", "FILE"},
+      {"pocketsphinx-dict", 0, 0, G_OPTION_ARG_FILENAME, &ps_dict,
+       "PocketSphinx pronunciation dictionary (default: cmudict-en-us.dict)", "FILE"},
+      {"pocketsphinx-decoders", 0, 0, G_OPTION_ARG_INT, &ps_decoders,
+       "At most N PocketSphinx decoders (utterances decoded at once; ~100 MB each; default 2)",
+       "N"},
       {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log one line per session event to stderr",
        nullptr},
       {"faulty-sessions", 0, 0, G_OPTION_ARG_INT, &faulty_sessions,
@@ -105,8 +124,9 @@ int main(int argc, char **argv) {
   GOptionContext *octx = g_option_context_new("- local Qwen3-ASR-Flash-Realtime stand-in");
   g_option_context_set_summary(
       octx, "Serves ws://HOST:PORT/api-ws/v1/realtime?model=... with the Qwen-ASR-Realtime event\n"
-            "protocol and a deterministic recogniser. Prints the URL on stdout once listening\n"
-            "and runs until SIGINT or SIGTERM. Handshake: wrong key -> 401, a key starting with\n"
+            "protocol and a deterministic (default) or PocketSphinx recogniser. Prints the URL\n"
+            "on stdout once listening and runs until SIGINT or SIGTERM. Handshake: wrong key -> "
+            "401, a key starting with\n"
             "\"forbidden-\" -> 403, missing ?model= -> 400.");
   g_option_context_add_main_entries(octx, entries, nullptr);
   GError *error = nullptr;
@@ -119,6 +139,20 @@ int main(int argc, char **argv) {
   g_option_context_free(octx);
 
   int rc = 0;
+  qwenasr::local::EngineKind engine_kind = qwenasr::local::EngineKind::Deterministic;
+  if (engine_name && !qwenasr::local::engine_kind_from_name(engine_name, engine_kind)) {
+    g_printerr("Unknown engine '%s' (deterministic, pocketsphinx).\n", engine_name);
+    rc = 2;
+  } else if (!qwenasr::local::engine_compiled_in(engine_kind)) {
+    g_printerr("Engine '%s' is not in this build (configure with libpocketsphinx-dev "
+               "installed).\n",
+               engine_name);
+    rc = 2;
+  }
+  if (ps_decoders < 1 || ps_decoders > 64) {
+    g_printerr("--pocketsphinx-decoders must be 1..64.\n");
+    rc = 2;
+  }
   if (port < 0 || port > 65535 || partial_interval_ms < 0 ||
       (handshake_status != 0 && (handshake_status < 200 || handshake_status > 599)) ||
       (any_key && api_key)) {
@@ -147,6 +181,14 @@ int main(int argc, char **argv) {
         opts.api_key = api_key;
       opts.partial_interval_ms = static_cast<guint>(partial_interval_ms);
       opts.forced_handshake_status = handshake_status;
+      opts.engine = engine_kind;
+      if (ps_hmm)
+        opts.engine_options.hmm = ps_hmm;
+      if (ps_lm)
+        opts.engine_options.lm = ps_lm;
+      if (ps_dict)
+        opts.engine_options.dict = ps_dict;
+      opts.engine_options.max_decoders = static_cast<unsigned>(ps_decoders);
       qwenasr::local::FaultOptions &f = opts.faults;
       f.faulty_sessions = faulty_sessions < 0 ? G_MAXUINT : static_cast<guint>(faulty_sessions);
       f.close_after_audio_ms = close_after_audio_ms;
@@ -193,5 +235,9 @@ int main(int argc, char **argv) {
   }
   g_free(host);
   g_free(api_key);
+  g_free(engine_name);
+  g_free(ps_hmm);
+  g_free(ps_lm);
+  g_free(ps_dict);
   return rc;
 }
