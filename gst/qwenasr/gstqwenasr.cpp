@@ -30,8 +30,6 @@
 GST_DEBUG_CATEGORY_STATIC(gst_qwen_asr_debug);
 #define GST_CAT_DEFAULT gst_qwen_asr_debug
 
-#define QWENASR_COMMIT_EVENT "qwenasr-commit"
-
 /* How far ahead of a deadline output is pushed, so a caption or GAP computed on time still
  * reaches a synchronising sink before its running time. */
 static const GstClockTime kGranularity = 100 * GST_MSECOND;
@@ -507,7 +505,7 @@ static gboolean gst_qwen_asr_sink_event(GstPad *pad, GstObject *parent, GstEvent
     priv->transcriber.set_flushing(false);
     return gst_pad_push_event(self->srcpad, event);
   case GST_EVENT_CUSTOM_DOWNSTREAM:
-    if (gst_event_has_name(event, QWENASR_COMMIT_EVENT)) {
+    if (qwenasr::is_commit_event(event)) {
       priv->transcriber.commit(nullptr);
       gst_event_unref(event);
       return TRUE;
@@ -546,8 +544,7 @@ static gboolean gst_qwen_asr_src_query(GstPad *pad, GstObject *parent, GstQuery 
 
 /* Applications naturally send the commit event to the element itself: route it in. */
 static gboolean gst_qwen_asr_send_event(GstElement *element, GstEvent *event) {
-  if (GST_EVENT_TYPE(event) == GST_EVENT_CUSTOM_DOWNSTREAM &&
-      gst_event_has_name(event, QWENASR_COMMIT_EVENT))
+  if (qwenasr::is_commit_event(event))
     return gst_pad_send_event(GST_QWEN_ASR(element)->sinkpad, event);
   return GST_ELEMENT_CLASS(parent_class)->send_event(element, event);
 }
@@ -713,13 +710,7 @@ static void gst_qwen_asr_class_init(GstQwenAsrClass *klass) {
                         "Largest delay (ms) seen between audio and its final transcript", 0,
                         G_MAXUINT, 0,
                         static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
-  g_object_class_install_property(
-      gobject_class, PROP_STATS,
-      g_param_spec_boxed("stats", "Statistics",
-                         "qwenasr/stats: bytes-sent, audio-sent, appends, reconnects, "
-                         "dropped-audio, partials, finals, last-delay, max-delay (times in ns)",
-                         GST_TYPE_STRUCTURE,
-                         static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+  g_object_class_install_property(gobject_class, PROP_STATS, qwenasr::stats_param_spec());
   qwenasr::settings_install_properties(gobject_class, PROP_SHARED_FIRST);
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);

@@ -26,9 +26,6 @@
 GST_DEBUG_CATEGORY_STATIC(gst_qwen_asr_sink_debug);
 #define GST_CAT_DEFAULT gst_qwen_asr_sink_debug
 
-/* Custom downstream event that commits the audio so far (manual turn detection). */
-#define QWENASR_COMMIT_EVENT "qwenasr-commit"
-
 enum { PROP_0, PROP_STATS, PROP_SHARED_FIRST };
 
 struct GstQwenAsrSinkPrivate {
@@ -150,7 +147,7 @@ static gboolean gst_qwen_asr_sink_event(GstBaseSink *sink, GstEvent *event) {
     self->priv->transcriber.flush();
     break;
   case GST_EVENT_CUSTOM_DOWNSTREAM:
-    if (gst_event_has_name(event, QWENASR_COMMIT_EVENT)) {
+    if (qwenasr::is_commit_event(event)) {
       self->priv->transcriber.commit(pause_handler(self));
       gst_event_unref(event);
       return TRUE;
@@ -164,8 +161,7 @@ static gboolean gst_qwen_asr_sink_event(GstBaseSink *sink, GstEvent *event) {
 
 /* Applications naturally send the commit event to the element itself: route it in. */
 static gboolean gst_qwen_asr_sink_send_event(GstElement *element, GstEvent *event) {
-  if (GST_EVENT_TYPE(event) == GST_EVENT_CUSTOM_DOWNSTREAM &&
-      gst_event_has_name(event, QWENASR_COMMIT_EVENT))
+  if (qwenasr::is_commit_event(event))
     return gst_pad_send_event(GST_BASE_SINK_PAD(element), event);
   return GST_ELEMENT_CLASS(parent_class)->send_event(element, event);
 }
@@ -213,13 +209,7 @@ static void gst_qwen_asr_sink_class_init(GstQwenAsrSinkClass *klass) {
   gobject_class->set_property = gst_qwen_asr_sink_set_property;
   gobject_class->get_property = gst_qwen_asr_sink_get_property;
   gobject_class->finalize = gst_qwen_asr_sink_finalize;
-  g_object_class_install_property(
-      gobject_class, PROP_STATS,
-      g_param_spec_boxed("stats", "Statistics",
-                         "qwenasr/stats: bytes-sent, audio-sent, appends, reconnects, "
-                         "dropped-audio, partials, finals, last-delay, max-delay (times in ns)",
-                         GST_TYPE_STRUCTURE,
-                         static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+  g_object_class_install_property(gobject_class, PROP_STATS, qwenasr::stats_param_spec());
   qwenasr::settings_install_properties(gobject_class, PROP_SHARED_FIRST);
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);

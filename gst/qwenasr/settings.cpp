@@ -78,6 +78,19 @@ SessionConfig Settings::session_config(int sample_rate) const {
   return config;
 }
 
+bool is_commit_event(GstEvent *event) {
+  return GST_EVENT_TYPE(event) == GST_EVENT_CUSTOM_DOWNSTREAM &&
+         gst_event_has_name(event, kCommitEventName);
+}
+
+GParamSpec *stats_param_spec() {
+  return g_param_spec_boxed("stats", "Statistics",
+                            "qwenasr/stats: bytes-sent, audio-sent, appends, reconnects, "
+                            "dropped-audio, partials, finals, last-delay, max-delay (times in ns)",
+                            GST_TYPE_STRUCTURE,
+                            static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+}
+
 guint settings_install_properties(GObjectClass *klass, guint first_id) {
   auto install = [&](SharedProperty id, GParamSpec *spec) {
     g_object_class_install_property(klass, first_id + id, spec);

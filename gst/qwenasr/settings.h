@@ -64,6 +64,13 @@ struct Settings {
   SessionConfig session_config(int sample_rate) const;
 };
 
+/* The custom downstream event that commits the audio so far (manual turn detection). */
+constexpr const char *kCommitEventName = "qwenasr-commit";
+bool is_commit_event(GstEvent *event);
+
+/* The read-only `stats` property both elements have (Transcriber::stats()). */
+GParamSpec *stats_param_spec();
+
 /* Property ids start at `first_id`; each element keeps its own ids after the shared ones. */
 guint settings_install_properties(GObjectClass *klass, guint first_id);
 /* Both return FALSE when `prop_id` is not one of the shared properties. */

@@ -11,20 +11,6 @@
 
 using namespace testutil;
 
-/* srtenc writes milliseconds; captions must land within 20 ms of the truth. */
-static const GstClockTime kTolerance = 20 * GST_MSECOND;
-
-static const std::vector<Stretch> kThreeUtterances = {{600, false}, {1200, true},  {1400, false},
-                                                      {900, true},  {1300, false}, {1500, true},
-                                                      {1000, false}};
-
-static void assert_time_near(GstClockTime actual, GstClockTime expected, const char *what) {
-  GstClockTimeDiff diff = GST_CLOCK_DIFF(expected, actual);
-  fail_unless(std::llabs(diff) <= static_cast<GstClockTimeDiff>(kTolerance),
-              "%s: %" GST_TIME_FORMAT " but expected %" GST_TIME_FORMAT, what,
-              GST_TIME_ARGS(actual), GST_TIME_ARGS(expected));
-}
-
 static std::string temp_path(const char *suffix) {
   gchar *name = g_strdup_printf("qwenasr-test-%d-%u%s", getpid(), g_random_int(), suffix);
   gchar *path = g_build_filename(g_get_tmp_dir(), name, nullptr);

@@ -7,18 +7,8 @@
 
 using namespace testutil;
 
-static const GstClockTime kTolerance = 20 * GST_MSECOND;
-
 static const std::vector<Stretch> kTwoUtterances = {
     {500, false}, {1000, true}, {1500, false}, {700, true}, {1000, false}};
-
-static void assert_time_near(GstClockTime actual, GstClockTime expected, const char *what) {
-  fail_unless(GST_CLOCK_TIME_IS_VALID(actual), "%s: no time", what);
-  GstClockTimeDiff diff = GST_CLOCK_DIFF(expected, actual);
-  fail_unless(std::llabs(diff) <= static_cast<GstClockTimeDiff>(kTolerance),
-              "%s: %" GST_TIME_FORMAT " but expected %" GST_TIME_FORMAT, what,
-              GST_TIME_ARGS(actual), GST_TIME_ARGS(expected));
-}
 
 static GstHarness *caption_harness(const std::string &url, int rate,
                                    const std::string &properties = "") {

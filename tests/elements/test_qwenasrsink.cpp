@@ -10,21 +10,10 @@
 
 using namespace testutil;
 
-/* Captions must land within this of the truth (the bar). */
-static const GstClockTime kTolerance = 20 * GST_MSECOND;
-
 static const char *kCaps16k = "audio/x-raw,format=S16LE,channels=1,rate=16000,layout=interleaved";
 
 static const std::vector<Stretch> kTwoUtterances = {
     {500, false}, {1000, true}, {1500, false}, {700, true}, {1000, false}};
-
-static void assert_time_near(GstClockTime actual, GstClockTime expected, const char *what) {
-  fail_unless(GST_CLOCK_TIME_IS_VALID(actual), "%s: no time", what);
-  GstClockTimeDiff diff = GST_CLOCK_DIFF(expected, actual);
-  fail_unless(std::llabs(diff) <= static_cast<GstClockTimeDiff>(kTolerance),
-              "%s: %" GST_TIME_FORMAT " but expected %" GST_TIME_FORMAT, what,
-              GST_TIME_ARGS(actual), GST_TIME_ARGS(expected));
-}
 
 static gsize index_of_eos(const std::vector<GstMessage *> &messages) {
   for (gsize i = 0; i < messages.size(); i++) {

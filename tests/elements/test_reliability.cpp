@@ -9,21 +9,6 @@ using namespace testutil;
 using qwenasr::local::FaultOptions;
 using qwenasr::local::ServiceOptions;
 
-static const GstClockTime kTolerance = 20 * GST_MSECOND;
-
-/* Three utterances over 7.9 s; with 100 ms appends the faults below hit the first one. */
-static const std::vector<Stretch> kThreeUtterances = {{600, false}, {1200, true},  {1400, false},
-                                                      {900, true},  {1300, false}, {1500, true},
-                                                      {1000, false}};
-
-static void assert_time_near(GstClockTime actual, GstClockTime expected, const char *what) {
-  fail_unless(GST_CLOCK_TIME_IS_VALID(actual), "%s: no time", what);
-  GstClockTimeDiff diff = GST_CLOCK_DIFF(expected, actual);
-  fail_unless(std::llabs(diff) <= static_cast<GstClockTimeDiff>(kTolerance),
-              "%s: %" GST_TIME_FORMAT " but expected %" GST_TIME_FORMAT, what,
-              GST_TIME_ARGS(actual), GST_TIME_ARGS(expected));
-}
-
 static std::unique_ptr<qwenasr::local::LocalService> faulty_service(const FaultOptions &faults) {
   ServiceOptions options;
   options.faults = faults;

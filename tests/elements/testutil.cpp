@@ -14,6 +14,10 @@ std::string Audio::transcript_of(const Utterance &u) const {
   return qwenasr::local::deterministic_transcript(samples.data() + start, end - start, rate);
 }
 
+const std::vector<Stretch> kThreeUtterances = {{600, false}, {1200, true},  {1400, false},
+                                               {900, true},  {1300, false}, {1500, true},
+                                               {1000, false}};
+
 Audio make_audio(int rate, const std::vector<Stretch> &stretches) {
   Audio audio{rate, {}, {}};
   guint64 ms = 0;
@@ -197,6 +201,14 @@ std::vector<const GstStructure *> transcripts(const std::vector<GstMessage *> &m
       result.push_back(s);
   }
   return result;
+}
+
+void assert_time_near(GstClockTime actual, GstClockTime expected, const char *what) {
+  fail_unless(GST_CLOCK_TIME_IS_VALID(actual), "%s: no time", what);
+  GstClockTimeDiff diff = GST_CLOCK_DIFF(expected, actual);
+  fail_unless(std::llabs(diff) <= static_cast<GstClockTimeDiff>(kTolerance),
+              "%s: %" GST_TIME_FORMAT " but expected %" GST_TIME_FORMAT, what,
+              GST_TIME_ARGS(actual), GST_TIME_ARGS(expected));
 }
 
 GstClockTime structure_time(const GstStructure *s, const char *field) {

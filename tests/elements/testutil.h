@@ -36,6 +36,9 @@ struct Audio {
 
 Audio make_audio(int rate, const std::vector<Stretch> &stretches);
 
+/* Three utterances over 7.9 s, used by several suites. */
+extern const std::vector<Stretch> kThreeUtterances;
+
 /* A service on an ephemeral loopback port; the key it expects is "test-key". */
 std::unique_ptr<qwenasr::local::LocalService>
 start_service(qwenasr::local::ServiceOptions options = {});
@@ -73,5 +76,9 @@ const GstStructure *element_structure(GstMessage *message, const char *name);
 std::vector<const GstStructure *> transcripts(const std::vector<GstMessage *> &messages,
                                               bool final);
 GstClockTime structure_time(const GstStructure *s, const char *field);
+
+/* Captions and transcripts must land within this of the truth (the issues' bar). */
+constexpr GstClockTime kTolerance = 20 * GST_MSECOND;
+void assert_time_near(GstClockTime actual, GstClockTime expected, const char *what);
 
 } // namespace testutil
