@@ -23,6 +23,9 @@ constexpr guint64 kMaxIncomingPayload = 16 * 1024 * 1024;
 /* How long stop() lets the closing handshake take before dropping the connection. */
 constexpr guint kCloseTimeoutMs = 500;
 constexpr guint kMaxReconnectDelayMs = 8000;
+/* With the resend buffer full, new audio waits this long for finals to make room before the
+ * oldest unsettled audio is given up (continuous speech may go that long without a final). */
+constexpr gint64 kResendFullWaitUs = 2 * G_USEC_PER_SEC;
 constexpr guint64 kUnassigned = G_MAXUINT64;
 
 enum class Phase { Connecting, WaitingCreated, Configuring, Streaming, Finishing, Waiting, Done };
@@ -92,9 +95,11 @@ struct AsrClient::Impl {
   GSource *writable_source = nullptr;
   GSource *close_timeout = nullptr;
   GSource *reconnect_timer = nullptr;
-  GSource *watchdog = nullptr; /* dead-peer check */
-  gint64 last_activity = 0;    /* monotonic µs of the last frame or pong received */
-  guint attempts = 0;          /* reconnection attempts since the last configured session */
+  GSource *watchdog = nullptr;    /* dead-peer check */
+  GSource *resend_wait = nullptr; /* retries the pump while the resend buffer is full */
+  gint64 resend_full_since = 0;   /* monotonic µs; 0: not waiting */
+  gint64 last_activity = 0;       /* monotonic µs of the last frame or pong received */
+  guint attempts = 0;             /* reconnection attempts since the last configured session */
 
   ~Impl() {
     if (loop)
@@ -338,6 +343,7 @@ void AsrClient::Impl::connect() {
 void AsrClient::Impl::drop_connection() {
   remove_source(&connect_timeout);
   remove_source(&writable_source);
+  remove_source(&resend_wait);
   remove_source(&watchdog);
   if (cancellable)
     g_cancellable_cancel(cancellable);
@@ -546,6 +552,8 @@ void AsrClient::Impl::arm_writable_source() {
   g_source_attach(writable_source, context);
 }
 
+static gboolean on_resend_wait(gpointer user_data);
+
 /* Moves queued items onto the socket while the kernel accepts data: libsoup has no
  * buffered-amount API, so this is what keeps its own outgoing queue (and our memory) small
  * when the network is slower than the audio. */
@@ -574,6 +582,22 @@ void AsrClient::Impl::pump() {
         return;
       Item &item = queue.front();
       first_send = item.offset == kUnassigned;
+      /* Flow control: new audio does not run further ahead of the finals than can be resent
+       * after a reconnection. Faster-than-real-time input then waits here (and upstream in
+       * push_audio) instead of losing the ability to resend. */
+      if (first_send && item.kind == ItemKind::Audio &&
+          history_bytes + item.audio.size() > settings.max_resend_bytes) {
+        gint64 now = g_get_monotonic_time();
+        if (resend_full_since == 0)
+          resend_full_since = now;
+        if (now - resend_full_since < kResendFullWaitUs) {
+          if (!resend_wait)
+            resend_wait = add_timeout(100, on_resend_wait);
+          return;
+        }
+      } else {
+        resend_full_since = 0;
+      }
       if (first_send && item.kind != ItemKind::Finish) {
         item.offset = next_offset;
         next_offset += item.samples();
@@ -639,6 +663,14 @@ void AsrClient::Impl::trim_history_locked(std::vector<guint64> *dropped) {
   }
 }
 
+static gboolean on_resend_wait(gpointer user_data) {
+  auto *impl = static_cast<AsrClient::Impl *>(user_data);
+  g_source_unref(impl->resend_wait);
+  impl->resend_wait = nullptr;
+  impl->pump();
+  return G_SOURCE_REMOVE;
+}
+
 static gboolean pump_cb(gpointer user_data) {
   static_cast<AsrClient::Impl *>(user_data)->pump();
   return G_SOURCE_REMOVE;
@@ -648,7 +680,12 @@ void AsrClient::Impl::schedule_pump_locked() {
   if (pump_scheduled)
     return;
   pump_scheduled = true;
-  g_main_context_invoke_full(context, G_PRIORITY_DEFAULT, pump_cb, this, nullptr);
+  /* Always a source, never a direct call: the caller holds `mutex`, and on the client
+   * thread g_main_context_invoke() would run pump() (which takes it) right here. */
+  GSource *source = g_idle_source_new();
+  g_source_set_callback(source, pump_cb, this, nullptr);
+  g_source_attach(source, context);
+  g_source_unref(source);
 }
 
 static gboolean on_close_timeout(gpointer user_data) {
@@ -818,8 +855,11 @@ WaitResult AsrClient::wait_finished(gint64 deadline, const std::function<bool()>
 
 void AsrClient::settle(guint64 sample) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  impl_->settled = MAX(impl_->settled, sample);
+  if (sample <= impl_->settled)
+    return;
+  impl_->settled = sample;
   impl_->trim_history_locked(nullptr);
+  impl_->schedule_pump_locked(); /* room in the resend buffer lets waiting audio go */
 }
 
 ClientStats AsrClient::stats() const {

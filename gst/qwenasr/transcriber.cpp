@@ -10,8 +10,8 @@ namespace qwenasr {
 
 namespace {
 
-/* VAD mode with no utterance open: audio older than this is not kept for resending. It only
- * has to cover how late the service may report a speech start. */
+/* VAD mode with no utterance open: audio sent longer ago than this (wall clock) is not kept
+ * for resending. It only has to cover how late the service may report a speech start. */
 constexpr guint kSilenceKeepMs = 15000;
 
 bool valid_scheme(const std::string &url) {
@@ -79,6 +79,7 @@ bool Transcriber::start(const Settings &settings) {
   client_settings_.keepalive_interval_s = settings_.keepalive_interval_s;
   client_settings_.max_reconnects = settings_.max_reconnects;
   flow_ = GST_FLOW_OK;
+  error_claimed_ = false;
   flushing_ = false;
   return true;
 }
@@ -87,11 +88,12 @@ void Transcriber::stop() {
   end_session();
   rate_ = 0;
   flow_ = GST_FLOW_OK;
+  error_claimed_ = false;
 }
 
 bool Transcriber::claim_error() {
-  GstFlowReturn expected = GST_FLOW_OK;
-  return flow_.compare_exchange_strong(expected, GST_FLOW_ERROR);
+  bool expected = false;
+  return error_claimed_.compare_exchange_strong(expected, true);
 }
 
 bool Transcriber::ensure_session() {
@@ -122,9 +124,11 @@ bool Transcriber::ensure_session() {
   auto client = std::make_unique<AsrClient>();
   GError *error = nullptr;
   if (!client->start(client_settings_, this, &error)) {
-    if (claim_error())
+    if (claim_error()) {
       GST_ELEMENT_ERROR(element_, RESOURCE, FAILED,
                         ("Could not start the network thread: %s", error->message), (nullptr));
+      flow_ = GST_FLOW_ERROR;
+    }
     g_error_free(error);
     return false;
   }
@@ -232,12 +236,14 @@ GstFlowReturn Transcriber::send_chunk(const guint8 *data, gsize size, GstClockTi
     case WaitResult::Failed:
       return flow_ != GST_FLOW_OK ? GstFlowReturn(flow_) : GST_FLOW_FLUSHING;
     case WaitResult::Timeout:
-      if (claim_error())
+      if (claim_error()) {
         GST_ELEMENT_ERROR(element_, RESOURCE, WRITE,
                           ("The service at %s accepted no audio for %u ms.", host_.c_str(),
                            settings_.connect_timeout_ms),
                           (nullptr));
-      return flow_;
+        flow_ = GST_FLOW_ERROR;
+      }
+      return GST_FLOW_ERROR;
     case WaitResult::Interrupted:
       GstFlowReturn ret = after_interruption(on_pause);
       if (ret != GST_FLOW_OK)
@@ -454,17 +460,24 @@ void Transcriber::on_audio_sent(guint64 offset, guint64 samples, GstClockTime ti
                        offset, map_.samples());
   map_.append(samples, time);
   sent_marks_.push_back({offset + samples, g_get_monotonic_time()});
-  /* Long silences must not fill the resend buffer: with no utterance open, only the last
-   * kSilenceKeepMs are kept in case the service reports a speech start late. */
+  /* Long silences must not fill the resend buffer: with no utterance open, audio sent more
+   * than kSilenceKeepMs ago (wall clock: the service hears audio as it arrives) would have
+   * had its speech start reported by now. Fast, non-live input is not settled this way; it
+   * is held back by the resend buffer's flow control until finals come. */
   if (settings_.turn_detection == GST_QWEN_ASR_TURN_DETECTION_SERVER_VAD) {
-    guint64 keep = gst_util_uint64_scale_int(kSilenceKeepMs, map_.sample_rate(), 1000);
-    guint64 end = offset + samples;
-    guint64 target = end > keep ? end - keep : 0;
-    for (const auto &entry : items_) {
-      if (entry.second.start_sample)
-        target = std::min(target, *entry.second.start_sample);
+    gint64 heard_before = g_get_monotonic_time() - kSilenceKeepMs * G_TIME_SPAN_MILLISECOND;
+    std::optional<guint64> target;
+    for (const SentMark &mark : sent_marks_) {
+      if (mark.wall > heard_before)
+        break;
+      target = mark.end_sample;
     }
-    settle_locked(target);
+    for (const auto &entry : items_) {
+      if (target && entry.second.start_sample)
+        target = std::min(*target, *entry.second.start_sample);
+    }
+    if (target)
+      settle_locked(*target);
   }
 }
 
@@ -655,8 +668,8 @@ GstStructure *Transcriber::stats() const {
 }
 
 void Transcriber::on_failure(const ClientError &error) {
-  /* Sticky before the message goes out (whoever reacts to the error must see it), and one
-   * message per failure however many paths notice it. */
+  /* One message per failure however many paths notice it; the flow turns to ERROR only
+   * after it is posted, so that ours is the first error upstream elements can follow. */
   if (!claim_error())
     return;
   const char *host = error.host.c_str();
@@ -716,6 +729,7 @@ void Transcriber::on_failure(const ClientError &error) {
     break;
   }
 #undef DETAILS
+  flow_ = GST_FLOW_ERROR;
 }
 
 void Transcriber::on_bad_frame(const std::string &problem) {

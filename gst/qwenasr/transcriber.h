@@ -123,7 +123,7 @@ private:
                            const PauseHandler &on_pause);
   GstFlowReturn send_pending(bool all, bool live, const PauseHandler &on_pause);
   void settle_locked(guint64 sample);
-  /* Turns `flow_` from OK to ERROR; true for the one caller who should post the error. */
+  /* True for the one caller who should post the error (and then set `flow_`). */
   bool claim_error();
   GstFlowReturn after_interruption(const PauseHandler &on_pause);
   void post_session_state(const char *state);
@@ -158,6 +158,7 @@ private:
 
   std::atomic<bool> flushing_{false};
   std::atomic<GstFlowReturn> flow_{GST_FLOW_OK}; /* sticky error from the client thread */
+  std::atomic<bool> error_claimed_{false};       /* an error message is (being) posted */
 
   /* shared between the streaming and client threads, guarded by lock_ */
   mutable std::mutex lock_;

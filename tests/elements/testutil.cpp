@@ -80,6 +80,9 @@ GstHarness *sink_harness(const std::string &url, int rate, const char *extra_pro
   std::string description = "qwenasrsink sync=false api-key=test-key url=" + url + " " +
                             (extra_properties ? extra_properties : "");
   GstHarness *h = harness_with_bus(description);
+  /* Like a file: the harness reports a live upstream by default, and a live sink drops
+   * audio rather than wait when the network falls behind. */
+  gst_harness_set_live(h, FALSE);
   gchar *caps =
       g_strdup_printf("audio/x-raw,format=S16LE,channels=1,rate=%d,layout=interleaved", rate);
   gst_harness_set_src_caps_str(h, caps);

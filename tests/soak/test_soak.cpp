@@ -84,11 +84,18 @@ GST_START_TEST(test_an_hour_through_reconnects_loses_nothing_and_memory_stays_fl
   g_object_get(h->element, "stats", &stats, nullptr);
   guint64 reconnects = 0;
   gst_structure_get_uint64(stats, "reconnects", &reconnects);
+  gchar *stats_text = gst_structure_to_string(stats);
+  g_print("soak: %s\n", stats_text);
+  g_free(stats_text);
   gst_structure_free(stats);
   g_print("soak: %u s of audio, %u finals, %" G_GUINT64_FORMAT " reconnects, RSS %zu KiB after "
           "10 min, peak %zu KiB, %zu KiB at the end\n",
           kAudioSeconds, counter.finals, reconnects, rss_after_warmup, rss_peak, rss_end);
 
+  for (const auto &session : service->sessions())
+    g_print("session %u: %" G_GUINT64_FORMAT " bytes, %zu transcripts, finished %d, fault %d\n",
+            session.session_number, session.audio_bytes, session.transcripts.size(),
+            session.finished, session.fault_closed);
   fail_unless_equals_int(counter.out_of_place, 0);
   fail_unless_equals_int(counter.finals, kAudioSeconds * 1000 / kCycleMs);
   fail_unless(reconnects >= kAudioSeconds / 60 - 1, "the service did not drop as asked");
