@@ -29,7 +29,10 @@ run() { # NAME DIR [MESON TEST OPTIONS...]
   shift 2
   echo "=== $name"
   meson test -C "$dir" --print-errorlogs --num-processes 2 --logbase "$name" "$@" || status=1
-  logs+=("$dir/meson-logs/$name.json")
+  # With --setup, meson names the log NAME-SETUP.json.
+  local log
+  log=$(ls "$dir/meson-logs/$name".json "$dir/meson-logs/$name"-*.json 2>/dev/null | head -n 1)
+  logs+=("${log:-$dir/meson-logs/$name.json}")
 }
 
 setup "$build_dir"
