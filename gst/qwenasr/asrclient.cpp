@@ -906,9 +906,5 @@ void AsrClient::stop() {
   thread_ = nullptr; /* Impl stays for stats() and for calls that now answer "stopping" */
 }
 
-bool AsrClient::failed() const {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
-  return impl_->failed;
-}
 
 } // namespace qwenasr
