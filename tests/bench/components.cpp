@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* qwenasr-bench-components: what each step of the element's send and receive path costs per
+ * audio hour, measured on the real code outside the element (the protocol encoder and decoder
+ * of gst/qwenasr, and libsoup's WebSocket framing writing to /dev/null), to explain the
+ * cpu_per_audio_hour figure. CPU seconds (getrusage) per audio hour of 16 kHz PCM: 36000
+ * appends of 3200 bytes and the server events one hour of the benchmark's audio brings. */
+#include <libsoup/soup.h>
+
+#include <cstdio>
+
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <vector>
+
+#include "asrprotocol.h"
+#include "benchutil.h"
+
+using namespace bench;
+
+namespace {
+/* CPU seconds of the calling thread only (the drain thread is not the client's cost). */
+double thread_cpu() {
+  struct rusage ru;
+  getrusage(RUSAGE_THREAD, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+         ru.ru_stime.tv_usec / 1e6;
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  Args args(argc, argv, 1);
+  const int appends = 36000;  /* one hour at 100 ms per append */
+  const int events = 16800;   /* per hour in the cpu benchmark: 1200 utterances x 14 events */
+  std::vector<gint16> pcm = speech_cycle(16000, 1500, 3000);
+  const auto *bytes = reinterpret_cast<const guint8 *>(pcm.data());
+  const size_t cycle_chunks = pcm.size() * 2 / 3200;
+  Json out;
+
+  /* 1. encode_append: base64 + JSON envelope, one std::string per append */
+  std::vector<std::string> texts;
+  double t0 = thread_cpu();
+  size_t total = 0;
+  for (int i = 0; i < appends; i++) {
+    std::string t = qwenasr::encode_append(bytes + (i % cycle_chunks) * 3200, 3200,
+                                           "event_0123456789abcdef0123000000000001");
+    total += t.size();
+    if (i < 600)
+      texts.push_back(std::move(t));
+  }
+  double encode_s = thread_cpu() - t0;
+
+  /* 2. libsoup: soup_websocket_connection_send_text (UTF-8 check, frame, mask, g_debug,
+   * write) on a client connection whose output is a GMemoryOutputStream rewound now and then
+   * (no kernel in it), and whose input is the idle end of a socket pair (never readable). */
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+    return 1;
+  GSocket *socket = g_socket_new_from_fd(sv[0], nullptr);
+  GSocketConnection *connection = g_socket_connection_factory_create_connection(socket);
+  GOutputStream *memout = g_memory_output_stream_new_resizable();
+  GIOStream *io = g_simple_io_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(connection)),
+                                         memout);
+  auto rewind = [memout] {
+    while (g_main_context_iteration(nullptr, FALSE)) {
+    }
+    g_seekable_truncate(G_SEEKABLE(memout), 0, nullptr, nullptr);
+    g_seekable_seek(G_SEEKABLE(memout), 0, G_SEEK_SET, nullptr, nullptr);
+  };
+  GUri *uri = g_uri_parse("ws://127.0.0.1/", G_URI_FLAGS_NONE, nullptr);
+  SoupWebsocketConnection *conn = soup_websocket_connection_new(
+      io, uri, SOUP_WEBSOCKET_CONNECTION_CLIENT, nullptr, nullptr, nullptr);
+  t0 = thread_cpu();
+  for (int i = 0; i < appends; i++) {
+    soup_websocket_connection_send_text(conn, texts[i % texts.size()].c_str());
+    if (i % 64 == 0)
+      rewind();
+  }
+  rewind();
+  double soup_s = thread_cpu() - t0;
+  /* the same frames as binary: libsoup skips its UTF-8 check for those */
+  t0 = thread_cpu();
+  for (int i = 0; i < appends; i++) {
+    const std::string &t = texts[i % texts.size()];
+    soup_websocket_connection_send_binary(conn, t.data(), t.size());
+    if (i % 64 == 0)
+      rewind();
+  }
+  rewind();
+  gboolean still_open = soup_websocket_connection_get_state(conn) == SOUP_WEBSOCKET_STATE_OPEN;
+  double soup_binary_s = thread_cpu() - t0;
+
+  /* 3. the same bytes through write() alone (what the frames cost the kernel here) */
+  int fd2 = open("/dev/null", O_WRONLY);
+  t0 = thread_cpu();
+  for (int i = 0; i < appends; i++) {
+    const std::string &t = texts[i % texts.size()];
+    if (write(fd2, t.data(), t.size()) < 0)
+      break;
+  }
+  double write_s = thread_cpu() - t0;
+  close(fd2);
+
+  /* 4. decode_server_event on the events an hour brings (json-glib) */
+  const char *samples[] = {
+      "{\"event_id\":\"event_Ab3dE5fG7hI9jK1lM3nO5\",\"type\":\"conversation.item.input_audio_"
+      "transcription.text\",\"item_id\":\"item_Q2w3E4r5T6y7U8i9O0p1A\",\"content_index\":0,"
+      "\"language\":\"en\",\"emotion\":\"neutral\",\"text\":\"Hiloha mekato\",\"stash\":\"Ravu\"}",
+      "{\"event_id\":\"event_Ab3dE5fG7hI9jK1lM3nO6\",\"type\":\"input_audio_buffer.speech_"
+      "started\",\"audio_start_ms\":123000,\"item_id\":\"item_Q2w3E4r5T6y7U8i9O0p1A\"}",
+      "{\"event_id\":\"event_Ab3dE5fG7hI9jK1lM3nO7\",\"type\":\"conversation.item.input_audio_"
+      "transcription.completed\",\"item_id\":\"item_Q2w3E4r5T6y7U8i9O0p1A\",\"content_index\":0,"
+      "\"language\":\"en\",\"emotion\":\"neutral\",\"transcript\":\"Hiloha mekato ravu.\"}",
+  };
+  t0 = thread_cpu();
+  for (int i = 0; i < events; i++) {
+    const char *s = samples[i % 3];
+    qwenasr::ServerEvent event;
+    std::string problem;
+    qwenasr::decode_server_event(s, -1, &event, &problem);
+  }
+  double decode_s = thread_cpu() - t0;
+
+  g_object_unref(conn);
+  g_object_unref(io);
+  g_object_unref(memout);
+  g_object_unref(connection);
+  g_object_unref(socket);
+  close(sv[1]);
+  g_uri_unref(uri);
+  if (!still_open) {
+    g_printerr("the WebSocket connection closed during the measurement\n");
+    return 1;
+  }
+
+  result_line("components_per_audio_hour: encode_append (GLib base64 + JSON) %.3f s; libsoup "
+              "send_text (UTF-8 check + frame + byte-wise mask + g_debug, into memory) %.3f s, as binary frames (no UTF-8 check) %.3f s, write() of the same "
+              "bytes to /dev/null alone %.3f s; decode_server_event (json-glib, %d events) "
+              "%.3f s; %.1f MB of append text",
+              encode_s, soup_s, soup_binary_s, write_s, events, decode_s, total / 1e6);
+  out.num("encode_append_s", encode_s)
+      .num("libsoup_send_text_s", soup_s)
+      .num("libsoup_send_binary_s", soup_binary_s)
+      .num("write_dev_null_s", write_s)
+      .num("decode_server_event_s", decode_s)
+      .integer("events", events)
+      .num("append_text_mb", total / 1e6)
+      .raw("machine", machine_info().text());
+  return args.has("json") && !write_json(args.get("json"), out) ? 1 : 0;
+}
