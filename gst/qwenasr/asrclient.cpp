@@ -906,5 +906,4 @@ void AsrClient::stop() {
   thread_ = nullptr; /* Impl stays for stats() and for calls that now answer "stopping" */
 }
 
-
 } // namespace qwenasr

@@ -134,7 +134,6 @@ public:
   /* Closes the connection (bounded) and joins the thread. Safe to call twice. */
   void stop();
 
-
   struct Impl; /* public only for the C callbacks in asrclient.cpp */
 
 private:

@@ -98,9 +98,9 @@ struct PassResult {
   bool ok = false;
   std::string failure;
   double cpu_s = 0, wall_s = 0, user_s = 0, sys_s = 0;
-  guint64 switches = 0; /* context switches */
-  IoCounters io;             /* deltas over the pass */
-  TcpCounters tcp;           /* before EOS */
+  guint64 switches = 0;                  /* context switches */
+  IoCounters io;                         /* deltas over the pass */
+  TcpCounters tcp;                       /* before EOS */
   std::map<std::string, double> threads; /* CPU s per thread name, before EOS */
   guint64 finals = 0, partials = 0, warnings = 0;
   guint64 bytes_sent = 0, appends = 0, reconnects = 0, dropped_ns = 0;
@@ -177,8 +177,7 @@ PassResult run_pass(const PassOptions &o) {
          * peer has acknowledged everything (no change for 300 ms). */
         r.tcp = tcp_counters(o.service_port);
         gint64 stable_since = g_get_monotonic_time(), give_up = stable_since + 10 * G_USEC_PER_SEC;
-        while (g_get_monotonic_time() < give_up &&
-               g_get_monotonic_time() - stable_since < 300000) {
+        while (g_get_monotonic_time() < give_up && g_get_monotonic_time() - stable_since < 300000) {
           g_usleep(20000);
           TcpCounters now = tcp_counters(o.service_port);
           if (now.bytes_acked != r.tcp.bytes_acked || now.bytes_received != r.tcp.bytes_received)
@@ -410,12 +409,12 @@ int bench_cpu(const Args &args) {
               load_during);
   result_line("cpu_per_audio_hour_pcm%s_split: user %.2f s, system %.2f s; by thread: %s "
               "(feeding harness alone %.2f s/h; service process %.2f s/h)",
-              tag.c_str(), r.user_s / hours, r.sys_s / hours,
-              top_threads(r.threads, hours).c_str(),
+              tag.c_str(), r.user_s / hours, r.sys_s / hours, top_threads(r.threads, hours).c_str(),
               baseline.cpu_s / hours, service_cpu / hours);
   result_line("cpu_per_audio_hour_opus: not measured (Opus is not implemented; the element "
               "sends PCM only)");
-  out.num("speed", o.speed).num("cpu_s_per_audio_hour", gross)
+  out.num("speed", o.speed)
+      .num("cpu_s_per_audio_hour", gross)
       .num("rtf_cpu", rtf)
       .num("cpu_s_per_audio_hour_net_of_harness", net)
       .num("harness_only_cpu_s_per_audio_hour", baseline.cpu_s / hours)
@@ -456,8 +455,8 @@ int bench_wire(const Args &args) {
   Json out;
   out.num("audio_seconds", audio_s);
   if (!r.ok || r.tcp.sockets != 1) {
-    std::string why = r.ok ? "expected one socket, found " + std::to_string(r.tcp.sockets)
-                           : r.failure;
+    std::string why =
+        r.ok ? "expected one socket, found " + std::to_string(r.tcp.sockets) : r.failure;
     result_line("wire_bytes_per_audio_minute_pcm: FAILED (%s)", why.c_str());
     write_json(args.get("json"), out.str("failure", why));
     return 1;
@@ -591,11 +590,11 @@ int bench_memory(const Args &args) {
 
 struct LatencyLog {
   std::mutex mutex;
-  std::vector<gint64> append_received;                 /* service: append parsed */
-  std::map<std::string, gint64> completed_sent;        /* item -> service about to send */
+  std::vector<gint64> append_received;                  /* service: append parsed */
+  std::map<std::string, gint64> completed_sent;         /* item -> service about to send */
   std::map<std::string, std::vector<gint64>> text_sent; /* item -> partials, in order */
-  std::map<std::string, gint64> completed_posted;      /* item -> bus sync handler */
-  std::map<std::string, gint64> completed_delivered;   /* item -> app main loop */
+  std::map<std::string, gint64> completed_posted;       /* item -> bus sync handler */
+  std::map<std::string, gint64> completed_delivered;    /* item -> app main loop */
   std::map<std::string, std::vector<gint64>> text_posted;
   std::atomic<bool> configured{false};
   std::atomic<guint64> errors{0};
@@ -730,7 +729,8 @@ int bench_latency(const Args &args) {
   /* The application: a main loop on its own thread with a bus watch. */
   GMainContext *app_context = g_main_context_new();
   GMainLoop *app_loop = g_main_loop_new(app_context, FALSE);
-  GstHarness *h = element_harness(sink_description(service.url(), "vad-silence-ms=200"), kRate, true);
+  GstHarness *h =
+      element_harness(sink_description(service.url(), "vad-silence-ms=200"), kRate, true);
   GstBus *bus = gst_element_get_bus(h->element);
   gst_bus_set_sync_handler(bus, latency_sync, &log, nullptr);
   GSource *watch = gst_bus_create_watch(bus);
@@ -756,9 +756,8 @@ int bench_latency(const Args &args) {
     gint64 wait = due - g_get_monotonic_time();
     if (wait > 0)
       g_usleep(wait);
-    GstBuffer *buffer =
-        wrap_samples(cycle, sample % cycle.size(), per_buffer,
-                     gst_util_uint64_scale_int(sample, GST_SECOND, kRate), kRate);
+    GstBuffer *buffer = wrap_samples(cycle, sample % cycle.size(), per_buffer,
+                                     gst_util_uint64_scale_int(sample, GST_SECOND, kRate), kRate);
     pushed.push_back(g_get_monotonic_time());
     flow = gst_harness_push(h, buffer);
     if (flow != GST_FLOW_OK)
@@ -788,10 +787,9 @@ int bench_latency(const Args &args) {
   if (!ok || log.errors > 0 || reconnects > 0 || sent.size() != pushed.size() ||
       log.append_received.size() != pushed.size()) {
     std::string why = "flow " + std::string(gst_flow_get_name(flow)) + ", " +
-                      std::to_string(pushed.size()) + " buffers, " +
-                      std::to_string(sent.size()) + " appends seen leaving, " +
-                      std::to_string(log.append_received.size()) + " received, " +
-                      std::to_string(reconnects) + " reconnects";
+                      std::to_string(pushed.size()) + " buffers, " + std::to_string(sent.size()) +
+                      " appends seen leaving, " + std::to_string(log.append_received.size()) +
+                      " received, " + std::to_string(reconnects) + " reconnects";
     result_line("latency: FAILED (%s)", why.c_str());
     write_json(args.get("json"), out.str("failure", why));
     return 1;
@@ -833,8 +831,8 @@ int bench_latency(const Args &args) {
   result_line("latency_completed_to_app_delivered: p50 %.3f ms, p99 %.3f ms, max %.3f ms "
               "(n=%zu; -> bus watch callback in the application's main loop thread)",
               e.p50, e.p99, e.max, e.n);
-  result_line("latency_partial_to_bus_posted: p50 %.3f ms, p99 %.3f ms, max %.3f ms (n=%zu)",
-              f.p50, f.p99, f.max, f.n);
+  result_line("latency_partial_to_bus_posted: p50 %.3f ms, p99 %.3f ms, max %.3f ms (n=%zu)", f.p50,
+              f.p99, f.max, f.n);
   out.raw("buffer_in_to_append_sent", dist_json(a))
       .raw("append_sent_to_service_parsed", dist_json(b))
       .raw("buffer_in_to_service_parsed", dist_json(c))
@@ -879,16 +877,16 @@ StreamsRun run_streams(int n, const std::string &sink, double seconds, ServicePr
   const double heap0 = heap_mib();
   BusCounts counts;
   std::vector<GstElement *> pipelines;
-  std::string desc = "audiotestsrc is-live=true wave=ticks samplesperbuffer=" +
-                     std::to_string(buffer_samples) +
-                     " ! audio/x-raw,format=S16LE,rate=16000,channels=1 ! " + sink;
+  std::string desc =
+      "audiotestsrc is-live=true wave=ticks samplesperbuffer=" + std::to_string(buffer_samples) +
+      " ! audio/x-raw,format=S16LE,rate=16000,channels=1 ! " + sink;
   const double t0 = monotonic_seconds();
   for (int i = 0; i < n; i++) {
     GError *error = nullptr;
     GstElement *p = gst_parse_launch(desc.c_str(), &error);
     if (!p || error) {
-      r.failure = std::string("pipeline ") + std::to_string(i) + ": " +
-                  (error ? error->message : "?");
+      r.failure =
+          std::string("pipeline ") + std::to_string(i) + ": " + (error ? error->message : "?");
       g_clear_error(&error);
       break;
     }
@@ -1014,39 +1012,37 @@ int bench_streams(const Args &args) {
     StreamsRun b;
     if (q.ok)
       b = run_streams(n, "fakesink name=s sync=true", base_seconds, nullptr, buffer_samples);
-    std::string row =
-        Json()
-            .integer("n", n)
-            .boolean("ok", q.ok)
-            .str("failure", q.failure)
-            .num("setup_s", q.setup_s)
-            .num("cpu_percent_of_one_core", q.cpu_percent)
-            .num("cpu_percent_net_of_source", q.cpu_percent - b.cpu_percent)
-            .num("baseline_fakesink_cpu_percent", b.cpu_percent)
-            .num("rss_mib", q.rss_mib)
-            .num("rss_kib_per_stream", q.rss_per_stream_kib)
-            .num("baseline_rss_kib_per_stream", b.rss_per_stream_kib)
-            .num("heap_kib_per_stream", q.heap_per_stream_kib)
-            .integer("threads", q.threads)
-            .num("service_cpu_percent", q.service_cpu_percent)
-            .num("appends_ratio", q.appends_ratio)
-            .integer("dropped_audio_ns", q.dropped_ns)
-            .integer("warnings", q.warnings)
-            .integer("finals_in_window", q.finals)
-            .num("setup_dropped_audio_s", q.setup_dropped_ns / 1e9)
-            .integer("setup_warnings", q.setup_warnings)
-            .boolean("service_reniced", reniced)
-            .num("load1", q.load)
-            .text();
+    std::string row = Json()
+                          .integer("n", n)
+                          .boolean("ok", q.ok)
+                          .str("failure", q.failure)
+                          .num("setup_s", q.setup_s)
+                          .num("cpu_percent_of_one_core", q.cpu_percent)
+                          .num("cpu_percent_net_of_source", q.cpu_percent - b.cpu_percent)
+                          .num("baseline_fakesink_cpu_percent", b.cpu_percent)
+                          .num("rss_mib", q.rss_mib)
+                          .num("rss_kib_per_stream", q.rss_per_stream_kib)
+                          .num("baseline_rss_kib_per_stream", b.rss_per_stream_kib)
+                          .num("heap_kib_per_stream", q.heap_per_stream_kib)
+                          .integer("threads", q.threads)
+                          .num("service_cpu_percent", q.service_cpu_percent)
+                          .num("appends_ratio", q.appends_ratio)
+                          .integer("dropped_audio_ns", q.dropped_ns)
+                          .integer("warnings", q.warnings)
+                          .integer("finals_in_window", q.finals)
+                          .num("setup_dropped_audio_s", q.setup_dropped_ns / 1e9)
+                          .integer("setup_warnings", q.setup_warnings)
+                          .boolean("service_reniced", reniced)
+                          .num("load1", q.load)
+                          .text();
     rows += (rows.size() > 1 ? "," : "") + row;
     if (!q.ok) {
       result_line("concurrent_streams_%d: FAILED after %.1f s of setup (%s; load %.1f)", n,
                   q.setup_s, q.failure.c_str(), load1());
       break;
     }
-    double rss_slope_kib = first_n && n > first_n
-                               ? (q.rss_mib - first_rss) * 1024 / (n - first_n)
-                               : q.rss_per_stream_kib;
+    double rss_slope_kib = first_n && n > first_n ? (q.rss_mib - first_rss) * 1024 / (n - first_n)
+                                                  : q.rss_per_stream_kib;
     if (!first_n) {
       first_n = n;
       first_rss = q.rss_mib;

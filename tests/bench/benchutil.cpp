@@ -229,9 +229,9 @@ bool ServiceProcess::start(const std::string &exe, const std::vector<std::string
   argv.push_back(nullptr);
   gint out_fd = -1;
   GError *error = nullptr;
-  gboolean ok = g_spawn_async_with_pipes(nullptr, argv.data(), nullptr, G_SPAWN_DO_NOT_REAP_CHILD,
-                                         nullptr, nullptr, &pid_, nullptr, &out_fd, nullptr,
-                                         &error);
+  gboolean ok =
+      g_spawn_async_with_pipes(nullptr, argv.data(), nullptr, G_SPAWN_DO_NOT_REAP_CHILD, nullptr,
+                               nullptr, &pid_, nullptr, &out_fd, nullptr, &error);
   for (gchar *a : argv)
     g_free(a);
   if (!ok) {
@@ -300,9 +300,9 @@ std::vector<gint16> speech_cycle(int rate, guint speech_ms, guint cycle_ms) {
 
 GstBuffer *wrap_samples(const std::vector<gint16> &cycle, gsize offset, gsize samples,
                         GstClockTime pts, int rate) {
-  GstBuffer *buffer = gst_buffer_new_wrapped_full(
-      GST_MEMORY_FLAG_READONLY, const_cast<gint16 *>(cycle.data() + offset),
-      samples * 2, 0, samples * 2, nullptr, nullptr);
+  GstBuffer *buffer = gst_buffer_new_wrapped_full(GST_MEMORY_FLAG_READONLY,
+                                                  const_cast<gint16 *>(cycle.data() + offset),
+                                                  samples * 2, 0, samples * 2, nullptr, nullptr);
   GST_BUFFER_PTS(buffer) = pts;
   GST_BUFFER_DURATION(buffer) = gst_util_uint64_scale_int(samples, GST_SECOND, rate);
   return buffer;

@@ -39,7 +39,7 @@ double monotonic_seconds();
 long rss_kib();
 /* malloc'ed bytes in use (mallinfo2: arena + mmapped). */
 double heap_mib();
-std::string loadavg();  /* "/proc/loadavg" first three fields */
+std::string loadavg(); /* "/proc/loadavg" first three fields */
 double load1();
 int online_cpus();
 std::string cpu_model();

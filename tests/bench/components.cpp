@@ -31,8 +31,8 @@ double thread_cpu() {
 
 int main(int argc, char **argv) {
   Args args(argc, argv, 1);
-  const int appends = 36000;  /* one hour at 100 ms per append */
-  const int events = 16800;   /* per hour in the cpu benchmark: 1200 utterances x 14 events */
+  const int appends = 36000; /* one hour at 100 ms per append */
+  const int events = 16800;  /* per hour in the cpu benchmark: 1200 utterances x 14 events */
   std::vector<gint16> pcm = speech_cycle(16000, 1500, 3000);
   const auto *bytes = reinterpret_cast<const guint8 *>(pcm.data());
   const size_t cycle_chunks = pcm.size() * 2 / 3200;
@@ -60,8 +60,8 @@ int main(int argc, char **argv) {
   GSocket *socket = g_socket_new_from_fd(sv[0], nullptr);
   GSocketConnection *connection = g_socket_connection_factory_create_connection(socket);
   GOutputStream *memout = g_memory_output_stream_new_resizable();
-  GIOStream *io = g_simple_io_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(connection)),
-                                         memout);
+  GIOStream *io =
+      g_simple_io_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(connection)), memout);
   auto rewind = [memout] {
     while (g_main_context_iteration(nullptr, FALSE)) {
     }
@@ -135,7 +135,8 @@ int main(int argc, char **argv) {
   }
 
   result_line("components_per_audio_hour: encode_append (GLib base64 + JSON) %.3f s; libsoup "
-              "send_text (UTF-8 check + frame + byte-wise mask + g_debug, into memory) %.3f s, as binary frames (no UTF-8 check) %.3f s, write() of the same "
+              "send_text (UTF-8 check + frame + byte-wise mask + g_debug, into memory) %.3f s, as "
+              "binary frames (no UTF-8 check) %.3f s, write() of the same "
               "bytes to /dev/null alone %.3f s; decode_server_event (json-glib, %d events) "
               "%.3f s; %.1f MB of append text",
               encode_s, soup_s, soup_binary_s, write_s, events, decode_s, total / 1e6);

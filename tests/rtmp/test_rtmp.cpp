@@ -163,26 +163,26 @@ public:
     g_free(dir);
     port_ = free_port();
     /* One process (master_process off), in the foreground, everything in the temp dir. */
-    std::string conf = "load_module " + std::string(kNginxModule) +
-                       ";\n"
-                       "daemon off;\nmaster_process off;\n"
-                       "pid " +
-                       dir_ + "/nginx.pid;\nerror_log " + dir_ +
-                       "/error.log info;\n"
-                       "events { worker_connections 64; }\n"
-                       "rtmp {\n  access_log " +
-                       dir_ + "/rtmp-access.log;\n  server {\n    listen 127.0.0.1:" +
-                       std::to_string(port_) +
-                       ";\n    chunk_size 4096;\n"
-                       "    application live { live on; record off; wait_key on; wait_video on; }\n"
-                       "  }\n}\n";
+    std::string conf =
+        "load_module " + std::string(kNginxModule) +
+        ";\n"
+        "daemon off;\nmaster_process off;\n"
+        "pid " +
+        dir_ + "/nginx.pid;\nerror_log " + dir_ +
+        "/error.log info;\n"
+        "events { worker_connections 64; }\n"
+        "rtmp {\n  access_log " +
+        dir_ + "/rtmp-access.log;\n  server {\n    listen 127.0.0.1:" + std::to_string(port_) +
+        ";\n    chunk_size 4096;\n"
+        "    application live { live on; record off; wait_key on; wait_video on; }\n"
+        "  }\n}\n";
     conf_ = dir_ + "/nginx.conf";
     fail_unless(g_file_set_contents(conf_.c_str(), conf.c_str(), -1, nullptr));
     std::string nginx = find_nginx();
     std::string error_log = dir_ + "/error.log";
     std::string prefix = dir_ + "/";
-    const gchar *argv[] = {nginx.c_str(), "-e", error_log.c_str(), "-p", prefix.c_str(), "-c",
-                           conf_.c_str(), nullptr};
+    const gchar *argv[] = {nginx.c_str(),  "-e", error_log.c_str(), "-p",
+                           prefix.c_str(), "-c", conf_.c_str(),     nullptr};
     GError *error = nullptr;
     fail_unless(g_spawn_async(nullptr, const_cast<gchar **>(argv), nullptr,
                               static_cast<GSpawnFlags>(G_SPAWN_DO_NOT_REAP_CHILD |
@@ -208,8 +208,8 @@ public:
     for (const char *name : {"nginx.conf", "nginx.pid", "error.log", "rtmp-access.log"})
       g_unlink((dir_ + "/" + name).c_str());
     /* nginx makes its temp directories in the prefix even without an http block. */
-    for (const char *name : {"client_body_temp", "proxy_temp", "fastcgi_temp", "uwsgi_temp",
-                             "scgi_temp", "logs"})
+    for (const char *name :
+         {"client_body_temp", "proxy_temp", "fastcgi_temp", "uwsgi_temp", "scgi_temp", "logs"})
       g_rmdir((dir_ + "/" + name).c_str());
     g_rmdir(dir_.c_str());
   }
@@ -228,7 +228,9 @@ private:
  * Frame-number bar code.
  * ---------------------------------------------------------------------------------------- */
 
-static guint marker_check(guint n) { return (n * 7 + 3) & 0xf; }
+static guint marker_check(guint n) {
+  return (n * 7 + 3) & 0xf;
+}
 
 static void write_marker(GstVideoFrame *frame, guint n) {
   guint code = (n & 0xfff) | (marker_check(n & 0xfff) << 12);
@@ -371,7 +373,7 @@ struct Viewer {
   std::vector<Frame> frames;
   std::vector<AudioChunk> audio;
   std::vector<Text> texts;
-  guint unreadable = 0; /* frames whose bar code did not read back */
+  guint unreadable = 0;             /* frames whose bar code did not read back */
   std::map<gint, GstSample *> kept; /* every 25th frame, whole, for a picture */
   ~Viewer() {
     for (auto &[n, sample] : kept)
@@ -474,8 +476,8 @@ static void start_viewer(Viewer &viewer, const std::string &description) {
 }
 
 static void start_rtmp_viewer(Viewer &viewer, const std::string &url) {
-  start_viewer(viewer, "rtmp2src location=" + url + " ! flvdemux name=d d.video ! " +
-                           kDecodeVideo + " d.audio ! " + kDecodeAudio);
+  start_viewer(viewer, "rtmp2src location=" + url + " ! flvdemux name=d d.video ! " + kDecodeVideo +
+                           " d.audio ! " + kDecodeAudio);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -587,10 +589,9 @@ static CaptionReport check_captions(const std::vector<Frame> &out, const std::ve
       report.max_plain_share = MAX(report.max_plain_share, share);
     if (captioned != (expected == 1)) {
       report.mismatches++;
-      if (report.mismatches <= 10)
-      {
-        gchar *line = g_strdup_printf(" frame %d at %.3f s: %s (%.2f%% differ);", f.number,
-                                      t / 1e9, captioned ? "captioned" : "plain", share * 100);
+      if (report.mismatches <= 10) {
+        gchar *line = g_strdup_printf(" frame %d at %.3f s: %s (%.2f%% differ);", f.number, t / 1e9,
+                                      captioned ? "captioned" : "plain", share * 100);
         report.mismatch_list += line;
         g_free(line);
       }
@@ -616,8 +617,7 @@ static CaptionReport check_captions(const std::vector<Frame> &out, const std::ve
       if (report.example_frame < 0 && it->first >= onset + kCaptionDuration / 2)
         report.example_frame = it->second.second;
     }
-    fail_unless(GST_CLOCK_TIME_IS_VALID(on), "no caption for the utterance at %.3f s",
-                onset / 1e9);
+    fail_unless(GST_CLOCK_TIME_IS_VALID(on), "no caption for the utterance at %.3f s", onset / 1e9);
     report.start_errors.push_back(GST_CLOCK_DIFF(onset, on));
     report.end_errors.push_back(GST_CLOCK_DIFF(end, off));
   }
@@ -685,12 +685,14 @@ static void check_continuity(const Viewer &out, gint64 from_wall, const char *wh
           " ms, audio timestamp hole %" G_GUINT64_FORMAT " ms\n",
           what, c.video_arrival_gap_us / 1000, c.video_number_gap, c.audio_arrival_gap_us / 1000,
           c.audio_pts_hole / GST_MSECOND);
-  fail_unless(c.video_arrival_gap_us <= kMaxFreezeUs, "%s: the video froze for %" G_GINT64_FORMAT
-              " ms", what, c.video_arrival_gap_us / 1000);
+  fail_unless(c.video_arrival_gap_us <= kMaxFreezeUs,
+              "%s: the video froze for %" G_GINT64_FORMAT " ms", what,
+              c.video_arrival_gap_us / 1000);
   fail_unless(c.video_number_gap <= kFps, "%s: %d frames missing in a row", what,
               c.video_number_gap - 1);
-  fail_unless(c.audio_arrival_gap_us <= kMaxFreezeUs, "%s: the audio stopped for %" G_GINT64_FORMAT
-              " ms", what, c.audio_arrival_gap_us / 1000);
+  fail_unless(c.audio_arrival_gap_us <= kMaxFreezeUs,
+              "%s: the audio stopped for %" G_GINT64_FORMAT " ms", what,
+              c.audio_arrival_gap_us / 1000);
   fail_unless(c.audio_pts_hole <= 200 * GST_MSECOND, "%s: a %" GST_TIME_FORMAT " hole in the audio",
               what, GST_TIME_ARGS(c.audio_pts_hole));
   fail_unless(c.audio_peak > 4000, "%s: the tone bursts are missing from the output audio", what);
@@ -795,9 +797,9 @@ struct RoundTrip {
 };
 
 static std::string captioner_for(const RoundTrip &rt) {
-  return substitute(kCaptionerTemplate, {{"$IN", rt.nginx.url("in")},
-                                         {"$OUT", rt.nginx.url("out")},
-                                         {"$URL", rt.service->url()}});
+  return substitute(
+      kCaptionerTemplate,
+      {{"$IN", rt.nginx.url("in")}, {"$OUT", rt.nginx.url("out")}, {"$URL", rt.service->url()}});
 }
 
 /* Saves a kept output frame inside a caption as a PNG in the temp dir, for people to look
@@ -868,25 +870,23 @@ GST_START_TEST(test_live_captions_round_trip_over_rtmp) {
   std::lock_guard<std::mutex> g1(rt.pub.lock), g2(rt.in.lock), g3(rt.out.lock);
   g_print("round trip: %u frames published, %u seen in live/in, %u in live/out "
           "(%u unreadable), %u tone bursts, run %.1f s\n",
-          (guint)rt.pub.frame_pts.size(), (guint)rt.in.frames.size(),
-          (guint)rt.out.frames.size(), rt.out.unreadable, (guint)rt.pub.onsets.size(),
-          (stopped - rt.started) / 1e6);
+          (guint)rt.pub.frame_pts.size(), (guint)rt.in.frames.size(), (guint)rt.out.frames.size(),
+          rt.out.unreadable, (guint)rt.pub.onsets.size(), (stopped - rt.started) / 1e6);
   fail_unless(rt.out.frames.size() > 15 * kFps, "only %u frames came back through live/out",
               (guint)rt.out.frames.size());
   fail_unless(rt.out.unreadable <= rt.out.frames.size() / 50, "%u frames without a frame number",
               rt.out.unreadable);
 
   /* Captions on screen exactly while an utterance's caption is due. */
-  CaptionReport captions = check_captions(rt.out.frames, rt.in.frames, rt.pub.frame_pts,
-                                          rt.pub.onsets);
+  CaptionReport captions =
+      check_captions(rt.out.frames, rt.in.frames, rt.pub.frame_pts, rt.pub.onsets);
   g_print("round trip: %u frames judged, %u captioned, %u wrong;%s\n"
           "  caption region differs from the source in %.1f%%-%s of pixels when captioned, "
           "at most %.2f%% when not\n"
           "  caption start errors (ms): %s\n  caption end errors (ms): %s\n",
-          captions.checked, captions.captioned, captions.mismatches,
-          captions.mismatch_list.c_str(), captions.min_captioned_share * 100, "",
-          captions.max_plain_share * 100, ms_list(captions.start_errors).c_str(),
-          ms_list(captions.end_errors).c_str());
+          captions.checked, captions.captioned, captions.mismatches, captions.mismatch_list.c_str(),
+          captions.min_captioned_share * 100, "", captions.max_plain_share * 100,
+          ms_list(captions.start_errors).c_str(), ms_list(captions.end_errors).c_str());
   fail_unless(captions.checked > 10 * kFps, "only %u frames could be judged", captions.checked);
   fail_unless(captions.captioned > 3 * kFps, "only %u captioned frames", captions.captioned);
   fail_unless_equals_int(captions.mismatches, 0);
@@ -906,16 +906,16 @@ GST_START_TEST(test_live_captions_round_trip_over_rtmp) {
   Delay delay = added_delay(rt.in, rt.out, rt.pub);
   g_print("round trip: added delay (live/out arrival - live/in arrival) median %" G_GINT64_FORMAT
           " ms, max %" G_GINT64_FORMAT " ms, 2nd second %" G_GINT64_FORMAT
-          " ms, last second %" G_GINT64_FORMAT " ms; publisher to viewer of live/out %"
-          G_GINT64_FORMAT " ms\n",
+          " ms, last second %" G_GINT64_FORMAT
+          " ms; publisher to viewer of live/out %" G_GINT64_FORMAT " ms\n",
           delay.median / 1000, delay.max / 1000, delay.first_second / 1000,
           delay.last_second / 1000, delay.total_median / 1000);
   /* latency=1000 is the captioner's budget; allow 1.5 s more for decode, encode and the hop. */
   fail_unless(delay.median <= 2500 * 1000, "median added delay %" G_GINT64_FORMAT " ms",
               delay.median / 1000);
   fail_unless(delay.last_second <= delay.first_second + 500 * 1000,
-              "the captioner falls behind: %" G_GINT64_FORMAT " ms added delay at the start, %"
-              G_GINT64_FORMAT " ms at the end",
+              "the captioner falls behind: %" G_GINT64_FORMAT
+              " ms added delay at the start, %" G_GINT64_FORMAT " ms at the end",
               delay.first_second / 1000, delay.last_second / 1000);
   save_captioned_frame(rt.out, captions, rt.pub.frame_pts, rt.pub.onsets);
 }
@@ -944,9 +944,8 @@ GST_START_TEST(test_video_keeps_flowing_and_captions_resume_when_the_service_dro
   check_continuity(rt.out, rt.out.frames.front().wall, "service drop");
   /* From 2 s after the fault on, captions are exact again. Before that they may come late
    * (seen: up to 0.7 s late for the utterances before the drop), so only continuity counts. */
-  CaptionReport captions =
-      check_captions(rt.out.frames, rt.in.frames, rt.pub.frame_pts, rt.pub.onsets, 0,
-                     fault + 2000 * GST_MSECOND);
+  CaptionReport captions = check_captions(rt.out.frames, rt.in.frames, rt.pub.frame_pts,
+                                          rt.pub.onsets, 0, fault + 2000 * GST_MSECOND);
   g_print("service drop: %u sessions; %u frames judged, %u captioned, %u wrong;%s\n"
           "  caption start errors (ms): %s\n  caption end errors (ms): %s\n",
           (guint)sessions.size(), captions.checked, captions.captioned, captions.mismatches,
@@ -955,7 +954,8 @@ GST_START_TEST(test_video_keeps_flowing_and_captions_resume_when_the_service_dro
   fail_unless_equals_int(captions.mismatches, 0);
   guint after = 0;
   for (GstClockTime onset : rt.pub.onsets)
-    if (onset > fault + 2000 * GST_MSECOND && onset + 1300 * GST_MSECOND < rt.pub.frame_pts[rt.out.frames.back().number])
+    if (onset > fault + 2000 * GST_MSECOND &&
+        onset + 1300 * GST_MSECOND < rt.pub.frame_pts[rt.out.frames.back().number])
       after++;
   fail_unless(after >= 2, "too few utterances after the reconnection to judge: %u", after);
   fail_unless(captions.start_errors.size() >= 2, "captions did not resume");
@@ -971,9 +971,9 @@ GST_START_TEST(test_recording_keeps_captions_burned_in_and_as_a_subtitle_track) 
   gchar *name = g_strdup_printf("qwenasr-rtmp-%d.mkv", getpid());
   gchar *file = g_build_filename(g_get_tmp_dir(), name, nullptr);
   g_free(name);
-  std::string recorder = substitute(kRecorderTemplate, {{"$IN", rt.nginx.url("in")},
-                                                        {"$URL", rt.service->url()},
-                                                        {"$FILE", file}});
+  std::string recorder =
+      substitute(kRecorderTemplate,
+                 {{"$IN", rt.nginx.url("in")}, {"$URL", rt.service->url()}, {"$FILE", file}});
   rt.start(recorder);
   rt.run_for(12);
   rt.poll();
@@ -1060,9 +1060,9 @@ static bool can_run(std::string *why) {
     *why = std::string(kNginxModule) + " is missing (Debian: libnginx-mod-rtmp)";
     return false;
   }
-  for (const char *element : {"rtmp2src", "rtmp2sink", "flvmux", "flvdemux", "x264enc",
-                              "avenc_aac", "avdec_aac", "avdec_h264", "h264parse", "aacparse",
-                              "textoverlay", "matroskamux", "matroskademux", "qwenasr"}) {
+  for (const char *element : {"rtmp2src", "rtmp2sink", "flvmux", "flvdemux", "x264enc", "avenc_aac",
+                              "avdec_aac", "avdec_h264", "h264parse", "aacparse", "textoverlay",
+                              "matroskamux", "matroskademux", "qwenasr"}) {
     GstElementFactory *factory = gst_element_factory_find(element);
     if (!factory) {
       *why = std::string("no GStreamer element ") + element;
