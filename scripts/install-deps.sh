@@ -14,7 +14,7 @@ packages=(
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x
   fonts-dejavu-core
   # memory checking and fuzzing in the test command
-  valgrind clang libclang-rt-14-dev
+  valgrind clang libclang-rt-14-dev clang-format
   # the real recogniser of the local service, its model and Debian's recorded speech
   libpocketsphinx-dev pocketsphinx-en-us pocketsphinx-testdata
   # the Python embedding example
