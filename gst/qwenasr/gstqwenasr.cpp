@@ -38,7 +38,9 @@ static const GstClockTime kPartialDuration = 300 * GST_MSECOND;
 /* Non-live input: audio handed to the service this long ago (at least) is assumed heard by its
  * VAD; the estimate starts here and then follows twice the slowest speech_started seen. */
 static const GstClockTime kDefaultHearingDelay = GST_SECOND;
-static const GstClockTime kMinHearingDelay = 200 * GST_MSECOND;
+/* Not less: audio waits up to an append (chunk-duration) before it is sent, and live input
+ * arrives in bursts, so the time a buffer entered is an early estimate of when it was sent. */
+static const GstClockTime kMinHearingDelay = 500 * GST_MSECOND;
 
 enum {
   PROP_0,
