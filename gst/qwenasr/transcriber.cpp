@@ -101,7 +101,7 @@ bool Transcriber::ensure_session() {
     return true;
   {
     std::lock_guard<std::mutex> lock(lock_);
-    map_.reset(rate_ > 0 ? rate_ : 16000);
+    map_.reset(rate_);
     session_base_ = 0;
     items_.clear();
     unfinished_commits_.clear();
@@ -113,12 +113,11 @@ bool Transcriber::ensure_session() {
   }
   bytes_in_ = 0;
   commit_bytes_ = 0;
-  session_rate_ = 0;
   dropping_ = false;
   gst_adapter_clear(adapter_);
   adapter_time_ = GST_CLOCK_TIME_NONE;
-  /* Before caps the rate is unknown: size for the highest rate, so the bound holds in ms. */
-  const gsize bytes_per_ms = static_cast<gsize>(rate_ > 0 ? rate_ : 16000) * 2 / 1000;
+  /* Sessions start with the rate known (first caps, or the first buffer after a drain). */
+  const gsize bytes_per_ms = static_cast<gsize>(rate_) * 2 / 1000;
   client_settings_.max_queued_bytes = bytes_per_ms * settings_.max_queue_ms;
   client_settings_.max_resend_bytes = bytes_per_ms * settings_.max_resend_ms;
   auto client = std::make_unique<AsrClient>();
@@ -136,10 +135,7 @@ bool Transcriber::ensure_session() {
     std::lock_guard<std::mutex> lock(client_lock_);
     client_ = std::move(client);
   }
-  if (rate_ > 0) {
-    session_rate_ = rate_;
-    client_->configure(settings_.session_config(rate_));
-  }
+  client_->configure(settings_.session_config(rate_));
   return true;
 }
 
@@ -193,7 +189,7 @@ GstFlowReturn Transcriber::set_sample_rate(int rate, const PauseHandler &on_paus
   if (rate == rate_ && client_)
     return GST_FLOW_OK;
   /* The rate is part of the session: audio already sent at the old rate is drained first. */
-  if (client_ && session_rate_ != 0 && session_rate_ != rate) {
+  if (client_ && rate_ != rate) {
     if (bytes_in_ > 0) {
       GstFlowReturn ret = drain(on_pause);
       if (ret != GST_FLOW_OK)
@@ -227,8 +223,6 @@ GstFlowReturn Transcriber::send_chunk(const guint8 *data, gsize size, GstClockTi
                              settings_.max_queue_ms),
                             ("%" G_GSIZE_FORMAT " bytes dropped", dropped));
       dropping_ = true;
-    } else if (result == WaitResult::Done && client_->stats().dropped_samples == 0) {
-      dropping_ = false;
     }
     switch (result) {
     case WaitResult::Done:

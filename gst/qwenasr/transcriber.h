@@ -151,10 +151,9 @@ private:
   GstAdapter *adapter_ = nullptr;                   /* owned; audio not yet cut into appends */
   GstClockTime adapter_time_ = GST_CLOCK_TIME_NONE; /* input time of its first byte */
   int rate_ = 0;
-  int session_rate_ = 0;     /* rate sent in the current session's update */
   guint64 bytes_in_ = 0;     /* bytes given to the current session, including odd bytes */
   guint64 commit_bytes_ = 0; /* bytes_in_ at the last commit */
-  bool dropping_ = false;    /* live audio is being dropped: warned once per episode */
+  bool dropping_ = false;    /* live audio was dropped: warned once per session */
 
   std::atomic<bool> flushing_{false};
   std::atomic<GstFlowReturn> flow_{GST_FLOW_OK}; /* sticky error from the client thread */
