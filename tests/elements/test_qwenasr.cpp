@@ -73,6 +73,13 @@ static void collect(GstHarness *h, Output *out) {
   }
 }
 
+/* Pushes `audio` (20 ms buffers from PTS 0), then EOS, and collects the text side. */
+static void stream_to_eos(GstHarness *h, const Audio &audio, Output *out) {
+  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
+  fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
+  collect(h, out);
+}
+
 /* Buffers and GAPs tile the timeline from `from` to `to`: nothing overlaps, nothing is left
  * out, nothing goes back. */
 static void assert_continuous(const Output &out, GstClockTime from, GstClockTime to) {
@@ -163,10 +170,8 @@ GST_START_TEST(test_min_duration_extends_short_captions_without_overlap) {
   Audio audio =
       make_audio(16000, {{200, false}, {300, true}, {500, false}, {300, true}, {1000, false}});
   GstHarness *h = caption_harness(service->url(), 16000, "vad-silence-ms=400");
-  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
-  gst_harness_push_event(h, gst_event_new_eos());
   Output out;
-  collect(h, &out);
+  stream_to_eos(h, audio, &out);
   auto captions = out.captions();
   fail_unless_equals_int(captions.size(), 2);
   assert_time_near(captions[0].start, 200 * GST_MSECOND, "first PTS");
@@ -279,10 +284,8 @@ GST_START_TEST(test_flush_drops_the_session_and_starts_clean) {
   GstSegment segment;
   gst_segment_init(&segment, GST_FORMAT_TIME);
   gst_harness_push_event(h, gst_event_new_segment(&segment));
-  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
-  gst_harness_push_event(h, gst_event_new_eos());
   Output out;
-  collect(h, &out);
+  stream_to_eos(h, audio, &out);
   /* Only the second pass is captioned; the first session was dropped, not finished. */
   std::vector<Output::Item> after_flush;
   bool flushed = false;
@@ -309,10 +312,8 @@ GST_START_TEST(test_pango_markup_downstream_gets_markup_caps) {
   gst_harness_set_src_caps_str(h,
                                "audio/x-raw,format=S16LE,channels=1,rate=16000,layout=interleaved");
   Audio audio = make_audio(16000, {{100, false}, {500, true}, {900, false}});
-  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
-  gst_harness_push_event(h, gst_event_new_eos());
   Output out;
-  collect(h, &out);
+  stream_to_eos(h, audio, &out);
   fail_unless_equals_string(gst_structure_get_string(gst_caps_get_structure(out.caps, 0), "format"),
                             "pango-markup");
   fail_unless_equals_int(out.captions().size(), 1);
@@ -325,10 +326,8 @@ GST_START_TEST(test_partial_results_never_overlap_or_go_back) {
   Audio audio =
       make_audio(16000, {{200, false}, {1600, true}, {900, false}, {1200, true}, {900, false}});
   GstHarness *h = caption_harness(service->url(), 16000, "partial-results=true");
-  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
-  gst_harness_push_event(h, gst_event_new_eos());
   Output out;
-  collect(h, &out);
+  stream_to_eos(h, audio, &out);
   auto captions = out.captions();
   fail_unless(captions.size() > 2, "partials expected, got %zu captions", captions.size());
   GstClockTime end = 0;
