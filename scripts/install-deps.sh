@@ -8,7 +8,7 @@ packages=(
   g++ meson ninja-build pkg-config python3 git ca-certificates
   # libraries the plugin and the local service link against
   libglib2.0-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
-  libsoup-3.0-dev libjson-glib-dev libopus-dev glib-networking
+  libsoup-3.0-dev libjson-glib-dev libopus-dev libogg-dev glib-networking
   # runtime elements used by the tests and documented pipelines
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x

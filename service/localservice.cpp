@@ -792,12 +792,7 @@ private:
       if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
         return type_error(p, "a string", n);
       const std::string v = json_node_get_string(n);
-      if (v == "opus")
-        return ClientError{"invalid_value",
-                           "Invalid value: 'opus'. The input audio format 'opus' is not supported "
-                           "by this local service. Supported values are: 'pcm'.",
-                           p};
-      if (v != "pcm")
+      if (v != "pcm" && v != "opus")
         return ClientError{"invalid_value",
                            "Invalid value: '" + v + "'. Supported values are: 'pcm', 'opus'.", p};
       cfg.input_audio_format = v;
@@ -980,14 +975,20 @@ private:
     });
     if (!input_) {
       // The format, rate and mode are fixed by the first audio (defaults if no update came).
-      input_ = make_pcm_input();
+      input_ = cfg_.input_audio_format == "opus" ? make_ogg_opus_input(cfg_.sample_rate)
+                                                 : make_pcm_input();
       if (cfg_.vad)
         vad_ = std::make_unique<EnergyVad>(cfg_.sample_rate, cfg_.threshold,
                                            static_cast<unsigned>(cfg_.silence_duration_ms));
     }
     std::vector<int16_t> samples;
     std::string why;
-    if (!input_->decode(bytes.data(), bytes.size(), samples, why)) {
+    const bool decoded = input_->decode(bytes.data(), bytes.size(), samples, why);
+    impl_->update_record(record_, [&](SessionRecord &r) {
+      r.decoded_samples += samples.size();
+      r.ogg_serial = input_->stream_serial();
+    });
+    if (!decoded) {
       send_error({"invalid_value", "The audio could not be decoded: " + why, "audio"}, evid);
       return true;
     }

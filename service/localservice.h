@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -94,7 +95,9 @@ struct SessionRecord {
   std::string workspace_header;         // X-DashScope-WorkSpace as received, "" if absent
   std::string last_session_update_json; // raw text of the last session.update received
   guint appends = 0;
-  guint64 audio_bytes = 0; // Base64-decoded bytes received in appends on this session
+  guint64 audio_bytes = 0;           // Base64-decoded bytes received in appends on this session
+  guint64 decoded_samples = 0;       // audio samples the appends decoded to (PCM or Opus)
+  std::optional<guint32> ogg_serial; // input_audio_format "opus": the Ogg stream's serial
   std::vector<std::string> client_event_types; // "type" of every client event, in order
   /* "type" of every event written to the socket, in order (a queued event counts when it
    * leaves; one dropped by a fault close never does). */

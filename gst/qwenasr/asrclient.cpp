@@ -5,6 +5,8 @@
  * client thread with an idle source. */
 #include "asrclient.h"
 
+#include "oggopus.h"
+
 #include <gst/gst.h>
 #include <libsoup/soup.h>
 
@@ -37,6 +39,7 @@ struct Item {
   std::string audio;                       /* raw S16 PCM for Audio */
   GstClockTime time = GST_CLOCK_TIME_NONE; /* input time of the first sample */
   guint64 offset = kUnassigned;            /* global sample, assigned when first sent */
+  bool padding = false;                    /* Opus flush silence (see pump()) */
   guint64 samples() const { return audio.size() / 2; }
 };
 
@@ -100,6 +103,9 @@ struct AsrClient::Impl {
   gint64 resend_full_since = 0;   /* monotonic µs; 0: not waiting */
   gint64 last_activity = 0;       /* monotonic µs of the last frame or pong received */
   guint attempts = 0;             /* reconnection attempts since the last configured session */
+  /* audio_format "opus": this session's Ogg stream; a new one for every session, since the
+   * service decodes each connection's audio as a stream of its own. */
+  std::unique_ptr<OggOpusWriter> ogg;
 
   ~Impl() {
     if (loop)
@@ -123,7 +129,9 @@ struct AsrClient::Impl {
   void reconnect();
   void trim_history_locked(std::vector<guint64> *dropped);
   void send_update_if_ready();
+  bool start_stream();
   void pump();
+  void send_audio(const std::string &bytes);
   bool output_writable();
   void arm_writable_source();
   void handle_text(const char *data, gsize size);
@@ -477,7 +485,8 @@ void AsrClient::Impl::handle_text(const char *data, gsize size) {
     if (phase == Phase::Configuring) {
       phase = Phase::Streaming;
       remove_source(&connect_timeout);
-      pump();
+      if (start_stream())
+        pump();
     }
     return;
   case ServerEventType::Error:
@@ -520,6 +529,28 @@ void AsrClient::Impl::handle_text(const char *data, gsize size) {
     listener->on_event(event);
     return;
   }
+}
+
+/* Opus: a fresh encoder and Ogg stream, whose header pages go out before any audio. */
+bool AsrClient::Impl::start_stream() {
+  ogg.reset();
+  SessionConfig current;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    current = config;
+  }
+  if (current.audio_format != "opus")
+    return true;
+  std::string problem;
+  ogg = OggOpusWriter::create(current.sample_rate, settings.opus_bitrate, g_random_int(), &problem);
+  if (!ogg) {
+    ClientError error{ClientErrorKind::Rejected, host, problem};
+    error.service.message = problem;
+    fail(error);
+    return false;
+  }
+  send_audio(ogg->header_pages());
+  return true;
 }
 
 bool AsrClient::Impl::output_writable() {
@@ -570,11 +601,14 @@ void AsrClient::Impl::pump() {
       arm_writable_source();
       return;
     }
-    std::string text;
     bool first_send;
     ItemKind kind;
     guint64 offset, samples;
     GstClockTime time;
+    std::string audio;          /* a copy: encoded outside the lock */
+    bool padding = false;       /* Opus: silence flushing the encoder, numbered like audio */
+    guint64 padding_offset = 0; /* Opus: where that silence starts */
+    gsize commit_padding = 0;   /* Opus: silence inserted before a first-sent commit */
     std::vector<guint64> dropped;
     {
       std::lock_guard<std::mutex> lock(mutex);
@@ -607,13 +641,22 @@ void AsrClient::Impl::pump() {
       offset = item.offset;
       samples = item.samples();
       time = item.time;
-      if (kind == ItemKind::Audio) {
-        text = encode_append(reinterpret_cast<const guint8 *>(item.audio.data()), item.audio.size(),
-                             next_event_id());
-        stats.bytes_sent += item.audio.size();
-        stats.appends++;
-      }
+      audio = item.audio;
+      padding = item.padding;
+      /* A commit must find all the audio before it decoded: the encoder's partial frame and
+       * look-ahead are pushed out with silence first. The silence gets sample numbers (the
+       * service hears it), so it is kept and resent like audio; a resent commit needs none. */
+      if (first_send && kind == ItemKind::Commit && ogg)
+        commit_padding = ogg->flush_padding();
       queued_bytes -= item.audio.size();
+      if (commit_padding > 0) {
+        Item silence{ItemKind::Audio, std::string(commit_padding * 2, '\0')};
+        silence.padding = true;
+        silence.offset = padding_offset = next_offset;
+        next_offset += commit_padding;
+        history_bytes += silence.audio.size();
+        history.push_back(std::move(silence));
+      }
       history_bytes += item.audio.size();
       history.push_back(std::move(item));
       queue.pop_front();
@@ -624,25 +667,51 @@ void AsrClient::Impl::pump() {
       listener->on_resend_dropped(lost);
     if (first_send && kind == ItemKind::Audio)
       listener->on_audio_sent(offset, samples, time);
-    else if (first_send && kind == ItemKind::Commit)
+    if (commit_padding > 0) {
+      listener->on_audio_sent(padding_offset, commit_padding, GST_CLOCK_TIME_NONE);
+      std::basic_string<gint16> silence(commit_padding, 0);
+      send_audio(ogg->write(silence.data(), silence.size(), true));
+    }
+    if (first_send && kind == ItemKind::Commit)
       listener->on_commit_sent(offset);
     switch (kind) {
     case ItemKind::Audio:
+      if (ogg) {
+        send_audio(
+            ogg->write(reinterpret_cast<const gint16 *>(audio.data()), audio.size() / 2, padding));
+      } else {
+        send_audio(audio);
+      }
       break;
     case ItemKind::Commit:
-      text = encode_commit(next_event_id());
       GST_DEBUG("sending input_audio_buffer.commit");
+      soup_websocket_connection_send_text(conn, encode_commit(next_event_id()).c_str());
       break;
     case ItemKind::Finish:
-      text = encode_finish(next_event_id());
+      if (ogg)
+        send_audio(ogg->finish());
       GST_DEBUG("sending session.finish");
+      soup_websocket_connection_send_text(conn, encode_finish(next_event_id()).c_str());
       phase = Phase::Finishing;
       break;
     }
-    soup_websocket_connection_send_text(conn, text.c_str());
     if (phase != Phase::Streaming)
       return;
   }
+}
+
+/* One append of encoded bytes (PCM, or Ogg pages); nothing for an empty string. */
+void AsrClient::Impl::send_audio(const std::string &bytes) {
+  if (bytes.empty())
+    return;
+  std::string text =
+      encode_append(reinterpret_cast<const guint8 *>(bytes.data()), bytes.size(), next_event_id());
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    stats.bytes_sent += bytes.size();
+    stats.appends++;
+  }
+  soup_websocket_connection_send_text(conn, text.c_str());
 }
 
 /* Caller holds `mutex`. The resend buffer is bounded: past its cap the oldest audio is

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "asrprotocol.h"
+#include "oggopus.h"
 
 namespace qwenasr {
 
@@ -39,6 +40,8 @@ struct ClientSettings {
   /* Audio kept after sending until its transcript is final, to be sent again on a new
    * connection; past this the oldest is given up. */
   gsize max_resend_bytes = 3840000;
+  /* For SessionConfig::audio_format "opus": the encoder's target, bits per second. */
+  int opus_bitrate = OggOpusWriter::kDefaultBitrate;
 };
 
 enum class ClientErrorKind {
@@ -53,7 +56,7 @@ enum class ClientErrorKind {
 
 /* Counters since start(); read with AsrClient::stats(). */
 struct ClientStats {
-  guint64 bytes_sent = 0;   /* PCM bytes in appends, resends included */
+  guint64 bytes_sent = 0;   /* audio bytes in appends (PCM, or Ogg-Opus), resends included */
   guint64 samples_sent = 0; /* distinct samples sent (a resend counts once) */
   guint64 appends = 0;
   guint64 reconnects = 0;

@@ -230,4 +230,5 @@ static void gst_qwen_asr_sink_class_init(GstQwenAsrSinkClass *klass) {
 
   gst_type_mark_as_plugin_api(GST_TYPE_QWEN_ASR_REGION, (GstPluginAPIFlags)0);
   gst_type_mark_as_plugin_api(GST_TYPE_QWEN_ASR_TURN_DETECTION, (GstPluginAPIFlags)0);
+  gst_type_mark_as_plugin_api(GST_TYPE_QWEN_ASR_AUDIO_FORMAT, (GstPluginAPIFlags)0);
 }

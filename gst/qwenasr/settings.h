@@ -21,10 +21,17 @@ typedef enum {
   GST_QWEN_ASR_TURN_DETECTION_MANUAL,
 } GstQwenAsrTurnDetection;
 
+typedef enum {
+  GST_QWEN_ASR_AUDIO_FORMAT_PCM,
+  GST_QWEN_ASR_AUDIO_FORMAT_OPUS,
+} GstQwenAsrAudioFormat;
+
 #define GST_TYPE_QWEN_ASR_REGION (gst_qwen_asr_region_get_type())
 GType gst_qwen_asr_region_get_type(void);
 #define GST_TYPE_QWEN_ASR_TURN_DETECTION (gst_qwen_asr_turn_detection_get_type())
 GType gst_qwen_asr_turn_detection_get_type(void);
+#define GST_TYPE_QWEN_ASR_AUDIO_FORMAT (gst_qwen_asr_audio_format_get_type())
+GType gst_qwen_asr_audio_format_get_type(void);
 
 G_END_DECLS
 
@@ -47,6 +54,8 @@ struct Settings {
   guint vad_silence_ms = 800;
   guint commit_interval_ms = 10000;
   guint chunk_duration_ms = 100;
+  GstQwenAsrAudioFormat audio_format = GST_QWEN_ASR_AUDIO_FORMAT_PCM;
+  guint bitrate = 16000; /* OggOpusWriter::kDefaultBitrate */
   guint finish_timeout_ms = 10000;
   guint connect_timeout_ms = 10000;
   guint max_queue_ms = 10000;

@@ -78,6 +78,7 @@ bool Transcriber::start(const Settings &settings) {
   client_settings_.connect_timeout_ms = settings_.connect_timeout_ms;
   client_settings_.keepalive_interval_s = settings_.keepalive_interval_s;
   client_settings_.max_reconnects = settings_.max_reconnects;
+  client_settings_.opus_bitrate = static_cast<int>(settings_.bitrate);
   flow_ = GST_FLOW_OK;
   error_claimed_ = false;
   flushing_ = false;
