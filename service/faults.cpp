@@ -94,7 +94,7 @@ std::optional<HandshakeFaults::Rejection> HandshakeFaults::check(gint64 now_us) 
 SessionFaults::SessionFaults(const FaultOptions &options, guint session_number)
     : opts_(options), active_(session_number <= options.faulty_sessions) {}
 
-AppendFaults SessionFaults::after_append(guint appends, guint64 audio_bytes, int sample_rate) {
+AppendFaults SessionFaults::after_append(guint appends, guint64 audio_samples, int sample_rate) {
   AppendFaults f;
   if (!active_ || closing_)
     return f;
@@ -103,7 +103,7 @@ AppendFaults SessionFaults::after_append(guint appends, guint64 audio_bytes, int
   if (opts_.stall_after_appends > 0 && appends == opts_.stall_after_appends)
     f.stall_ms = opts_.stall_ms;
   const guint64 audio_ms =
-      sample_rate > 0 ? audio_bytes / 2 * 1000 / static_cast<guint64>(sample_rate) : 0;
+      sample_rate > 0 ? audio_samples * 1000 / static_cast<guint64>(sample_rate) : 0;
   if (opts_.server_error_after_appends > 0 && appends >= opts_.server_error_after_appends) {
     f.close = FaultClose::ServerError;
     f.reason = "server error after " + std::to_string(appends) + " appends";

@@ -60,8 +60,9 @@ public:
   bool active() const { return active_; }
   guint event_delay_ms() const { return active_ ? opts_.event_delay_ms : 0; }
 
-  /* After a counted append: `appends` and `audio_bytes` are the session's totals so far. */
-  AppendFaults after_append(guint appends, guint64 audio_bytes, int sample_rate);
+  /* After a counted append: `appends` and `audio_samples` are the session's totals so far. */
+  /* audio_samples: decoded so far (PCM, or Opus decoded), at sample_rate. */
+  AppendFaults after_append(guint appends, guint64 audio_samples, int sample_rate);
 
   /* Junk to send before the next real (non session.created) event. */
   std::vector<JunkFrame> junk_before_event();

@@ -590,7 +590,7 @@ private:
   }
 
   void after_append() {
-    const AppendFaults f = faults_.after_append(appends_, audio_bytes_, cfg_.sample_rate);
+    const AppendFaults f = faults_.after_append(appends_, decoded_samples_, cfg_.sample_rate);
     if (f.freeze_ms > 0) {
       note_fault("freeze");
       impl_->log(id_ + " !! fault: freezing the service thread for " + std::to_string(f.freeze_ms) +
@@ -984,8 +984,9 @@ private:
     std::vector<int16_t> samples;
     std::string why;
     const bool decoded = input_->decode(bytes.data(), bytes.size(), samples, why);
+    decoded_samples_ += samples.size();
     impl_->update_record(record_, [&](SessionRecord &r) {
-      r.decoded_samples += samples.size();
+      r.decoded_samples = decoded_samples_;
       r.ogg_serial = input_->stream_serial();
     });
     if (!decoded) {
@@ -1287,6 +1288,7 @@ private:
   bool fault_closing_ = false; // a closing fault was decided
   guint appends_ = 0;          // counted appends, as SessionRecord::appends
   guint64 audio_bytes_ = 0;    // as SessionRecord::audio_bytes
+  guint64 decoded_samples_ = 0; // as SessionRecord::decoded_samples
 
   std::unique_ptr<AudioInput> input_; // created by the first append
   std::unique_ptr<EnergyVad> vad_;    // VAD mode only

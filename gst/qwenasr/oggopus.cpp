@@ -168,16 +168,12 @@ std::string OggOpusWriter::finish() {
   if (finished_)
     return {};
   finished_ = true;
+  /* The end-of-stream flag needs a packet to ride on: a stream already flushed gets a frame of
+   * silence, trimmed off again like any padding. */
   gsize padding = flush_padding();
-  /* The end-of-stream flag needs a packet to ride on: a stream already flushed gets one frame
-   * of silence, which is not trimmed (the granule position may not go back before the
-   * previous page's). */
-  bool trim = padding > 0;
-  if (!trim)
-    padding = frame_samples_;
-  pending_.append(padding, 0);
-  guint64 decoded = trim ? lookahead_ + samples_written_ : samples_encoded_ + pending_.size();
-  return encode_frames(true, static_cast<ogg_int64_t>(decoded) * codec_->granule_scale);
+  pending_.append(padding > 0 ? padding : frame_samples_, 0);
+  guint64 decoded = lookahead_ + samples_written_; /* the pre-skip, then what was written */
+  return encode_frames(true, static_cast<gint64>(decoded) * codec_->granule_scale);
 }
 
 } // namespace qwenasr

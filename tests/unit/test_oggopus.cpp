@@ -188,8 +188,14 @@ GST_START_TEST(test_flush_padding_pushes_out_every_sample_written) {
   std::vector<gint16> decoded = decode_stream(16000, stream);
   fail_unless(decoded.size() >= original.size(), "only %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT,
               decoded.size(), original.size());
+  gsize flushed = decoded.size();
   decoded.resize(original.size());
   fail_unless_equals_int(best_lag(original, decoded, 320), 0);
+  /* Finishing a flushed stream adds nothing the decoder keeps: exactly what was written. */
+  std::string end = writer->finish();
+  fail_unless(!end.empty(), "no end-of-stream page");
+  fail_unless_equals_int(decode_stream(16000, stream + end).size(), original.size() + padding);
+  fail_unless(flushed <= original.size() + padding);
 }
 GST_END_TEST;
 
