@@ -1285,9 +1285,9 @@ private:
   std::deque<Outgoing> outbox_;
   gint64 hold_until_ = 0; // stall: nothing leaves before this monotonic time
   GSource *flush_timer_ = nullptr;
-  bool fault_closing_ = false; // a closing fault was decided
-  guint appends_ = 0;          // counted appends, as SessionRecord::appends
-  guint64 audio_bytes_ = 0;    // as SessionRecord::audio_bytes
+  bool fault_closing_ = false;  // a closing fault was decided
+  guint appends_ = 0;           // counted appends, as SessionRecord::appends
+  guint64 audio_bytes_ = 0;     // as SessionRecord::audio_bytes
   guint64 decoded_samples_ = 0; // as SessionRecord::decoded_samples
 
   std::unique_ptr<AudioInput> input_; // created by the first append

@@ -21,7 +21,7 @@ namespace qwenasr {
 class OggOpusWriter {
 public:
   static constexpr int kFrameMs = 20;
-  static constexpr int kDefaultBitrate = 16000;
+  static constexpr int kDefaultBitrate = 24000;
   static constexpr int kMinBitrate = 6000;
   static constexpr int kMaxBitrate = 128000;
 

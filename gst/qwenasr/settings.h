@@ -8,6 +8,7 @@
 #include <string>
 
 #include "asrprotocol.h"
+#include "oggopus.h"
 
 G_BEGIN_DECLS
 
@@ -55,7 +56,7 @@ struct Settings {
   guint commit_interval_ms = 10000;
   guint chunk_duration_ms = 100;
   GstQwenAsrAudioFormat audio_format = GST_QWEN_ASR_AUDIO_FORMAT_PCM;
-  guint bitrate = 16000; /* OggOpusWriter::kDefaultBitrate */
+  guint bitrate = OggOpusWriter::kDefaultBitrate;
   guint finish_timeout_ms = 10000;
   guint connect_timeout_ms = 10000;
   guint max_queue_ms = 10000;

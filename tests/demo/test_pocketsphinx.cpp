@@ -70,11 +70,12 @@ bool readable(const std::string &path) {
 
 /* Runs `source` into qwenasrsink (as fast as the service takes it) and returns the final
  * transcripts joined by spaces; false if the pipeline fails. */
-bool transcribe(const std::string &url, const std::string &source, std::string &out) {
+bool transcribe(const std::string &url, const std::string &source, const std::string &properties,
+                std::string &out) {
   const std::string description = source +
                                   " ! audioconvert ! audioresample ! qwenasrsink sync=false "
                                   "language-code=en api-key=test-key url=" +
-                                  url;
+                                  url + " " + properties;
   GError *error = nullptr;
   GstElement *pipeline = gst_parse_launch(description.c_str(), &error);
   if (!pipeline) {
@@ -159,12 +160,14 @@ std::vector<Clip> librivox_clips() {
 } // namespace
 
 int main(int argc, char **argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s goforward|librivox|rate8k MAX_WER\n", argv[0]);
+  if (argc != 3 && argc != 4) {
+    std::fprintf(stderr, "usage: %s goforward|librivox|rate8k MAX_WER [SINK_PROPERTIES]\n",
+                 argv[0]);
     return 2;
   }
   const std::string mode = argv[1];
   const double max_wer = std::atof(argv[2]);
+  const std::string properties = argc == 4 ? argv[3] : "";
   if (!qwenasr::local::engine_compiled_in(qwenasr::local::EngineKind::PocketSphinx)) {
     std::printf("SKIP: built without PocketSphinx (install libpocketsphinx-dev)\n");
     return kSkip;
@@ -212,7 +215,7 @@ int main(int argc, char **argv) {
   for (const Clip &clip : clips) {
     std::string hyp;
     const auto c0 = std::chrono::steady_clock::now();
-    if (!transcribe(service.url(), clip.source, hyp)) {
+    if (!transcribe(service.url(), clip.source, properties, hyp)) {
       std::printf("FAIL: %s: pipeline failed\n", clip.name.c_str());
       rc = 1;
       continue;
@@ -227,8 +230,8 @@ int main(int argc, char **argv) {
                 took, clip.reference.c_str(), hyp.c_str(), e, ref.size());
   }
   const double wer = ref_words ? static_cast<double>(errors) / ref_words : 1.0;
-  std::printf("WER %s: %.3f (%zu errors / %zu words), bound %.3f\n", mode.c_str(), wer, errors,
-              ref_words, max_wer);
+  std::printf("WER %s %s: %.3f (%zu errors / %zu words), bound %.3f\n", mode.c_str(),
+              properties.c_str(), wer, errors, ref_words, max_wer);
   if (wer > max_wer) {
     std::printf("FAIL: WER above the bound\n");
     rc = 1;

@@ -58,15 +58,14 @@ std::vector<gint16> decode_stream(int rate, const std::string &stream) {
   auto input = make_ogg_opus_input(rate);
   std::vector<gint16> out;
   std::string error;
-  fail_unless(input->decode(reinterpret_cast<const guint8 *>(stream.data()), stream.size(), out,
-                            error),
-              "decode: %s", error.c_str());
+  fail_unless(
+      input->decode(reinterpret_cast<const guint8 *>(stream.data()), stream.size(), out, error),
+      "decode: %s", error.c_str());
   return out;
 }
 
 /* The lag (decoded relative to original) that best matches them, within ±max_lag. */
-int best_lag(const std::vector<gint16> &original, const std::vector<gint16> &decoded,
-             int max_lag) {
+int best_lag(const std::vector<gint16> &original, const std::vector<gint16> &decoded, int max_lag) {
   double best = -1;
   int best_lag = 0;
   for (int lag = -max_lag; lag <= max_lag; lag++) {
@@ -117,8 +116,7 @@ void check_rejected(const std::string &stream, const char *expected_problem) {
   auto input = make_ogg_opus_input(16000);
   std::vector<gint16> out;
   std::string error;
-  fail_if(input->decode(reinterpret_cast<const guint8 *>(stream.data()), stream.size(), out,
-                        error),
+  fail_if(input->decode(reinterpret_cast<const guint8 *>(stream.data()), stream.size(), out, error),
           "accepted a stream with %s", expected_problem);
   fail_unless(error.find(expected_problem) != std::string::npos, "error '%s' lacks '%s'",
               error.c_str(), expected_problem);
@@ -208,9 +206,9 @@ GST_START_TEST(test_pages_split_across_appends_decode_the_same) {
   gsize step = 1;
   for (gsize i = 0; i < stream.size(); i += step, step = step % 97 + 7) {
     gsize n = MIN(step, stream.size() - i);
-    fail_unless(input->decode(reinterpret_cast<const guint8 *>(stream.data() + i), n, pieces,
-                              error),
-                "decode: %s", error.c_str());
+    fail_unless(
+        input->decode(reinterpret_cast<const guint8 *>(stream.data() + i), n, pieces, error),
+        "decode: %s", error.c_str());
   }
   fail_unless(pieces == whole, "split appends decoded differently");
   fail_unless_equals_int(input->pending_bytes(), 0);
@@ -245,7 +243,8 @@ GST_START_TEST(test_gstreamer_oggdemux_and_opusdec_read_our_stream) {
   gint fd = g_file_open_tmp("qwenasr-oggopus-XXXXXX.opus", &path, nullptr);
   fail_unless(fd >= 0);
   close(fd);
-  fail_unless(g_file_set_contents(path, stream.data(), static_cast<gssize>(stream.size()), nullptr));
+  fail_unless(
+      g_file_set_contents(path, stream.data(), static_cast<gssize>(stream.size()), nullptr));
   gchar *description = g_strdup_printf(
       "filesrc location=%s ! oggdemux ! opusdec ! audioconvert ! "
       "audio/x-raw,format=S16LE,rate=16000,channels=1 ! appsink name=out sync=false",
