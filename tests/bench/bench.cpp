@@ -116,11 +116,47 @@ struct PassOptions {
   guint speech_ms = 1500, cycle_ms = 3000;
   bool fail_on_drop = true;
   double speed = 0; /* 0: as fast as the element takes it; else this many times real time */
+  std::vector<gint16> audio; /* looped instead of the synthetic cycle when not empty */
 };
+
+/* Debian's recorded speech (pocketsphinx-testdata: five LibriVox clips, 24.7 s at 16 kHz),
+ * joined; empty when not installed. */
+std::vector<gint16> recorded_speech() {
+  std::vector<gint16> all;
+  GDir *dir = g_dir_open("/usr/share/pocketsphinx/test/data/librivox", 0, nullptr);
+  if (!dir)
+    return all;
+  std::vector<std::string> names;
+  while (const char *name = g_dir_read_name(dir)) {
+    if (g_str_has_suffix(name, ".wav"))
+      names.push_back(name);
+  }
+  g_dir_close(dir);
+  std::sort(names.begin(), names.end());
+  for (const std::string &name : names) {
+    gchar *data = nullptr;
+    gsize size = 0;
+    std::string path = "/usr/share/pocketsphinx/test/data/librivox/" + name;
+    if (!g_file_get_contents(path.c_str(), &data, &size, nullptr))
+      continue;
+    /* RIFF chunks after the 12-byte header: find "data" (16 kHz mono S16 files). */
+    for (gsize at = 12; at + 8 <= size;) {
+      guint32 length = GST_READ_UINT32_LE(data + at + 4);
+      if (memcmp(data + at, "data", 4) == 0) {
+        const gint16 *s = reinterpret_cast<const gint16 *>(data + at + 8);
+        all.insert(all.end(), s, s + MIN(length, size - at - 8) / 2);
+        break;
+      }
+      at += 8 + length + (length & 1);
+    }
+    g_free(data);
+  }
+  return all;
+}
 
 PassResult run_pass(const PassOptions &o) {
   PassResult r;
-  std::vector<gint16> cycle = speech_cycle(kRate, o.speech_ms, o.cycle_ms);
+  std::vector<gint16> cycle = o.audio.empty() ? speech_cycle(kRate, o.speech_ms, o.cycle_ms) : o.audio;
   const gsize per_buffer = kRate / 10; /* 100 ms = one append with the default chunk */
   const guint64 total = static_cast<guint64>(o.audio_s * kRate) / per_buffer * per_buffer;
   GstHarness *h = element_harness(o.description, kRate, false);
@@ -411,8 +447,28 @@ int bench_cpu(const Args &args) {
               "(feeding harness alone %.2f s/h; service process %.2f s/h)",
               tag.c_str(), r.user_s / hours, r.sys_s / hours, top_threads(r.threads, hours).c_str(),
               baseline.cpu_s / hours, service_cpu / hours);
-  result_line("cpu_per_audio_hour_opus: not measured (Opus is not implemented; the element "
-              "sends PCM only)");
+  /* The same audio with audio-format=opus: encoding costs, fewer bytes to base64 and mask
+   * save. The encoder alone is in the cpu_components benchmark. */
+  double opus_gross = NAN;
+  if (!profile && args.get("url").empty()) {
+    ServiceProcess opus_service;
+    if (opus_service.start(exe)) {
+      PassOptions opus = o;
+      opus.description = sink_description(opus_service.url(), "audio-format=opus");
+      opus.service_port = opus_service.port();
+      PassResult ro = run_pass(opus);
+      opus_service.stop();
+      if (ro.ok) {
+        opus_gross = ro.cpu_s / hours;
+        result_line("cpu_per_audio_hour_opus%s: %.2f s (PCM %.2f s: %+.2f s for Ogg-Opus at the "
+                    "default 24 kbit/s; by thread: %s)",
+                    tag.c_str(), opus_gross, gross, opus_gross - gross,
+                    top_threads(ro.threads, hours).c_str());
+      } else {
+        result_line("cpu_per_audio_hour_opus%s: FAILED (%s)", tag.c_str(), ro.failure.c_str());
+      }
+    }
+  }
   out.num("speed", o.speed)
       .num("cpu_s_per_audio_hour", gross)
       .num("rtf_cpu", rtf)
@@ -429,8 +485,7 @@ int bench_cpu(const Args &args) {
       .integer("partials", r.partials)
       .integer("appends", r.appends)
       .num("context_switches_per_append", double(r.switches) / r.appends)
-      .null("opus_cpu_s_per_audio_hour")
-      .str("opus", "not implemented: the element sends PCM (audio/x-raw S16LE) only")
+      .num("opus_cpu_s_per_audio_hour", opus_gross)
       .num("load1_during", load_during)
       .str("load_after", loadavg())
       .raw("machine", machine_info().text());
@@ -439,54 +494,88 @@ int bench_cpu(const Args &args) {
 
 /* ---- 4. bytes on the wire per audio minute ---- */
 
+/* Sends `audio` (recorded speech, looped) through one sink and returns the TCP payload bytes
+ * up and down per audio minute; false (with `why`) if the pass failed. */
+bool wire_pass(const Args &args, const std::string &properties, const std::vector<gint16> &audio,
+               double audio_s, PassResult *r, std::string *why) {
+  ServiceProcess service;
+  if (!service.start(args.get("service"))) {
+    *why = "the service did not start";
+    return false;
+  }
+  PassOptions o;
+  o.description = sink_description(service.url(), properties);
+  o.audio_s = audio_s;
+  o.service_port = service.port();
+  o.audio = audio;
+  *r = run_pass(o);
+  service.stop();
+  if (!r->ok || r->tcp.sockets != 1) {
+    *why = r->ok ? "expected one socket, found " + std::to_string(r->tcp.sockets) : r->failure;
+    return false;
+  }
+  return true;
+}
+
 int bench_wire(const Args &args) {
   const double audio_s = args.number("audio-s", 600);
   const double minutes = audio_s / 60.0;
-  ServiceProcess service;
-  if (!service.start(args.get("service")))
-    return 1;
-  PassOptions o;
-  o.description = sink_description(service.url());
-  o.audio_s = audio_s;
-  o.service_port = service.port();
-  double load = load1();
-  PassResult r = run_pass(o);
-  service.stop();
+  /* Real speech where Debian has it: Opus spends its bits on what the signal holds. */
+  std::vector<gint16> speech = recorded_speech();
+  const std::string source = speech.empty() ? "synthetic 440 Hz + noise, 1.5 s on / 1.5 s off"
+                                            : "LibriVox speech from pocketsphinx-testdata, looped";
   Json out;
-  out.num("audio_seconds", audio_s);
-  if (!r.ok || r.tcp.sockets != 1) {
-    std::string why =
-        r.ok ? "expected one socket, found " + std::to_string(r.tcp.sockets) : r.failure;
-    result_line("wire_bytes_per_audio_minute_pcm: FAILED (%s)", why.c_str());
-    write_json(args.get("json"), out.str("failure", why));
-    return 1;
-  }
-  const double up = r.tcp.bytes_acked / minutes;
-  const double down = r.tcp.bytes_received / minutes;
+  out.num("audio_seconds", audio_s).str("audio", source);
   const double pcm = kPcmBytesPerSecond * 60;
-  /* Ethernet estimate: MSS 1448 (1500 MTU, TCP timestamps), 52 bytes of IPv4 + TCP headers
-   * and 38 of Ethernet framing (header, FCS, preamble, gap) per segment. */
-  const double eth_up = up + std::ceil(up / 1448.0) * (52 + 38);
-  result_line("wire_bytes_per_audio_minute_pcm: %.0f bytes up (%.3fx the PCM, %.1f kbit/s), "
-              "%.0f bytes down (TCP payload, ws://, load %.1f)",
-              up, up / pcm, up * 8 / 60 / 1000, down, load);
-  result_line("wire_bytes_per_audio_minute_pcm_ethernet: %.0f bytes up (estimate: + IPv4/TCP/"
-              "Ethernet headers at MSS 1448); Opus: not implemented",
-              eth_up);
-  out.num("up_bytes_per_audio_minute", up)
-      .num("down_bytes_per_audio_minute", down)
-      .num("pcm_bytes_per_audio_minute", pcm)
-      .num("up_to_pcm_ratio", up / pcm)
-      .num("up_kbit_per_s", up * 8 / 60 / 1000)
-      .num("up_bytes_per_audio_minute_ethernet_estimate", eth_up)
-      .integer("appends", r.appends)
-      .num("up_bytes_per_append", double(r.tcp.bytes_acked) / r.appends)
-      .integer("tcp_segments_out", r.tcp.segs_out)
-      .null("opus_up_bytes_per_audio_minute")
-      .str("opus", "not implemented")
+  double load = load1();
+  struct Variant {
+    const char *name, *properties;
+  };
+  const Variant variants[] = {{"pcm", ""},
+                              {"opus", "audio-format=opus"},
+                              {"opus_16kbit", "audio-format=opus bitrate=16000"}};
+  double pcm_up = 0, opus_up = 0;
+  for (const Variant &v : variants) {
+    PassResult r;
+    std::string why;
+    if (!wire_pass(args, v.properties, speech, audio_s, &r, &why)) {
+      result_line("wire_bytes_per_audio_minute_%s: FAILED (%s)", v.name, why.c_str());
+      write_json(args.get("json"), out.str("failure", why));
+      return 1;
+    }
+    const double up = r.tcp.bytes_acked / minutes;
+    const double down = r.tcp.bytes_received / minutes;
+    /* Ethernet estimate: MSS 1448 (1500 MTU, TCP timestamps), 52 bytes of IPv4 + TCP headers
+     * and 38 of Ethernet framing (header, FCS, preamble, gap) per segment. */
+    const double eth_up = up + std::ceil(up / 1448.0) * (52 + 38);
+    result_line("wire_bytes_per_audio_minute_%s: %.0f bytes up (%.3fx the PCM, %.1f kbit/s; "
+                "audio payload %.0f bytes), %.0f bytes down (TCP payload, ws://); with IPv4/TCP/"
+                "Ethernet headers ~%.0f bytes up",
+                v.name, up, up / pcm, up * 8 / 60 / 1000, r.bytes_sent / minutes, down, eth_up);
+    std::string prefix = std::string(v.name) + "_";
+    out.num(prefix + "up_bytes_per_audio_minute", up)
+        .num(prefix + "down_bytes_per_audio_minute", down)
+        .num(prefix + "audio_payload_bytes_per_audio_minute", r.bytes_sent / minutes)
+        .num(prefix + "up_to_pcm_ratio", up / pcm)
+        .num(prefix + "up_kbit_per_s", up * 8 / 60 / 1000)
+        .num(prefix + "up_bytes_per_audio_minute_ethernet_estimate", eth_up)
+        .integer(prefix + "appends", r.appends)
+        .integer(prefix + "tcp_segments_out", r.tcp.segs_out);
+    if (v.name == std::string("pcm"))
+      pcm_up = up;
+    else if (v.name == std::string("opus"))
+      opus_up = up;
+  }
+  out.num("pcm_bytes_per_audio_minute", pcm)
+      .num("opus_saving_factor", pcm_up / opus_up)
       .num("load1", load)
       .raw("machine", machine_info().text());
-  return write_json(args.get("json"), out) ? 0 : 1;
+  /* The point of audio-format=opus: at the default bitrate, at least five times fewer bytes up
+   * than PCM (measured: about 8x on speech). */
+  bool ok = opus_up * 5 < pcm_up;
+  result_line("wire_opus_saving: %.1fx fewer bytes up than PCM (asserted: > 5x): %s",
+              pcm_up / opus_up, ok ? "ok" : "FAILED");
+  return write_json(args.get("json"), out) && ok ? 0 : 1;
 }
 
 /* ---- 5. memory over a long run with reconnects ---- */

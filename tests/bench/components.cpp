@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "asrprotocol.h"
+#include "oggopus.h"
 #include "benchutil.h"
 
 using namespace bench;
@@ -134,6 +135,32 @@ int main(int argc, char **argv) {
     return 1;
   }
 
+  /* 5. Ogg-Opus encoding (audio-format=opus): OggOpusWriter over one hour in 100 ms writes,
+   * at the default and at 16 kbit/s, then the JSON envelope of the much smaller appends. */
+  double opus_s[2];
+  size_t opus_bytes[2];
+  const int bitrates[2] = {qwenasr::OggOpusWriter::kDefaultBitrate, 16000};
+  for (int b = 0; b < 2; b++) {
+    std::string problem;
+    auto writer = qwenasr::OggOpusWriter::create(16000, bitrates[b], 1, &problem);
+    if (!writer) {
+      g_printerr("%s\n", problem.c_str());
+      return 1;
+    }
+    opus_bytes[b] = 0;
+    t0 = thread_cpu();
+    for (int i = 0; i < appends; i++) {
+      std::string page = writer->write(pcm.data() + (i % cycle_chunks) * 1600, 1600);
+      opus_bytes[b] += page.size();
+    }
+    opus_s[b] = thread_cpu() - t0;
+  }
+
+  result_line("components_per_audio_hour_opus: Ogg-Opus encoding (libopus VOIP, complexity 10, "
+              "20 ms frames, one page per 100 ms) %.3f s at %d kbit/s (%.2f MB), %.3f s at "
+              "16 kbit/s (%.2f MB), against encode_append of PCM %.3f s",
+              opus_s[0], bitrates[0] / 1000, opus_bytes[0] / 1e6, opus_s[1], opus_bytes[1] / 1e6,
+              encode_s);
   result_line("components_per_audio_hour: encode_append (GLib base64 + JSON) %.3f s; libsoup "
               "send_text (UTF-8 check + frame + byte-wise mask + g_debug, into memory) %.3f s, as "
               "binary frames (no UTF-8 check) %.3f s, write() of the same "
@@ -145,6 +172,9 @@ int main(int argc, char **argv) {
       .num("libsoup_send_binary_s", soup_binary_s)
       .num("write_dev_null_s", write_s)
       .num("decode_server_event_s", decode_s)
+      .num("opus_encode_s", opus_s[0])
+      .num("opus_encode_16kbit_s", opus_s[1])
+      .num("opus_mb", opus_bytes[0] / 1e6)
       .integer("events", events)
       .num("append_text_mb", total / 1e6)
       .raw("machine", machine_info().text());
