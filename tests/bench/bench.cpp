@@ -120,7 +120,7 @@ struct PassOptions {
 };
 
 /* Debian's recorded speech (pocketsphinx-testdata: five LibriVox clips, 24.7 s at 16 kHz),
- * joined; empty when not installed. */
+ * each followed by 1 s of silence; empty when not installed. */
 std::vector<gint16> recorded_speech() {
   std::vector<gint16> all;
   GDir *dir = g_dir_open("/usr/share/pocketsphinx/test/data/librivox", 0, nullptr);
@@ -145,6 +145,7 @@ std::vector<gint16> recorded_speech() {
       if (memcmp(data + at, "data", 4) == 0) {
         const gint16 *s = reinterpret_cast<const gint16 *>(data + at + 8);
         all.insert(all.end(), s, s + MIN(length, size - at - 8) / 2);
+        all.insert(all.end(), kRate, 0); /* a pause, so that utterances end between clips */
         break;
       }
       at += 8 + length + (length & 1);
