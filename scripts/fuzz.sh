@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the server-event parser with libFuzzer (clang, Debian's libclang-rt) for a bounded
+# Fuzzes the server-event parser (and the local service's Ogg-Opus input) with libFuzzer (clang, Debian's libclang-rt) for a bounded
 # time, starting from tests/fuzz/corpus. Usage: scripts/fuzz.sh [SECONDS] (default 60).
 # New inputs go to a scratch directory; a crash leaves its reproducer in the work directory
 # and fails the script.
@@ -9,14 +9,23 @@ seconds=${1:-60}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -I gst/qwenasr gst/qwenasr/asrprotocol.cpp tests/fuzz/fuzz_server_events.cpp \
-  $(pkg-config --cflags --libs json-glib-1.0 glib-2.0 gobject-2.0) -o "$work/fuzz_server_events"
+# fuzz TARGET SECONDS CORPUS_DIR [MAX_LEN]: runs one libFuzzer binary built into $work.
+fuzz() {
+  local target=$1 time=$2 corpus=$3 max_len=$4
+  mkdir -p "$work/$target-corpus"
+  cp "$corpus"/* "$work/$target-corpus/"
+  # Leaks inside json-glib/GLib type registration are not the parser's; crashes and UB are.
+  (cd "$work" && ASAN_OPTIONS=detect_leaks=0 "./$target" -max_total_time="$time" \
+    -max_len="$max_len" -print_final_stats=1 "$target-corpus" 2>&1 | tail -n 12)
+  echo "fuzz: $target: no crash in ${time} s"
+}
 
-mkdir -p "$work/corpus"
-cp tests/fuzz/corpus/* "$work/corpus/"
-cd "$work"
-# Leaks inside json-glib/GLib type registration are not the parser's; crashes and UB are.
-ASAN_OPTIONS=detect_leaks=0 ./fuzz_server_events -max_total_time="$seconds" -max_len=8192 \
-  -print_final_stats=1 corpus 2>&1 | tail -n 12
-echo "fuzz: no crash in ${seconds} s"
+flags=(-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
+clang++ "${flags[@]}" -I gst/qwenasr gst/qwenasr/asrprotocol.cpp tests/fuzz/fuzz_server_events.cpp \
+  $(pkg-config --cflags --libs json-glib-1.0 glib-2.0 gobject-2.0) -o "$work/fuzz_server_events"
+# The service's Ogg-Opus input gets a third of the time: libogg does most of the parsing.
+clang++ "${flags[@]}" -I service service/audioinput.cpp tests/fuzz/fuzz_ogg_opus_input.cpp \
+  $(pkg-config --cflags --libs opus ogg) -o "$work/fuzz_ogg_opus_input"
+
+fuzz fuzz_server_events "$seconds" tests/fuzz/corpus 8192
+fuzz fuzz_ogg_opus_input $((seconds / 3 + 1)) tests/fuzz/corpus-ogg 4096

@@ -56,6 +56,8 @@ public:
       error = broken_;
       return false;
     }
+    if (n == 0)
+      return true;
     char *buffer = ogg_sync_buffer(&sync_, static_cast<long>(n));
     memcpy(buffer, data, n);
     ogg_sync_wrote(&sync_, static_cast<long>(n));

@@ -158,12 +158,12 @@ guint settings_install_properties(GObjectClass *klass, guint first_id) {
           g_param_spec_uint("chunk-duration", "Chunk duration",
                             "Milliseconds of audio per append event", 10, 1000, 100, kReadyFlags));
   install(PROP_AUDIO_FORMAT,
-          g_param_spec_enum("audio-format", "Audio format",
-                            "How audio travels to the service. opus: Ogg-Opus, about a tenth of "
-                            "the bytes; EXPERIMENTAL: the byte format follows public evidence, "
-                            "not verified against the real service",
-                            GST_TYPE_QWEN_ASR_AUDIO_FORMAT, GST_QWEN_ASR_AUDIO_FORMAT_PCM,
-                            kReadyFlags));
+          g_param_spec_enum(
+              "audio-format", "Audio format",
+              "How audio travels to the service. opus: Ogg-Opus, about 9x fewer bytes "
+              "on speech; EXPERIMENTAL: the byte format follows public evidence, "
+              "not verified against the real service",
+              GST_TYPE_QWEN_ASR_AUDIO_FORMAT, GST_QWEN_ASR_AUDIO_FORMAT_PCM, kReadyFlags));
   install(PROP_BITRATE,
           g_param_spec_uint("bitrate", "Bitrate",
                             "audio-format=opus: the encoder's target in bits per second",

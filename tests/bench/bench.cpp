@@ -157,7 +157,8 @@ std::vector<gint16> recorded_speech() {
 
 PassResult run_pass(const PassOptions &o) {
   PassResult r;
-  std::vector<gint16> cycle = o.audio.empty() ? speech_cycle(kRate, o.speech_ms, o.cycle_ms) : o.audio;
+  std::vector<gint16> cycle =
+      o.audio.empty() ? speech_cycle(kRate, o.speech_ms, o.cycle_ms) : o.audio;
   const gsize per_buffer = kRate / 10; /* 100 ms = one append with the default chunk */
   const guint64 total = static_cast<guint64>(o.audio_s * kRate) / per_buffer * per_buffer;
   GstHarness *h = element_harness(o.description, kRate, false);
