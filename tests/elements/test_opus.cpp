@@ -175,6 +175,30 @@ GST_START_TEST(test_opus_reconnect_starts_a_new_ogg_stream_and_loses_nothing) {
 }
 GST_END_TEST;
 
+GST_START_TEST(test_opus_captions_have_the_utterance_times) {
+  auto service = start_service();
+  Audio audio = make_audio(16000, kThreeUtterances);
+  GstHarness *h = harness_with_bus(
+      "qwenasr api-key=test-key min-duration=0 audio-format=opus url=" + service->url(), "src");
+  gst_harness_set_src_caps_str(h,
+                               "audio/x-raw,format=S16LE,channels=1,rate=16000,layout=interleaved");
+  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
+  fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
+  std::vector<GstBuffer *> captions;
+  while (GstBuffer *buffer = gst_harness_try_pull(h))
+    captions.push_back(buffer);
+  fail_unless_equals_int(captions.size(), audio.utterances.size());
+  for (gsize i = 0; i < captions.size(); i++) {
+    const Utterance &truth = audio.utterances[i];
+    assert_time_near(GST_BUFFER_PTS(captions[i]), truth.start_ms * GST_MSECOND, "caption PTS");
+    assert_time_near(GST_BUFFER_PTS(captions[i]) + GST_BUFFER_DURATION(captions[i]),
+                     truth.end_ms * GST_MSECOND, "caption end");
+    gst_buffer_unref(captions[i]);
+  }
+  teardown_harness(h);
+}
+GST_END_TEST;
+
 namespace {
 
 /* A bare WebSocket client of the local service, to send what the element never would. */
@@ -285,6 +309,7 @@ static Suite *opus_suite(void) {
   tcase_add_test(tc, test_opus_transcripts_have_the_pcm_times_8k);
   tcase_add_test(tc, test_opus_manual_commit_ends_the_item_at_the_commit);
   tcase_add_test(tc, test_opus_reconnect_starts_a_new_ogg_stream_and_loses_nothing);
+  tcase_add_test(tc, test_opus_captions_have_the_utterance_times);
   tcase_add_test(tc, test_service_refuses_bytes_that_are_not_ogg_opus);
   return s;
 }
