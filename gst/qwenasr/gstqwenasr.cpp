@@ -94,10 +94,14 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
   gboolean markup = FALSE;                     /* downstream wants pango-markup */
   GstClockTime position = GST_CLOCK_TIME_NONE; /* output PTS reached */
   std::deque<SentMark> sent;
-  int rate = 0;                           /* of the input caps */
-  GstClockTime hearing_delay = 0;         /* slowest speech_started seen after its audio was sent */
-  gboolean eos = FALSE;                   /* EOS pushed: no more output until a flush */
-  gboolean warned_stall = FALSE;          /* the held-back-pipeline warning was posted */
+  int rate = 0;                   /* of the input caps */
+  GstClockTime hearing_delay = 0; /* slowest speech_started seen after its audio was sent */
+  gboolean eos = FALSE;           /* EOS pushed: no more output until a flush */
+  gboolean warned_stall = FALSE;  /* the held-back-pipeline warning was posted */
+  /* Start (output PTS) of the earliest utterance seen open whose final has not been taken for
+   * output yet. The transcriber forgets an utterance when its final arrives, a moment before
+   * handing the final over: without this the timeline could pass the start in between. */
+  GstClockTime open_hold = GST_CLOCK_TIME_NONE;
   std::atomic<bool> upstream_live{false}; /* from the last LATENCY query */
 
   /* filled on the client thread, emptied under the stream lock; guarded by `lock` */
@@ -249,8 +253,9 @@ static GstFlowReturn push_caption(GstQwenAsr *self, const PendingCaption &captio
 
   /* How late the result is against the audio it transcribes. */
   gint64 sent = sent_wall_time(priv, start);
+  GstClockTime delay = GST_CLOCK_TIME_NONE;
   if (sent > 0 && t.final) {
-    guint64 delay = static_cast<guint64>(MAX(caption.arrival - sent, 0)) * GST_USECOND;
+    delay = static_cast<guint64>(MAX(caption.arrival - sent, 0)) * GST_USECOND;
     if (delay > priv->max_observed_delay) {
       priv->max_observed_delay = delay;
       g_object_notify(G_OBJECT(self), "max-observed-delay");
@@ -280,9 +285,11 @@ static GstFlowReturn push_caption(GstQwenAsr *self, const PendingCaption &captio
   GST_BUFFER_PTS(buffer) = start;
   GST_BUFFER_DURATION(buffer) = duration;
   priv->position = start + duration;
-  GST_DEBUG_OBJECT(self, "%s caption %" GST_TIME_FORMAT " + %" GST_TIME_FORMAT ": %s",
+  GST_DEBUG_OBJECT(self,
+                   "%s caption %" GST_TIME_FORMAT " + %" GST_TIME_FORMAT " (%" GST_TIME_FORMAT
+                   " after its audio came in): %s",
                    t.final ? "final" : "partial", GST_TIME_ARGS(start), GST_TIME_ARGS(duration),
-                   t.text.c_str());
+                   GST_TIME_ARGS(delay), t.text.c_str());
   return gst_pad_push(self->srcpad, buffer);
 }
 
@@ -295,6 +302,9 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
   GstQwenAsrPrivate *priv = self->priv;
   if (!ensure_output_caps(self))
     return GST_FLOW_NOT_NEGOTIATED;
+  /* Open utterances before the results: one whose final arrives in between is then either
+   * still open here or among the results. */
+  GstClockTime open_now = to_pts(self, priv->transcriber.earliest_open_start());
   std::deque<PendingCaption> ready;
   {
     std::lock_guard<std::mutex> guard(priv->lock);
@@ -305,6 +315,12 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
   GST_OBJECT_UNLOCK(self);
   GstFlowReturn ret = GST_FLOW_OK;
   for (const PendingCaption &caption : ready) {
+    /* A final (even an empty one) settles the held utterance it starts at or after. */
+    if (caption.transcript.final && GST_CLOCK_TIME_IS_VALID(priv->open_hold)) {
+      GstClockTime start = to_pts(self, caption.transcript.start);
+      if (GST_CLOCK_TIME_IS_VALID(start) && start >= priv->open_hold)
+        priv->open_hold = GST_CLOCK_TIME_NONE;
+    }
     if (!caption.transcript.final && !partials)
       continue;
     if (caption.transcript.text.empty())
@@ -329,7 +345,14 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
   GstClockTime safe = GST_CLOCK_TIME_NONE;
   gint64 now = g_get_monotonic_time();
   Budgets wait = budgets(self);
+  /* A held utterance the transcriber no longer has open gets no final (it failed, or was lost
+   * with a connection and comes back under a new start): it stops holding once overdue. */
+  if (GST_CLOCK_TIME_IS_VALID(priv->open_hold) &&
+      sent_wall_time(priv, priv->open_hold) + wait.overdue_us <= now &&
+      !(GST_CLOCK_TIME_IS_VALID(open_now) && open_now <= priv->open_hold))
+    priv->open_hold = GST_CLOCK_TIME_NONE;
   if (drained) {
+    priv->open_hold = GST_CLOCK_TIME_NONE;
     safe = to_pts(self, priv->transcriber.input_end_time());
     if (!priv->sent.empty())
       safe =
@@ -340,7 +363,10 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
         break;
       safe = mark.end;
     }
-    GstClockTime open = to_pts(self, priv->transcriber.earliest_open_start());
+    if (GST_CLOCK_TIME_IS_VALID(open_now) &&
+        (!GST_CLOCK_TIME_IS_VALID(priv->open_hold) || open_now < priv->open_hold))
+      priv->open_hold = open_now;
+    GstClockTime open = priv->open_hold;
     if (GST_CLOCK_TIME_IS_VALID(open) && GST_CLOCK_TIME_IS_VALID(safe) && open < safe) {
       if (sent_wall_time(priv, open) + wait.overdue_us > now) {
         safe = open;
@@ -362,6 +388,8 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
   /* Marks before the position are only needed for delay lookups of captions still open. */
   GstClockTime keep_from = priv->position;
   GstClockTime open = to_pts(self, priv->transcriber.earliest_open_start());
+  if (GST_CLOCK_TIME_IS_VALID(priv->open_hold))
+    open = GST_CLOCK_TIME_IS_VALID(open) ? MIN(open, priv->open_hold) : priv->open_hold;
   if (GST_CLOCK_TIME_IS_VALID(open) && GST_CLOCK_TIME_IS_VALID(keep_from))
     keep_from = MIN(keep_from, open);
   while (priv->sent.size() > 1 && GST_CLOCK_TIME_IS_VALID(keep_from) &&
@@ -385,6 +413,7 @@ static void reset_output(GstQwenAsr *self) {
   priv->speech_starts.clear();
   priv->sent.clear();
   priv->position = GST_CLOCK_TIME_NONE;
+  priv->open_hold = GST_CLOCK_TIME_NONE;
   priv->eos = FALSE;
   priv->warned_stall = FALSE;
 }
