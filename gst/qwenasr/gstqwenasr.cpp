@@ -102,7 +102,7 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
    * output yet. The transcriber forgets an utterance when its final arrives, a moment before
    * handing the final over: without this the timeline could pass the start in between. */
   GstClockTime open_hold = GST_CLOCK_TIME_NONE;
-  std::atomic<bool> upstream_live{false}; /* from the last LATENCY query */
+  std::atomic<bool> upstream_live{false}; /* from the last LATENCY query, ours or downstream's */
 
   /* filled on the client thread, emptied under the stream lock; guarded by `lock` */
   std::mutex lock;
@@ -451,6 +451,20 @@ static gboolean gst_qwen_asr_src_activate_mode(GstPad *pad, GstObject *parent, G
 
 /* ---- pads ---- */
 
+/* Asks upstream whether it is live. Downstream's LATENCY queries tell too, but they may come
+ * only once the pipeline is playing (after the first audio) or never (a sink that does not
+ * sync), and the budgets and the transcriber's drop-or-wait choice need it from the start. */
+static void learn_liveness(GstQwenAsr *self) {
+  GstQuery *query = gst_query_new_latency();
+  if (gst_pad_peer_query(self->sinkpad, query)) {
+    gboolean live;
+    gst_query_parse_latency(query, &live, nullptr, nullptr);
+    self->priv->upstream_live = live;
+    GST_DEBUG_OBJECT(self, "upstream is %slive", live ? "" : "not ");
+  }
+  gst_query_unref(query);
+}
+
 static GstFlowReturn gst_qwen_asr_chain(GstPad *, GstObject *parent, GstBuffer *buffer) {
   GstQwenAsr *self = GST_QWEN_ASR(parent);
   GstQwenAsrPrivate *priv = self->priv;
@@ -477,6 +491,7 @@ static gboolean gst_qwen_asr_sink_event(GstPad *pad, GstObject *parent, GstEvent
     GstCaps *caps;
     GstAudioInfo info;
     gst_event_parse_caps(event, &caps);
+    learn_liveness(self);
     gboolean ok =
         gst_audio_info_from_caps(&info, caps) &&
         priv->transcriber.set_sample_rate(GST_AUDIO_INFO_RATE(&info), nullptr) == GST_FLOW_OK;
