@@ -318,11 +318,14 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
   gboolean partials = priv->partial_results;
   GST_OBJECT_UNLOCK(self);
   GstFlowReturn ret = GST_FLOW_OK;
+  GstClockTime final_start = GST_CLOCK_TIME_NONE; /* latest start of a final taken here */
   for (const PendingCaption &caption : ready) {
     /* A final (even an empty one) settles the held utterance it starts at or after. */
-    if (caption.transcript.final && GST_CLOCK_TIME_IS_VALID(priv->open_hold)) {
-      GstClockTime start = to_pts(self, caption.transcript.start);
-      if (GST_CLOCK_TIME_IS_VALID(start) && start >= priv->open_hold)
+    GstClockTime start = to_pts(self, caption.transcript.start);
+    if (caption.transcript.final && GST_CLOCK_TIME_IS_VALID(start)) {
+      if (!GST_CLOCK_TIME_IS_VALID(final_start) || start > final_start)
+        final_start = start;
+      if (GST_CLOCK_TIME_IS_VALID(priv->open_hold) && start >= priv->open_hold)
         priv->open_hold = GST_CLOCK_TIME_NONE;
     }
     if (!caption.transcript.final && !partials)
@@ -370,7 +373,9 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
         break;
       safe = mark.end;
     }
+    /* open_now may still be the utterance whose final was just taken. */
     if (GST_CLOCK_TIME_IS_VALID(open_now) &&
+        (!GST_CLOCK_TIME_IS_VALID(final_start) || open_now > final_start) &&
         (!GST_CLOCK_TIME_IS_VALID(priv->open_hold) || open_now < priv->open_hold))
       priv->open_hold = open_now;
     GstClockTime open = priv->open_hold;
