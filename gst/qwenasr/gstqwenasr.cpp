@@ -94,11 +94,19 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
   gboolean markup = FALSE;                     /* downstream wants pango-markup */
   GstClockTime position = GST_CLOCK_TIME_NONE; /* output PTS reached */
   std::deque<SentMark> sent;
-  int rate = 0;                           /* of the input caps */
-  GstClockTime hearing_delay = 0;         /* slowest speech_started seen after its audio was sent */
-  gboolean eos = FALSE;                   /* EOS pushed: no more output until a flush */
-  gboolean warned_stall = FALSE;          /* the held-back-pipeline warning was posted */
-  std::atomic<bool> upstream_live{false}; /* from the last LATENCY query */
+  int rate = 0;                   /* of the input caps */
+  GstClockTime hearing_delay = 0; /* slowest speech_started seen after its audio was sent */
+  gboolean eos = FALSE;           /* EOS pushed: no more output until a flush */
+  gboolean warned_stall = FALSE;  /* the held-back-pipeline warning was posted */
+  /* Start (output PTS) of the earliest utterance seen open whose final has not been taken for
+   * output yet. The transcriber forgets an utterance when its final arrives, a moment before
+   * handing the final over: without this the timeline could pass the start in between. */
+  GstClockTime open_hold = GST_CLOCK_TIME_NONE;
+  std::atomic<bool> upstream_live{false}; /* from the last LATENCY query, ours or downstream's */
+  /* Monotonic µs when the connection was last lost, and again when it was back: audio handed
+   * over before then was resent, so its speech_started says nothing about the hearing delay. */
+  std::atomic<gint64> reconnected_at{0};
+  std::atomic<bool> reconnecting{false};
 
   /* filled on the client thread, emptied under the stream lock; guarded by `lock` */
   std::mutex lock;
@@ -249,8 +257,9 @@ static GstFlowReturn push_caption(GstQwenAsr *self, const PendingCaption &captio
 
   /* How late the result is against the audio it transcribes. */
   gint64 sent = sent_wall_time(priv, start);
+  GstClockTime delay = GST_CLOCK_TIME_NONE;
   if (sent > 0 && t.final) {
-    guint64 delay = static_cast<guint64>(MAX(caption.arrival - sent, 0)) * GST_USECOND;
+    delay = static_cast<guint64>(MAX(caption.arrival - sent, 0)) * GST_USECOND;
     if (delay > priv->max_observed_delay) {
       priv->max_observed_delay = delay;
       g_object_notify(G_OBJECT(self), "max-observed-delay");
@@ -280,9 +289,11 @@ static GstFlowReturn push_caption(GstQwenAsr *self, const PendingCaption &captio
   GST_BUFFER_PTS(buffer) = start;
   GST_BUFFER_DURATION(buffer) = duration;
   priv->position = start + duration;
-  GST_DEBUG_OBJECT(self, "%s caption %" GST_TIME_FORMAT " + %" GST_TIME_FORMAT ": %s",
+  GST_DEBUG_OBJECT(self,
+                   "%s caption %" GST_TIME_FORMAT " + %" GST_TIME_FORMAT " (%" GST_TIME_FORMAT
+                   " after its audio came in): %s",
                    t.final ? "final" : "partial", GST_TIME_ARGS(start), GST_TIME_ARGS(duration),
-                   t.text.c_str());
+                   GST_TIME_ARGS(delay), t.text.c_str());
   return gst_pad_push(self->srcpad, buffer);
 }
 
@@ -295,6 +306,9 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
   GstQwenAsrPrivate *priv = self->priv;
   if (!ensure_output_caps(self))
     return GST_FLOW_NOT_NEGOTIATED;
+  /* Open utterances before the results: one whose final arrives in between is then either
+   * still open here or among the results. */
+  GstClockTime open_now = to_pts(self, priv->transcriber.earliest_open_start());
   std::deque<PendingCaption> ready;
   {
     std::lock_guard<std::mutex> guard(priv->lock);
@@ -304,7 +318,16 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
   gboolean partials = priv->partial_results;
   GST_OBJECT_UNLOCK(self);
   GstFlowReturn ret = GST_FLOW_OK;
+  GstClockTime final_start = GST_CLOCK_TIME_NONE; /* latest start of a final taken here */
   for (const PendingCaption &caption : ready) {
+    /* A final (even an empty one) settles the held utterance it starts at or after. */
+    GstClockTime start = to_pts(self, caption.transcript.start);
+    if (caption.transcript.final && GST_CLOCK_TIME_IS_VALID(start)) {
+      if (!GST_CLOCK_TIME_IS_VALID(final_start) || start > final_start)
+        final_start = start;
+      if (GST_CLOCK_TIME_IS_VALID(priv->open_hold) && start >= priv->open_hold)
+        priv->open_hold = GST_CLOCK_TIME_NONE;
+    }
     if (!caption.transcript.final && !partials)
       continue;
     if (caption.transcript.text.empty())
@@ -321,15 +344,25 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
   }
   for (const auto &start : starts) {
     gint64 sent = sent_wall_time(priv, to_pts(self, start.first));
-    if (sent > 0 && start.second > sent)
-      priv->hearing_delay =
-          MAX(priv->hearing_delay, static_cast<GstClockTime>(start.second - sent) * GST_USECOND);
+    if (sent <= 0 || start.second <= sent || sent < priv->reconnected_at)
+      continue;
+    GstClockTime heard = static_cast<GstClockTime>(start.second - sent) * GST_USECOND;
+    GST_LOG_OBJECT(self, "speech at %" GST_TIME_FORMAT " heard after %" GST_TIME_FORMAT,
+                   GST_TIME_ARGS(start.first), GST_TIME_ARGS(heard));
+    priv->hearing_delay = MAX(priv->hearing_delay, heard);
   }
 
   GstClockTime safe = GST_CLOCK_TIME_NONE;
   gint64 now = g_get_monotonic_time();
   Budgets wait = budgets(self);
+  /* A held utterance the transcriber no longer has open gets no final (it failed, or was lost
+   * with a connection and comes back under a new start): it stops holding once overdue. */
+  if (GST_CLOCK_TIME_IS_VALID(priv->open_hold) &&
+      sent_wall_time(priv, priv->open_hold) + wait.overdue_us <= now &&
+      !(GST_CLOCK_TIME_IS_VALID(open_now) && open_now <= priv->open_hold))
+    priv->open_hold = GST_CLOCK_TIME_NONE;
   if (drained) {
+    priv->open_hold = GST_CLOCK_TIME_NONE;
     safe = to_pts(self, priv->transcriber.input_end_time());
     if (!priv->sent.empty())
       safe =
@@ -340,7 +373,12 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
         break;
       safe = mark.end;
     }
-    GstClockTime open = to_pts(self, priv->transcriber.earliest_open_start());
+    /* open_now may still be the utterance whose final was just taken. */
+    if (GST_CLOCK_TIME_IS_VALID(open_now) &&
+        (!GST_CLOCK_TIME_IS_VALID(final_start) || open_now > final_start) &&
+        (!GST_CLOCK_TIME_IS_VALID(priv->open_hold) || open_now < priv->open_hold))
+      priv->open_hold = open_now;
+    GstClockTime open = priv->open_hold;
     if (GST_CLOCK_TIME_IS_VALID(open) && GST_CLOCK_TIME_IS_VALID(safe) && open < safe) {
       if (sent_wall_time(priv, open) + wait.overdue_us > now) {
         safe = open;
@@ -362,6 +400,8 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
   /* Marks before the position are only needed for delay lookups of captions still open. */
   GstClockTime keep_from = priv->position;
   GstClockTime open = to_pts(self, priv->transcriber.earliest_open_start());
+  if (GST_CLOCK_TIME_IS_VALID(priv->open_hold))
+    open = GST_CLOCK_TIME_IS_VALID(open) ? MIN(open, priv->open_hold) : priv->open_hold;
   if (GST_CLOCK_TIME_IS_VALID(open) && GST_CLOCK_TIME_IS_VALID(keep_from))
     keep_from = MIN(keep_from, open);
   while (priv->sent.size() > 1 && GST_CLOCK_TIME_IS_VALID(keep_from) &&
@@ -385,6 +425,7 @@ static void reset_output(GstQwenAsr *self) {
   priv->speech_starts.clear();
   priv->sent.clear();
   priv->position = GST_CLOCK_TIME_NONE;
+  priv->open_hold = GST_CLOCK_TIME_NONE;
   priv->eos = FALSE;
   priv->warned_stall = FALSE;
 }
@@ -422,6 +463,20 @@ static gboolean gst_qwen_asr_src_activate_mode(GstPad *pad, GstObject *parent, G
 
 /* ---- pads ---- */
 
+/* Asks upstream whether it is live. Downstream's LATENCY queries tell too, but they may come
+ * only once the pipeline is playing (after the first audio) or never (a sink that does not
+ * sync), and the budgets and the transcriber's drop-or-wait choice need it from the start. */
+static void learn_liveness(GstQwenAsr *self) {
+  GstQuery *query = gst_query_new_latency();
+  if (gst_pad_peer_query(self->sinkpad, query)) {
+    gboolean live;
+    gst_query_parse_latency(query, &live, nullptr, nullptr);
+    self->priv->upstream_live = live;
+    GST_DEBUG_OBJECT(self, "upstream is %slive", live ? "" : "not ");
+  }
+  gst_query_unref(query);
+}
+
 static GstFlowReturn gst_qwen_asr_chain(GstPad *, GstObject *parent, GstBuffer *buffer) {
   GstQwenAsr *self = GST_QWEN_ASR(parent);
   GstQwenAsrPrivate *priv = self->priv;
@@ -448,6 +503,7 @@ static gboolean gst_qwen_asr_sink_event(GstPad *pad, GstObject *parent, GstEvent
     GstCaps *caps;
     GstAudioInfo info;
     gst_event_parse_caps(event, &caps);
+    learn_liveness(self);
     gboolean ok =
         gst_audio_info_from_caps(&info, caps) &&
         priv->transcriber.set_sample_rate(GST_AUDIO_INFO_RATE(&info), nullptr) == GST_FLOW_OK;
@@ -542,6 +598,24 @@ static gboolean gst_qwen_asr_src_query(GstPad *pad, GstObject *parent, GstQuery 
     return TRUE;
   }
   return gst_pad_query_default(pad, parent, query);
+}
+
+/* Watches the element's own session messages for reconnections (see reconnected_at). */
+static gboolean gst_qwen_asr_post_message(GstElement *element, GstMessage *message) {
+  const GstStructure *s = gst_message_get_structure(message);
+  if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_ELEMENT &&
+      GST_MESSAGE_SRC(message) == GST_OBJECT(element) && s &&
+      gst_structure_has_name(s, "qwenasr/session")) {
+    GstQwenAsrPrivate *priv = GST_QWEN_ASR(element)->priv;
+    const gchar *state = gst_structure_get_string(s, "state");
+    if (g_strcmp0(state, "reconnecting") == 0) {
+      priv->reconnecting = true;
+      priv->reconnected_at = g_get_monotonic_time();
+    } else if (g_strcmp0(state, "connected") == 0 && priv->reconnecting.exchange(false)) {
+      priv->reconnected_at = g_get_monotonic_time();
+    }
+  }
+  return GST_ELEMENT_CLASS(parent_class)->post_message(element, message);
 }
 
 /* Applications naturally send the commit event to the element itself: route it in. */
@@ -723,4 +797,5 @@ static void gst_qwen_asr_class_init(GstQwenAsrClass *klass) {
       "qwenasr developers");
   element_class->change_state = GST_DEBUG_FUNCPTR(gst_qwen_asr_change_state);
   element_class->send_event = GST_DEBUG_FUNCPTR(gst_qwen_asr_send_event);
+  element_class->post_message = GST_DEBUG_FUNCPTR(gst_qwen_asr_post_message);
 }

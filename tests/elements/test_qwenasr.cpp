@@ -10,9 +10,12 @@ using namespace testutil;
 static const std::vector<Stretch> kTwoUtterances = {
     {500, false}, {1000, true}, {1500, false}, {700, true}, {1000, false}};
 
+/* `live`: what the harness answers to the LATENCY query the element sends upstream when caps
+ * arrive. Like a file by default (the harness itself would say live). */
 static GstHarness *caption_harness(const std::string &url, int rate,
-                                   const std::string &properties = "") {
+                                   const std::string &properties = "", bool live = false) {
   GstHarness *h = harness_with_bus("qwenasr api-key=test-key url=" + url + " " + properties, "src");
+  gst_harness_set_live(h, live);
   gchar *caps =
       g_strdup_printf("audio/x-raw,format=S16LE,channels=1,rate=%d,layout=interleaved", rate);
   gst_harness_set_src_caps_str(h, caps);
@@ -395,6 +398,31 @@ GST_START_TEST(test_late_results_raise_max_observed_delay_and_warn_when_live) {
 }
 GST_END_TEST;
 
+/* Nothing downstream asks for the latency here (as with a sink that does not sync), so the
+ * element can only learn from upstream that its input is live: it asks when caps arrive. Live,
+ * a final later than latency + lateness draws the warning; not live it would not. */
+GST_START_TEST(test_learns_live_upstream_without_a_downstream_latency_query) {
+  auto service = start_service();
+  Audio audio = make_audio(16000, {{200, false}, {800, true}, {900, false}});
+  GstHarness *h = caption_harness(service->url(), 16000, "latency=0", true);
+  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
+  gst_harness_push_event(h, gst_event_new_eos());
+  std::vector<GstMessage *> messages = drain_bus(h->element);
+  bool warned = false;
+  for (GstMessage *m : messages) {
+    if (GST_MESSAGE_TYPE(m) != GST_MESSAGE_WARNING)
+      continue;
+    GError *gerror = nullptr;
+    gst_message_parse_warning(m, &gerror, nullptr);
+    warned = warned || strstr(gerror->message, "larger latency") != nullptr;
+    g_error_free(gerror);
+  }
+  fail_unless(warned, "the element did not treat its live upstream as live");
+  free_messages(messages);
+  teardown_harness(h);
+}
+GST_END_TEST;
+
 static Suite *qwenasr_suite(void) {
   Suite *s = suite_create("qwenasr");
   TCase *tc = tcase_create("general");
@@ -411,6 +439,7 @@ static Suite *qwenasr_suite(void) {
   tcase_add_test(tc, test_partial_results_never_overlap_or_go_back);
   tcase_add_test(tc, test_bus_messages_are_posted_like_the_sink);
   tcase_add_test(tc, test_late_results_raise_max_observed_delay_and_warn_when_live);
+  tcase_add_test(tc, test_learns_live_upstream_without_a_downstream_latency_query);
   return s;
 }
 

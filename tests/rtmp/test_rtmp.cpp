@@ -59,8 +59,13 @@ static const int kMarkerRows = 16, kMarkerBits = 16, kMarkerBlock = kWidth / kMa
  * ---------------------------------------------------------------------------------------- */
 
 /* Audio and video come from live/in; the video waits in an unbounded queue for the caption
- * timeline (qwenasr latency=1000 is added to the pipeline latency), the AAC audio is passed
- * through, and rtmp2sink publishes the captioned stream. */
+ * timeline, the AAC audio is passed through, and rtmp2sink publishes the captioned stream.
+ * rtmp2src is not a live source, so qwenasr's latency is not added to the pipeline latency:
+ * textoverlay holds each frame until the text timeline has passed it, and `latency` only
+ * bounds how long an open utterance holds it. A final comes 0.63-0.91 s (median 0.84 s)
+ * after its utterance's first audio (600 ms burst + vad-silence-ms + an append + recognition),
+ * so latency=1000 (holding 900 ms) gave up on some and placed their captions 0.4 s late;
+ * 2000 leaves a second to spare. */
 static const char *kCaptionerTemplate =
     "rtmp2src location=$IN ! flvdemux name=d "
     "d.video ! queue max-size-time=0 max-size-buffers=0 max-size-bytes=0 ! h264parse ! "
@@ -71,7 +76,7 @@ static const char *kCaptionerTemplate =
     "d.audio ! aacparse ! tee name=a "
     "a. ! queue max-size-time=0 max-size-buffers=0 max-size-bytes=0 ! m. "
     "a. ! queue ! avdec_aac ! audioconvert ! audioresample ! "
-    "qwenasr language-code=en url=$URL latency=1000 vad-silence-ms=200 ! o.text_sink";
+    "qwenasr language-code=en url=$URL latency=2000 vad-silence-ms=200 ! o.text_sink";
 
 /* The same, recorded to Matroska, with the captions burned in and also as a subtitle track. */
 static const char *kRecorderTemplate =
@@ -84,7 +89,7 @@ static const char *kRecorderTemplate =
     "d.audio ! aacparse ! tee name=a "
     "a. ! queue max-size-time=0 max-size-buffers=0 max-size-bytes=0 ! m. "
     "a. ! queue ! avdec_aac ! audioconvert ! audioresample ! "
-    "qwenasr language-code=en url=$URL latency=1000 vad-silence-ms=200 ! tee name=t "
+    "qwenasr language-code=en url=$URL latency=2000 vad-silence-ms=200 ! tee name=t "
     "t. ! queue ! o.text_sink "
     "t. ! queue ! m.subtitle_0";
 
@@ -910,7 +915,8 @@ GST_START_TEST(test_live_captions_round_trip_over_rtmp) {
           " ms; publisher to viewer of live/out %" G_GINT64_FORMAT " ms\n",
           delay.median / 1000, delay.max / 1000, delay.first_second / 1000,
           delay.last_second / 1000, delay.total_median / 1000);
-  /* latency=1000 is the captioner's budget; allow 1.5 s more for decode, encode and the hop. */
+  /* The video is held for each utterance until its final (about 0.9 s after its start), plus
+   * decode, encode and the hop; latency=2000 bounds the hold at 1.9 s. */
   fail_unless(delay.median <= 2500 * 1000, "median added delay %" G_GINT64_FORMAT " ms",
               delay.median / 1000);
   fail_unless(delay.last_second <= delay.first_second + 500 * 1000,
@@ -1016,7 +1022,10 @@ GST_START_TEST(test_recording_keeps_captions_burned_in_and_as_a_subtitle_track) 
       }
     if (!at)
       continue;
-    GstClockTime t = rt.pub.frame_pts[at->number] + (cue.pts - MIN(cue.pts, at->pts));
+    /* On the publisher's timeline, by the PTS distance to that frame: a cue may also start
+     * before the first recorded frame (the recording starts at a key frame), and mapping it
+     * onto that frame instead would count the wait for the key frame as cue error. */
+    GstClockTime t = rt.pub.frame_pts[at->number] + GST_CLOCK_DIFF(at->pts, cue.pts);
     GstClockTimeDiff best = G_MAXINT64;
     for (GstClockTime onset : rt.pub.onsets)
       if (std::llabs(GST_CLOCK_DIFF(onset, t)) < std::llabs(best))
