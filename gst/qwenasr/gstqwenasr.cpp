@@ -99,14 +99,13 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
   gboolean eos = FALSE;           /* EOS pushed: no more output until a flush */
   gboolean warned_stall = FALSE;  /* the held-back-pipeline warning was posted */
   /* Start (output PTS) of the earliest utterance seen open whose final has not been taken for
-   * output yet. The transcriber forgets an utterance when its final arrives, a moment before
-   * handing the final over: without this the timeline could pass the start in between. */
+   * output yet. It outlives the utterance in the transcriber, which forgets it when its session
+   * is lost (its audio is resent and comes back under a new item). */
   GstClockTime open_hold = GST_CLOCK_TIME_NONE;
   std::atomic<bool> upstream_live{false}; /* from the last LATENCY query, ours or downstream's */
-  /* Monotonic µs when the connection was last lost, and again when it was back: audio handed
-   * over before then was resent, so its speech_started says nothing about the hearing delay. */
+  /* Monotonic µs of the last reconnection: audio handed over before then was resent, so its
+   * speech_started says nothing about the hearing delay. */
   std::atomic<gint64> reconnected_at{0};
-  std::atomic<bool> reconnecting{false};
 
   /* filled on the client thread, emptied under the stream lock; guarded by `lock` */
   std::mutex lock;
@@ -138,6 +137,8 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
     std::lock_guard<std::mutex> guard(lock);
     speech_starts.emplace_back(start, g_get_monotonic_time());
   }
+
+  void on_reconnected() override { reconnected_at = g_get_monotonic_time(); }
 };
 
 struct _GstQwenAsr {
@@ -600,24 +601,6 @@ static gboolean gst_qwen_asr_src_query(GstPad *pad, GstObject *parent, GstQuery 
   return gst_pad_query_default(pad, parent, query);
 }
 
-/* Watches the element's own session messages for reconnections (see reconnected_at). */
-static gboolean gst_qwen_asr_post_message(GstElement *element, GstMessage *message) {
-  const GstStructure *s = gst_message_get_structure(message);
-  if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_ELEMENT &&
-      GST_MESSAGE_SRC(message) == GST_OBJECT(element) && s &&
-      gst_structure_has_name(s, "qwenasr/session")) {
-    GstQwenAsrPrivate *priv = GST_QWEN_ASR(element)->priv;
-    const gchar *state = gst_structure_get_string(s, "state");
-    if (g_strcmp0(state, "reconnecting") == 0) {
-      priv->reconnecting = true;
-      priv->reconnected_at = g_get_monotonic_time();
-    } else if (g_strcmp0(state, "connected") == 0 && priv->reconnecting.exchange(false)) {
-      priv->reconnected_at = g_get_monotonic_time();
-    }
-  }
-  return GST_ELEMENT_CLASS(parent_class)->post_message(element, message);
-}
-
 /* Applications naturally send the commit event to the element itself: route it in. */
 static gboolean gst_qwen_asr_send_event(GstElement *element, GstEvent *event) {
   if (qwenasr::is_commit_event(event))
@@ -797,5 +780,4 @@ static void gst_qwen_asr_class_init(GstQwenAsrClass *klass) {
       "qwenasr developers");
   element_class->change_state = GST_DEBUG_FUNCPTR(gst_qwen_asr_change_state);
   element_class->send_event = GST_DEBUG_FUNCPTR(gst_qwen_asr_send_event);
-  element_class->post_message = GST_DEBUG_FUNCPTR(gst_qwen_asr_post_message);
 }

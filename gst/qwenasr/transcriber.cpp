@@ -433,6 +433,9 @@ GstClockTime Transcriber::time_at_sample_locked(const std::optional<guint64> &sa
 void Transcriber::on_connected(const std::string &host) {
   GST_INFO_OBJECT(element_, "connected to %s", host.c_str());
   post_session_state("connected");
+  if (reconnecting_ && observer_)
+    observer_->on_reconnected();
+  reconnecting_ = false;
 }
 
 void Transcriber::on_session_start(guint64 base_sample, guint reconnect_attempt) {
@@ -487,6 +490,7 @@ void Transcriber::on_commit_sent(guint64 offset) {
 void Transcriber::on_reconnecting(const ClientError &error, guint attempt, guint delay_ms) {
   GST_INFO_OBJECT(element_, "reconnecting (attempt %u in %u ms): %s", attempt, delay_ms,
                   error.detail.c_str());
+  reconnecting_ = true;
   std::string session_id;
   {
     std::lock_guard<std::mutex> lock(lock_);
@@ -604,13 +608,15 @@ void Transcriber::on_event(const ServerEvent &event) {
           map_.forget_before_sample(end);
           settle_locked(end);
         }
-        if (t.final)
-          items_.erase(it);
       }
+      /* Handed over before the utterance stops being open, under the same lock: whoever asks
+       * earliest_open_start() and then collects results cannot miss it in both. */
+      if (observer_)
+        observer_->on_transcript(t);
+      if (t.final && it != items_.end())
+        items_.erase(it);
     }
     post_transcript(t);
-    if (observer_)
-      observer_->on_transcript(t);
     break;
   }
   case ServerEventType::TranscriptionFailed: {

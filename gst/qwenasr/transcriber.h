@@ -34,13 +34,17 @@ struct Transcript {
   GstClockTime end = GST_CLOCK_TIME_NONE;
 };
 
-/* Receives results as they arrive, on the client thread, for elements that output them. */
+/* Receives results as they arrive, on the client thread, for elements that output them;
+ * on_transcript() is called with the Transcriber's lock held, so an observer must not call
+ * back into the Transcriber. */
 class TranscriptObserver {
 public:
   virtual ~TranscriptObserver() = default;
   virtual void on_transcript(const Transcript &transcript) = 0;
   /* The service heard speech start at this input stream time. */
   virtual void on_speech_started(GstClockTime start) = 0;
+  /* Connected again after a lost connection; audio handed over before now is resent. */
+  virtual void on_reconnected() {}
 };
 
 class Transcriber : public ClientListener {
@@ -135,6 +139,7 @@ private:
 
   GstElement *element_;                    /* not owned: the element owns us */
   TranscriptObserver *observer_ = nullptr; /* not owned; set before start() */
+  bool reconnecting_ = false;              /* client thread only: a connection was lost */
 
   /* settings snapshot: written by start() on the state-change thread, read-only after */
   Settings settings_;
