@@ -41,6 +41,8 @@ static const GstClockTime kDefaultHearingDelay = GST_SECOND;
 /* Not less: audio waits up to an append (chunk-duration) before it is sent, and live input
  * arrives in bursts, so the time a buffer entered is an early estimate of when it was sent. */
 static const GstClockTime kMinHearingDelay = 500 * GST_MSECOND;
+/* Audio handed over more recently than this is taken as still flowing. */
+static const gint64 kAudioFlowingUs = 500 * G_TIME_SPAN_MILLISECOND;
 
 enum {
   PROP_0,
@@ -384,15 +386,27 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
       if (sent_wall_time(priv, open) + wait.overdue_us > now) {
         safe = open;
       } else if (!priv->upstream_live && !priv->warned_stall) {
-        /* Not live, the utterance could only stay open this long because its audio stopped
-         * coming: something upstream waits for our text. */
         priv->warned_stall = TRUE;
-        GST_ELEMENT_WARNING(self, STREAM, FAILED,
-                            ("No audio arrived for an unfinished utterance: the pipeline seems "
-                             "to wait for its caption. The caption will be late; give the other "
-                             "branches (after tee or demuxer) queues longer than the longest "
-                             "utterance plus vad-silence-ms."),
-                            ("utterance open since %" GST_TIME_FORMAT, GST_TIME_ARGS(open)));
+        if (!priv->sent.empty() && now - priv->sent.back().wall < kAudioFlowingUs) {
+          /* Audio keeps coming in real time (a source such as rtmp2src that is not live):
+           * the service is simply slower than the budget. */
+          GST_ELEMENT_WARNING(self, STREAM, FAILED,
+                              ("A final transcript took longer than latency + lateness (%u ms) "
+                               "while audio kept arriving: the caption will be late. Raise "
+                               "latency above the longest utterance plus vad-silence-ms plus "
+                               "the service's response time.",
+                               priv->latency_ms + priv->lateness_ms),
+                              ("utterance open since %" GST_TIME_FORMAT, GST_TIME_ARGS(open)));
+        } else {
+          /* Not live, the utterance could only stay open this long because its audio stopped
+           * coming: something upstream waits for our text. */
+          GST_ELEMENT_WARNING(self, STREAM, FAILED,
+                              ("No audio arrived for an unfinished utterance: the pipeline "
+                               "seems to wait for its caption. The caption will be late; give "
+                               "the other branches (after tee or demuxer) queues longer than the "
+                               "longest utterance plus vad-silence-ms."),
+                              ("utterance open since %" GST_TIME_FORMAT, GST_TIME_ARGS(open)));
+        }
       }
     }
   }

@@ -423,6 +423,42 @@ GST_START_TEST(test_learns_live_upstream_without_a_downstream_latency_query) {
 }
 GST_END_TEST;
 
+/* A source that is not live but delivers in real time (rtmp2src): audio keeps coming while the
+ * final is later than the budget, so the warning names the budget, not a blocked pipeline. */
+GST_START_TEST(test_slow_final_with_audio_flowing_warns_about_latency_not_queues) {
+  auto service = start_service();
+  /* latency=300: the hold gives up 200 ms after the utterance's start was handed over; the
+   * final needs the 600 ms burst and 800 ms of silence. */
+  Audio audio = make_audio(16000, {{200, false}, {600, true}, {1600, false}});
+  GstHarness *h = caption_harness(service->url(), 16000, "latency=300");
+  const gsize per_buffer = 320; /* 20 ms, pushed at real-time pace */
+  for (gsize i = 0; i < audio.samples.size(); i += per_buffer) {
+    GstBuffer *buffer = gst_buffer_new_memdup(audio.samples.data() + i, per_buffer * 2);
+    GST_BUFFER_PTS(buffer) = gst_util_uint64_scale_int(i, GST_SECOND, 16000);
+    GST_BUFFER_DURATION(buffer) = 20 * GST_MSECOND;
+    fail_unless_equals_int(gst_harness_push(h, buffer), GST_FLOW_OK);
+    g_usleep(20000);
+  }
+  gst_harness_push_event(h, gst_event_new_eos());
+  std::vector<GstMessage *> messages = drain_bus(h->element);
+  std::string warnings;
+  for (GstMessage *m : messages) {
+    if (GST_MESSAGE_TYPE(m) != GST_MESSAGE_WARNING)
+      continue;
+    GError *gerror = nullptr;
+    gst_message_parse_warning(m, &gerror, nullptr);
+    warnings += std::string(gerror->message) + "\n";
+    g_error_free(gerror);
+  }
+  fail_unless(warnings.find("took longer than latency + lateness (300 ms) while audio kept "
+                            "arriving") != std::string::npos,
+              "warnings: %s", warnings.c_str());
+  fail_unless(warnings.find("No audio arrived") == std::string::npos, "%s", warnings.c_str());
+  free_messages(messages);
+  teardown_harness(h);
+}
+GST_END_TEST;
+
 static Suite *qwenasr_suite(void) {
   Suite *s = suite_create("qwenasr");
   TCase *tc = tcase_create("general");
@@ -438,6 +474,7 @@ static Suite *qwenasr_suite(void) {
   tcase_add_test(tc, test_pango_markup_downstream_gets_markup_caps);
   tcase_add_test(tc, test_partial_results_never_overlap_or_go_back);
   tcase_add_test(tc, test_bus_messages_are_posted_like_the_sink);
+  tcase_add_test(tc, test_slow_final_with_audio_flowing_warns_about_latency_not_queues);
   tcase_add_test(tc, test_late_results_raise_max_observed_delay_and_warn_when_live);
   tcase_add_test(tc, test_learns_live_upstream_without_a_downstream_latency_query);
   return s;
