@@ -96,14 +96,10 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
   gboolean markup = FALSE;                     /* downstream wants pango-markup */
   GstClockTime position = GST_CLOCK_TIME_NONE; /* output PTS reached */
   std::deque<SentMark> sent;
-  int rate = 0;                   /* of the input caps */
-  GstClockTime hearing_delay = 0; /* slowest speech_started seen after its audio was sent */
-  gboolean eos = FALSE;           /* EOS pushed: no more output until a flush */
-  gboolean warned_stall = FALSE;  /* the held-back-pipeline warning was posted */
-  /* Start (output PTS) of the earliest utterance seen open whose final has not been taken for
-   * output yet. It outlives the utterance in the transcriber, which forgets it when its session
-   * is lost (its audio is resent and comes back under a new item). */
-  GstClockTime open_hold = GST_CLOCK_TIME_NONE;
+  int rate = 0;                           /* of the input caps */
+  GstClockTime hearing_delay = 0;         /* slowest speech_started seen after its audio was sent */
+  gboolean eos = FALSE;                   /* EOS pushed: no more output until a flush */
+  gboolean warned_stall = FALSE;          /* the held-back-pipeline warning was posted */
   std::atomic<bool> upstream_live{false}; /* from the last LATENCY query, ours or downstream's */
   /* Monotonic µs of the last reconnection: audio handed over before then was resent, so its
    * speech_started says nothing about the hearing delay. */
@@ -309,8 +305,9 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
   GstQwenAsrPrivate *priv = self->priv;
   if (!ensure_output_caps(self))
     return GST_FLOW_NOT_NEGOTIATED;
-  /* Open utterances before the results: one whose final arrives in between is then either
-   * still open here or among the results. */
+  /* Open utterances before the results: the transcriber hands a final over before its
+   * utterance stops being open, so one whose final arrives in between is then either still
+   * open here or among the results. */
   GstClockTime open_now = to_pts(self, priv->transcriber.earliest_open_start());
   std::deque<PendingCaption> ready;
   {
@@ -323,14 +320,10 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
   GstFlowReturn ret = GST_FLOW_OK;
   GstClockTime final_start = GST_CLOCK_TIME_NONE; /* latest start of a final taken here */
   for (const PendingCaption &caption : ready) {
-    /* A final (even an empty one) settles the held utterance it starts at or after. */
     GstClockTime start = to_pts(self, caption.transcript.start);
-    if (caption.transcript.final && GST_CLOCK_TIME_IS_VALID(start)) {
-      if (!GST_CLOCK_TIME_IS_VALID(final_start) || start > final_start)
-        final_start = start;
-      if (GST_CLOCK_TIME_IS_VALID(priv->open_hold) && start >= priv->open_hold)
-        priv->open_hold = GST_CLOCK_TIME_NONE;
-    }
+    if (caption.transcript.final && GST_CLOCK_TIME_IS_VALID(start) &&
+        (!GST_CLOCK_TIME_IS_VALID(final_start) || start > final_start))
+      final_start = start;
     if (!caption.transcript.final && !partials)
       continue;
     if (caption.transcript.text.empty())
@@ -358,14 +351,7 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
   GstClockTime safe = GST_CLOCK_TIME_NONE;
   gint64 now = g_get_monotonic_time();
   Budgets wait = budgets(self);
-  /* A held utterance the transcriber no longer has open gets no final (it failed, or was lost
-   * with a connection and comes back under a new start): it stops holding once overdue. */
-  if (GST_CLOCK_TIME_IS_VALID(priv->open_hold) &&
-      sent_wall_time(priv, priv->open_hold) + wait.overdue_us <= now &&
-      !(GST_CLOCK_TIME_IS_VALID(open_now) && open_now <= priv->open_hold))
-    priv->open_hold = GST_CLOCK_TIME_NONE;
   if (drained) {
-    priv->open_hold = GST_CLOCK_TIME_NONE;
     safe = to_pts(self, priv->transcriber.input_end_time());
     if (!priv->sent.empty())
       safe =
@@ -376,12 +362,11 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
         break;
       safe = mark.end;
     }
-    /* open_now may still be the utterance whose final was just taken. */
-    if (GST_CLOCK_TIME_IS_VALID(open_now) &&
-        (!GST_CLOCK_TIME_IS_VALID(final_start) || open_now > final_start) &&
-        (!GST_CLOCK_TIME_IS_VALID(priv->open_hold) || open_now < priv->open_hold))
-      priv->open_hold = open_now;
-    GstClockTime open = priv->open_hold;
+    /* open_now may be the utterance whose final was just taken. */
+    GstClockTime open = open_now;
+    if (GST_CLOCK_TIME_IS_VALID(final_start) && GST_CLOCK_TIME_IS_VALID(open) &&
+        open <= final_start)
+      open = GST_CLOCK_TIME_NONE;
     if (GST_CLOCK_TIME_IS_VALID(open) && GST_CLOCK_TIME_IS_VALID(safe) && open < safe) {
       if (sent_wall_time(priv, open) + wait.overdue_us > now) {
         safe = open;
@@ -415,8 +400,6 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
   /* Marks before the position are only needed for delay lookups of captions still open. */
   GstClockTime keep_from = priv->position;
   GstClockTime open = to_pts(self, priv->transcriber.earliest_open_start());
-  if (GST_CLOCK_TIME_IS_VALID(priv->open_hold))
-    open = GST_CLOCK_TIME_IS_VALID(open) ? MIN(open, priv->open_hold) : priv->open_hold;
   if (GST_CLOCK_TIME_IS_VALID(open) && GST_CLOCK_TIME_IS_VALID(keep_from))
     keep_from = MIN(keep_from, open);
   while (priv->sent.size() > 1 && GST_CLOCK_TIME_IS_VALID(keep_from) &&
@@ -440,7 +423,6 @@ static void reset_output(GstQwenAsr *self) {
   priv->speech_starts.clear();
   priv->sent.clear();
   priv->position = GST_CLOCK_TIME_NONE;
-  priv->open_hold = GST_CLOCK_TIME_NONE;
   priv->eos = FALSE;
   priv->warned_stall = FALSE;
 }

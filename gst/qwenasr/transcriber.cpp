@@ -105,6 +105,7 @@ bool Transcriber::ensure_session() {
     map_.reset(rate_);
     session_base_ = 0;
     items_.clear();
+    lost_open_start_.reset();
     unfinished_commits_.clear();
     pending_commits_.clear();
     last_commit_sample_ = 0;
@@ -160,6 +161,7 @@ void Transcriber::end_session() {
   adapter_time_ = GST_CLOCK_TIME_NONE;
   std::lock_guard<std::mutex> lock(lock_);
   items_.clear();
+  lost_open_start_.reset();
   unfinished_commits_.clear();
   pending_commits_.clear();
 }
@@ -388,6 +390,8 @@ GstClockTime Transcriber::earliest_open_start() const {
   }
   for (const CommitRange &range : unfinished_commits_)
     consider(range.start_sample);
+  if (lost_open_start_)
+    consider(*lost_open_start_);
   if (client_ && settings_.turn_detection == GST_QWEN_ASR_TURN_DETECTION_MANUAL &&
       map_.samples() > last_commit_sample_)
     consider(last_commit_sample_);
@@ -442,7 +446,13 @@ void Transcriber::on_session_start(guint64 base_sample, guint reconnect_attempt)
   std::lock_guard<std::mutex> lock(lock_);
   session_base_ = base_sample;
   /* Items of a lost session will never complete; their audio is being resent and comes back
-   * under new ids. Unfinished commits are resent too, and acknowledged again in order. */
+   * under new ids, but the utterance is still open meanwhile. Unfinished commits are resent
+   * too, and acknowledged again in order. */
+  for (const auto &entry : items_) {
+    if (entry.second.start_sample &&
+        (!lost_open_start_ || *entry.second.start_sample < *lost_open_start_))
+      lost_open_start_ = entry.second.start_sample;
+  }
   items_.clear();
   pending_commits_ = unfinished_commits_;
   configured_ = false;
@@ -516,6 +526,8 @@ void Transcriber::on_resend_dropped(guint64 samples) {
 
 /* Caller holds lock_. */
 void Transcriber::settle_locked(guint64 sample) {
+  if (lost_open_start_ && *lost_open_start_ < sample)
+    lost_open_start_.reset();
   while (!sent_marks_.empty() && sent_marks_.front().end_sample <= sample)
     sent_marks_.pop_front();
   std::lock_guard<std::mutex> lock(client_lock_);

@@ -170,7 +170,10 @@ private:
   guint64 session_base_ = 0; /* global sample at the current session's audio_*_ms == 0 */
   std::map<std::string, ItemTiming> items_;
   std::deque<CommitRange> unfinished_commits_; /* sent, no final yet */
-  std::deque<CommitRange> pending_commits_;    /* sent, not yet acknowledged by committed */
+  /* The earliest start of an utterance left open by a lost session: it stays open (its audio
+   * is resent) until audio past it is settled. */
+  std::optional<guint64> lost_open_start_;
+  std::deque<CommitRange> pending_commits_; /* sent, not yet acknowledged by committed */
   guint64 last_commit_sample_ = 0;
   std::deque<SentMark> sent_marks_; /* for the service delay, pruned as finals arrive */
   std::string session_id_;
