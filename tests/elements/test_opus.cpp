@@ -178,10 +178,7 @@ GST_END_TEST;
 GST_START_TEST(test_opus_captions_have_the_utterance_times) {
   auto service = start_service();
   Audio audio = make_audio(16000, kThreeUtterances);
-  GstHarness *h = harness_with_bus(
-      "qwenasr api-key=test-key min-duration=0 audio-format=opus url=" + service->url(), "src");
-  gst_harness_set_src_caps_str(h,
-                               "audio/x-raw,format=S16LE,channels=1,rate=16000,layout=interleaved");
+  GstHarness *h = caption_harness(service->url(), 16000, "min-duration=0 audio-format=opus");
   fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
   fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
   std::vector<GstBuffer *> captions;

@@ -10,19 +10,6 @@ using namespace testutil;
 static const std::vector<Stretch> kTwoUtterances = {
     {500, false}, {1000, true}, {1500, false}, {700, true}, {1000, false}};
 
-/* `live`: what the harness answers to the LATENCY query the element sends upstream when caps
- * arrive. Like a file by default (the harness itself would say live). */
-static GstHarness *caption_harness(const std::string &url, int rate,
-                                   const std::string &properties = "", bool live = false) {
-  GstHarness *h = harness_with_bus("qwenasr api-key=test-key url=" + url + " " + properties, "src");
-  gst_harness_set_live(h, live);
-  gchar *caps =
-      g_strdup_printf("audio/x-raw,format=S16LE,channels=1,rate=%d,layout=interleaved", rate);
-  gst_harness_set_src_caps_str(h, caps);
-  g_free(caps);
-  return h;
-}
-
 /* What the harness received on the text side, in order. */
 struct Output {
   std::vector<GstEvent *> events; /* serialized events and buffers interleave: see items */
@@ -312,8 +299,7 @@ GST_START_TEST(test_pango_markup_downstream_gets_markup_caps) {
   auto service = start_service();
   GstHarness *h = harness_with_bus("qwenasr api-key=test-key url=" + service->url(), "src");
   gst_harness_set_sink_caps_str(h, "text/x-raw,format=pango-markup");
-  gst_harness_set_src_caps_str(h,
-                               "audio/x-raw,format=S16LE,channels=1,rate=16000,layout=interleaved");
+  set_audio_caps(h, 16000);
   Audio audio = make_audio(16000, {{100, false}, {500, true}, {900, false}});
   Output out;
   stream_to_eos(h, audio, &out);

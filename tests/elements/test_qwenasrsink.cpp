@@ -10,8 +10,6 @@
 
 using namespace testutil;
 
-static const char *kCaps16k = "audio/x-raw,format=S16LE,channels=1,rate=16000,layout=interleaved";
-
 static const std::vector<Stretch> kTwoUtterances = {
     {500, false}, {1000, true}, {1500, false}, {700, true}, {1000, false}};
 
@@ -235,7 +233,7 @@ GST_START_TEST(test_rejected_key_is_a_not_authorized_error_that_hides_the_key) {
   GstHarness *h =
       harness_with_bus("qwenasrsink sync=false api-key=sk-wrong-secret-123 url=" + service->url());
   /* The connection opens with the first caps. */
-  gst_harness_set_src_caps_str(h, kCaps16k);
+  set_audio_caps(h, 16000);
   GstMessage *error = wait_for_error(h->element);
   GError *gerror = nullptr;
   gchar *debug = nullptr;
@@ -270,7 +268,7 @@ GST_START_TEST(test_forbidden_key_reports_403) {
   auto service = start_service();
   GstHarness *h =
       harness_with_bus("qwenasrsink sync=false api-key=forbidden-key url=" + service->url());
-  gst_harness_set_src_caps_str(h, kCaps16k);
+  set_audio_caps(h, 16000);
   GstMessage *error = wait_for_error(h->element);
   GError *gerror = nullptr;
   gst_message_parse_error(error, &gerror, nullptr);
@@ -307,8 +305,7 @@ GST_START_TEST(test_key_from_environment_is_used) {
   g_setenv("DASHSCOPE_API_KEY", "test-key", TRUE);
   GstHarness *h = harness_with_bus("qwenasrsink sync=false url=" + service->url());
   g_unsetenv("DASHSCOPE_API_KEY");
-  gst_harness_set_src_caps_str(h,
-                               "audio/x-raw,format=S16LE,channels=1,rate=16000,layout=interleaved");
+  set_audio_caps(h, 16000);
   Audio audio = make_audio(16000, {{300, false}});
   fail_unless_equals_int(push_audio(h, audio, 100, 0), GST_FLOW_OK);
   fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
@@ -352,7 +349,7 @@ GST_START_TEST(test_unreachable_service_is_a_connect_error_naming_the_host) {
   gchar *url = g_strdup_printf("ws://127.0.0.1:%u/api-ws/v1/realtime", port);
   GstHarness *h = harness_with_bus(
       std::string("qwenasrsink sync=false max-reconnects=0 api-key=test-key url=") + url);
-  gst_harness_set_src_caps_str(h, kCaps16k);
+  set_audio_caps(h, 16000);
   GstMessage *error = wait_for_error(h->element);
   GError *gerror = nullptr;
   gst_message_parse_error(error, &gerror, nullptr);
@@ -474,7 +471,7 @@ static void stream_with_key(const std::string &url, const char *key) {
   gst_object_unref(bus);
   GstHarness *h = gst_harness_new_with_element(sink, "sink", nullptr);
   gst_object_unref(sink);
-  gst_harness_set_src_caps_str(h, kCaps16k);
+  set_audio_caps(h, 16000);
   push_audio(h, make_audio(16000, {{200, false}, {600, true}, {900, false}}), 20, 0);
   gst_harness_push_event(h, gst_event_new_eos());
   teardown_harness(h);

@@ -83,10 +83,22 @@ GstHarness *sink_harness(const std::string &url, int rate, const char *extra_pro
   /* Like a file: the harness reports a live upstream by default, and a live sink drops
    * audio rather than wait when the network falls behind. */
   gst_harness_set_live(h, FALSE);
+  set_audio_caps(h, rate);
+  return h;
+}
+
+void set_audio_caps(GstHarness *h, int rate) {
   gchar *caps =
       g_strdup_printf("audio/x-raw,format=S16LE,channels=1,rate=%d,layout=interleaved", rate);
   gst_harness_set_src_caps_str(h, caps);
   g_free(caps);
+}
+
+GstHarness *caption_harness(const std::string &url, int rate, const std::string &properties,
+                            bool live) {
+  GstHarness *h = harness_with_bus("qwenasr api-key=test-key url=" + url + " " + properties, "src");
+  gst_harness_set_live(h, live);
+  set_audio_caps(h, rate);
   return h;
 }
 

@@ -50,9 +50,18 @@ GstHarness *harness_with_bus(const std::string &description, const char *src_pad
 /* gst_harness_teardown() after dropping what is left on the bus. */
 void teardown_harness(GstHarness *h);
 
+/* Sets the harness's input caps: S16LE mono at `rate`. */
+void set_audio_caps(GstHarness *h, int rate);
+
 /* A qwenasrsink with sync=false, url and api-key set, wrapped in a harness that feeds caps
  * for `rate` and a bus that records messages. */
 GstHarness *sink_harness(const std::string &url, int rate, const char *extra_properties = "");
+
+/* A qwenasr (api-key set) in a harness on its text side, with a bus that records messages.
+ * `live`: what the harness answers to the LATENCY query the element sends upstream when caps
+ * arrive; like a file by default (the harness itself would say live). */
+GstHarness *caption_harness(const std::string &url, int rate, const std::string &properties = "",
+                            bool live = false);
 
 /* Pushes the audio in `buffer_ms` buffers with PTS starting at `first_pts`. */
 GstFlowReturn push_audio(GstHarness *h, const Audio &audio, guint buffer_ms,
