@@ -532,12 +532,12 @@ int bench_wire(const Args &args) {
   double load = load1();
   struct Variant {
     const char *name, *properties;
+    double up; /* bytes up per audio minute, once measured */
   };
-  const Variant variants[] = {{"pcm", ""},
-                              {"opus", "audio-format=opus"},
-                              {"opus_16kbit", "audio-format=opus bitrate=16000"}};
-  double pcm_up = 0, opus_up = 0;
-  for (const Variant &v : variants) {
+  Variant variants[] = {{"pcm", "", 0},
+                        {"opus", "audio-format=opus", 0},
+                        {"opus_16kbit", "audio-format=opus bitrate=16000", 0}};
+  for (Variant &v : variants) {
     PassResult r;
     std::string why;
     if (!wire_pass(args, v.properties, speech, audio_s, &r, &why)) {
@@ -563,11 +563,9 @@ int bench_wire(const Args &args) {
         .num(prefix + "up_bytes_per_audio_minute_ethernet_estimate", eth_up)
         .integer(prefix + "appends", r.appends)
         .integer(prefix + "tcp_segments_out", r.tcp.segs_out);
-    if (v.name == std::string("pcm"))
-      pcm_up = up;
-    else if (v.name == std::string("opus"))
-      opus_up = up;
+    v.up = up;
   }
+  const double pcm_up = variants[0].up, opus_up = variants[1].up;
   out.num("pcm_bytes_per_audio_minute", pcm)
       .num("opus_saving_factor", pcm_up / opus_up)
       .num("load1", load)
