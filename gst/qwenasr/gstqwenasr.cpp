@@ -101,11 +101,13 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
   gboolean markup = FALSE;                     /* downstream wants pango-markup */
   GstClockTime position = GST_CLOCK_TIME_NONE; /* output PTS reached */
   std::deque<SentMark> sent;
-  int rate = 0;                           /* of the input caps */
-  GstClockTime hearing_delay = 0;         /* slowest speech_started seen after its audio was sent */
-  gboolean eos = FALSE;                   /* EOS queued: no more output until a flush */
-  gboolean warned_stall = FALSE;          /* the held-back-pipeline warning was posted */
-  gboolean late_episode = FALSE;          /* finals are arriving after their speech was shown */
+  int rate = 0;                   /* of the input caps */
+  GstClockTime hearing_delay = 0; /* slowest speech_started seen after its audio was sent */
+  gboolean eos = FALSE;           /* EOS queued: no more output until a flush */
+  gboolean warned_stall = FALSE;  /* the stalled-input warning was posted (once a stream) */
+  /* Finals are coming after their speech was passed: warned once when it starts, an INFO
+   * when a final is on time again. */
+  gboolean late_episode = FALSE;
   guint64 captions_late = 0;              /* finals shortened because they came late */
   std::atomic<bool> upstream_live{false}; /* from the last LATENCY query, ours or downstream's */
   /* Monotonic µs of the last reconnection: audio handed over before then was resent, so its
@@ -326,8 +328,8 @@ static void push_caption(GstQwenAsr *self, const PendingCaption &caption) {
     duration = end > start + shortest ? end - start : shortest;
     if (t.final) {
       priv->captions_late++;
-      if (!priv->late_episode) {
-        priv->late_episode = TRUE;
+      /* Live, the delay warning above has said it already. */
+      if (!priv->late_episode && !priv->upstream_live) {
         GST_ELEMENT_WARNING(
             self, STREAM, FAILED,
             ("A final transcript came after its speech had already been passed "
@@ -337,6 +339,7 @@ static void push_caption(GstQwenAsr *self, const PendingCaption &caption) {
              latency_ms),
             ("caption %s moved to %" GST_TIME_FORMAT, t.item_id.c_str(), GST_TIME_ARGS(start)));
       }
+      priv->late_episode = TRUE;
     }
   } else if (t.final && priv->late_episode) {
     priv->late_episode = FALSE;
@@ -431,11 +434,13 @@ static void push_output(GstQwenAsr *self, gboolean drained) {
     if (GST_CLOCK_TIME_IS_VALID(open) && GST_CLOCK_TIME_IS_VALID(safe) && open < safe) {
       if (sent_wall_time(priv, open) + wait.overdue_us > now) {
         safe = open;
-      } else if (!priv->upstream_live && !priv->warned_stall) {
-        priv->warned_stall = TRUE;
-        if (!priv->sent.empty() && now - priv->sent.back().wall < kAudioFlowingUs) {
+      } else if (!priv->upstream_live) {
+        gboolean flowing = !priv->sent.empty() && now - priv->sent.back().wall < kAudioFlowingUs;
+        if (flowing && !priv->late_episode) {
           /* Audio keeps coming in real time (a source such as rtmp2src that is not live):
-           * the service is simply slower than the budget. */
+           * the service is simply slower than the budget. One warning for the episode of
+           * late captions this starts (see push_caption). */
+          priv->late_episode = TRUE;
           GST_ELEMENT_WARNING(self, STREAM, FAILED,
                               ("A final transcript took longer than latency + lateness (%u ms) "
                                "while audio kept arriving: the caption will be late. Raise "
@@ -443,7 +448,10 @@ static void push_output(GstQwenAsr *self, gboolean drained) {
                                "the service's response time.",
                                priv->latency_ms + priv->lateness_ms),
                               ("utterance open since %" GST_TIME_FORMAT, GST_TIME_ARGS(open)));
+        } else if (flowing || priv->warned_stall) {
+          /* said already */
         } else if (priv->push_entered != 0 && now - priv->push_entered > kAudioFlowingUs) {
+          priv->warned_stall = TRUE;
           /* Audio stopped coming because the service stopped taking it. */
           GST_ELEMENT_WARNING(self, RESOURCE, WRITE,
                               ("The service has stopped taking audio (a network or service "
@@ -454,6 +462,7 @@ static void push_output(GstQwenAsr *self, gboolean drained) {
         } else {
           /* Not live, the utterance could only stay open this long because its audio stopped
            * coming: something upstream waits for our text. */
+          priv->warned_stall = TRUE;
           GST_ELEMENT_WARNING(self, STREAM, FAILED,
                               ("No audio arrived for an unfinished utterance: the pipeline "
                                "seems to wait for its caption. The caption will be late; give "
