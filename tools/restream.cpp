@@ -48,7 +48,7 @@ const guint kDelayMarginMs = 1500;
 struct Options {
   gchar *language = nullptr;
   gchar *url = nullptr;
-  gint latency_ms = 8000;
+  gint latency_ms = 10000;
   gint vad_silence_ms = 0; /* 0: the element's default */
   gchar *size = nullptr;
   gint width = 1280, height = 720;
@@ -347,7 +347,8 @@ bool parse_options(int argc, char **argv, Restream &r) {
       {"language", 'l', 0, G_OPTION_ARG_STRING, &o.language,
        "Language of the speech (qwenasr language-code, e.g. en, zh); default: detected", "CODE"},
       {"latency", 0, 0, G_OPTION_ARG_INT, &o.latency_ms,
-       "Time a transcript may take after its speech starts (ms; default 8000). The output is "
+       "Time a transcript may take after its speech starts (ms; default 10000: sentences up to ~9 "
+       "s). The output is "
        "delayed by this plus 1500 ms",
        "MS"},
       {"vad-silence-ms", 0, 0, G_OPTION_ARG_INT, &o.vad_silence_ms,
