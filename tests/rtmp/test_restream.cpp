@@ -333,6 +333,40 @@ static std::vector<const Frame *> readable(const Viewer &v, gint64 from, gint64 
   return frames;
 }
 
+/* One publishing of `input` through the program with `options`, watched to its end. */
+struct Outcome {
+  guint frames = 0;     /* readable output frames */
+  gint64 stall_us = 0;  /* longest time between two output frames after the first */
+  gint64 delay_us = 0;  /* median, publisher to viewer */
+  gint64 spread_us = 0; /* of that delay, 1st to 99th percentile */
+  CaptionCheck captions;
+};
+
+static Outcome stream_through(Run &run, const Input &input, const std::vector<std::string> &options,
+                              double tail_s) {
+  start_rtmp_viewer(run.out, run.nginx.url("out"));
+  run.start_restream(options);
+  gint64 published = g_get_monotonic_time();
+  GPid publisher = run.publish(input.flv);
+  run.keep_running(input.duration / 1e9 + tail_s);
+  fail_unless_equals_int(wait_child(publisher, 5 * G_USEC_PER_SEC), 0);
+  run.terminate();
+  stop(run.out.pipeline);
+
+  std::lock_guard<std::mutex> guard(run.out.lock);
+  auto frames = readable(run.out, 0, G_MAXINT64);
+  fail_unless(frames.size() > 100, "only %u frames came through", (guint)frames.size());
+  Outcome o;
+  o.frames = frames.size();
+  o.stall_us = longest_stall(run.out, frames.front()->wall);
+  std::vector<gint64> d = delays(frames, published);
+  o.delay_us = median(d);
+  std::sort(d.begin(), d.end());
+  o.spread_us = d[d.size() * 99 / 100] - d[d.size() / 100];
+  o.captions = check_captions(frames, input.sentences);
+  return o;
+}
+
 /* ------------------------------------------------------------------------------------------
  * Tests.
  * ---------------------------------------------------------------------------------------- */
@@ -357,40 +391,25 @@ GST_START_TEST(test_real_speech_is_captioned_on_its_sentences_at_a_constant_dela
   Run run(std::move(options));
   Input input = make_input(sentences(), 3, "qwenasr-restream-speech.flv");
   g_print("input: %.1f s, %u sentences\n", input.duration / 1e9, (guint)input.sentences.size());
-  start_rtmp_viewer(run.out, run.nginx.url("out"));
   /* The local recogniser, PocketSphinx, needs up to ~3 s after a sentence ends on two cores
    * busy with the rest of the run (the cloud service answers within about a second): a
-   * latency above the longest sentence (6.5 s) with that margin. */
-  run.start_restream({"--language", "en", "--latency", "12000"});
-  gint64 published = g_get_monotonic_time();
-  GPid publisher = run.publish(input.flv);
-  /* The whole input, then the output delay (latency 12 s + 1.5 s) and a little more. */
-  run.keep_running(input.duration / 1e9 + 16);
-  fail_unless_equals_int(wait_child(publisher, 5 * G_USEC_PER_SEC), 0);
-  run.terminate();
-  stop(run.out.pipeline);
-
-  std::lock_guard<std::mutex> guard(run.out.lock);
-  auto frames = readable(run.out, 0, G_MAXINT64);
-  fail_unless(frames.size() > input.duration / kFrameDuration * 9 / 10,
-              "%u of %u frames came through", (guint)frames.size(),
-              (guint)(input.duration / kFrameDuration));
-  gint64 stall = longest_stall(run.out, frames.front()->wall);
-  std::vector<gint64> d = delays(frames, published);
-  std::vector<gint64> sorted = d;
-  std::sort(sorted.begin(), sorted.end());
-  gint64 spread = sorted[sorted.size() * 99 / 100] - sorted[sorted.size() / 100];
-  CaptionCheck c = check_captions(frames, input.sentences);
+   * latency above the longest sentence (6.5 s) with that margin. The run: the whole input,
+   * then the output delay (latency 12 s + 1.5 s) and a little more. */
+  Outcome o = stream_through(run, input, {"--language", "en", "--latency", "12000"}, 16);
+  const CaptionCheck &c = o.captions;
   g_print("real speech: %u frames, longest stall %" G_GINT64_FORMAT " ms; delay publisher -> "
           "viewer median %" G_GINT64_FORMAT " ms, p1-p99 spread %" G_GINT64_FORMAT " ms\n"
           "  %u sentences, %u without a caption, %u captioned frames, %u off speech; caption "
           "start errors (ms): %s\n",
-          (guint)frames.size(), stall / 1000, median(d) / 1000, spread / 1000,
+          o.frames, o.stall_us / 1000, o.delay_us / 1000, o.spread_us / 1000,
           (guint)input.sentences.size(), c.missing, c.captioned_frames, c.off_speech,
           list(c.start_errors_ms).c_str());
-  fail_unless(stall <= kMaxFreezeUs, "the output stalled for %" G_GINT64_FORMAT " ms",
-              stall / 1000);
-  fail_unless(spread <= 500 * 1000, "the delay varies by %" G_GINT64_FORMAT " ms", spread / 1000);
+  fail_unless(o.frames > input.duration / kFrameDuration * 9 / 10, "%u of %u frames came through",
+              o.frames, (guint)(input.duration / kFrameDuration));
+  fail_unless(o.stall_us <= kMaxFreezeUs, "the output stalled for %" G_GINT64_FORMAT " ms",
+              o.stall_us / 1000);
+  fail_unless(o.spread_us <= 500 * 1000, "the delay varies by %" G_GINT64_FORMAT " ms",
+              o.spread_us / 1000);
   fail_unless(c.start_errors_ms.size() >= input.sentences.size() - 1, "only %u sentences judged",
               (guint)c.start_errors_ms.size());
   fail_unless_equals_int(c.missing, 0);
@@ -508,24 +527,8 @@ GST_START_TEST(test_restream_soak) {
   Run run;
   std::vector<std::string> clips = sentences();
   Input input = make_input(clips, MAX(1, int(seconds / 37)), "qwenasr-restream-soak.flv");
-  start_rtmp_viewer(run.out, run.nginx.url("out"));
-  run.start_restream({"--health-interval", "60"});
-  gint64 published = g_get_monotonic_time();
-  GPid publisher = run.publish(input.flv);
-  run.keep_running(input.duration / 1e9 + 14);
-  fail_unless_equals_int(wait_child(publisher, 5 * G_USEC_PER_SEC), 0);
-  run.terminate();
-  stop(run.out.pipeline);
-
-  std::lock_guard<std::mutex> guard(run.out.lock);
-  auto frames = readable(run.out, 0, G_MAXINT64);
-  fail_unless(frames.size() > 100, "no output");
-  gint64 stall = longest_stall(run.out, frames.front()->wall);
-  std::vector<gint64> d = delays(frames, published);
-  std::vector<gint64> sorted = d;
-  std::sort(sorted.begin(), sorted.end());
-  gint64 spread = sorted[sorted.size() * 99 / 100] - sorted[sorted.size() / 100];
-  CaptionCheck c = check_captions(frames, input.sentences);
+  Outcome o = stream_through(run, input, {"--health-interval", "60"}, 14);
+  const CaptionCheck &c = o.captions;
   /* Memory after two minutes (warmed up) against the end. */
   guint64 rss_warm = 0, rss_end = run.samples.back().rss_kb, rss_max = 0;
   for (const auto &s : run.samples) {
@@ -541,14 +544,16 @@ GST_START_TEST(test_restream_soak) {
       ",\"delay_spread_ms\":%" G_GINT64_FORMAT ",\"rss_kb_at_2min\":%" G_GUINT64_FORMAT
       ",\"rss_kb_end\":%" G_GUINT64_FORMAT ",\"rss_kb_max\":%" G_GUINT64_FORMAT
       ",\"cpu_s\":%.1f,\"cpu_s_per_stream_hour\":%.0f}",
-      input.duration / 1e9, (guint)input.sentences.size(), c.missing, c.off_speech, stall / 1000,
-      median(d) / 1000, spread / 1000, rss_warm, rss_end, rss_max, cpu, cpu / audio_h);
+      input.duration / 1e9, (guint)input.sentences.size(), c.missing, c.off_speech,
+      o.stall_us / 1000, o.delay_us / 1000, o.spread_us / 1000, rss_warm, rss_end, rss_max, cpu,
+      cpu / audio_h);
   g_print("restream_soak: %s\n", json);
   if (const char *path = g_getenv("QWENASR_RESTREAM_SOAK_JSON"))
     fail_unless(g_file_set_contents(path, json, -1, nullptr));
   g_free(json);
-  fail_unless(stall <= kMaxFreezeUs, "stall of %" G_GINT64_FORMAT " ms", stall / 1000);
-  fail_unless(spread <= 500 * 1000, "the delay varies by %" G_GINT64_FORMAT " ms", spread / 1000);
+  fail_unless(o.stall_us <= kMaxFreezeUs, "stall of %" G_GINT64_FORMAT " ms", o.stall_us / 1000);
+  fail_unless(o.spread_us <= 500 * 1000, "the delay varies by %" G_GINT64_FORMAT " ms",
+              o.spread_us / 1000);
   fail_unless(rss_end <= rss_warm + 10 * 1024,
               "memory grew from %" G_GUINT64_FORMAT " kB to %" G_GUINT64_FORMAT " kB", rss_warm,
               rss_end);
