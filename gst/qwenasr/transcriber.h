@@ -179,7 +179,7 @@ private:
   std::string session_id_;
   bool configured_ = false;
   guint64 partials_ = 0, finals_ = 0;
-  GstClockTime last_delay_ = GST_CLOCK_TIME_NONE, max_delay_ = 0;
+  GstClockTime last_delay_ = 0, max_delay_ = 0; /* 0 until the first final */
 };
 
 } // namespace qwenasr
