@@ -111,7 +111,9 @@ else
   url="ws://127.0.0.1:$(cat "$workdir/port")/api-ws/v1/realtime"
   echo "demo: service: local, PocketSphinx engine, $url"
   export DASHSCOPE_API_KEY=test-key
-  url_args=("url=$url")
+  # PocketSphinx decodes an utterance still open at the end of the media only then, which on a
+  # busy machine can take longer than the default 10 s finish-timeout.
+  url_args=("url=$url" "finish-timeout=60000")
   pace=${DEMO_PACE:-fast}
 fi
 # realtime: the audio goes to the recogniser at the media's pace, as from a microphone.
