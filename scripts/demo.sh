@@ -10,8 +10,9 @@
 # $BUILD_DIR (default build-demo), a few progress lines on screen, everything else in
 # $BUILD_DIR/demo-setup.log.
 # Then, per MEDIA: prints each final caption once, with its times; writes MEDIA.srt and
-# MEDIA.captioned.mp4 (H.264 4:2:0 8-bit + AAC; the input's picture at its own size, or a test
-# pattern when it has none) next to the input, or into $OUT_DIR when that directory is not
+# MEDIA.captioned.mp4 (H.264 4:2:0 8-bit + AAC; the input's picture at its own size, less a
+# column or row where that is odd, or a test pattern when it has none) next to the input, or
+# into $OUT_DIR when that directory is not
 # writable or is system data (default $BUILD_DIR/demo-output); and ends with a summary.
 # With DASHSCOPE_API_KEY set the cloud service recognises, sent at the media's own pace;
 # otherwise the local service with the PocketSphinx engine on a free loopback port, as fast as
@@ -142,6 +143,16 @@ duration_of() {
     awk '{ printf "%.1f", $1 * 3600 + $2 * 60 + $3 }'
 }
 
+# "videocrop right=1 bottom=1 !" as far as the picture of FILE has an odd width or height (H.264
+# 4:2:0 needs even ones), from gst-discoverer-1.0; nothing when both are even or it is missing.
+crop_to_even() {
+  command -v gst-discoverer-1.0 >/dev/null || return 0
+  gst-discoverer-1.0 "$1" 2>/dev/null | awk '
+    /^ *Width: / && !w { w = $2 }
+    /^ *Height: / && !h { h = $2 }
+    END { if (w % 2 || h % 2) printf "videocrop right=%d bottom=%d !", w % 2, h % 2 }'
+}
+
 summary=()
 total_cues=0
 total_audio=0
@@ -172,7 +183,7 @@ for input in "${media[@]}"; do
   seconds=""
   if has_video "$input"; then
     seconds=$(duration_of "$input")
-    video="filesrc location=\"$input\" ! decodebin name=d d. ! video/x-raw ! $bigq ! $overlay"
+    video="filesrc location=\"$input\" ! decodebin name=d d. ! video/x-raw ! $bigq ! $(crop_to_even "$input") $overlay"
     audio="d. ! audio/x-raw"
   else
     raw="$input"

@@ -5,8 +5,9 @@
 #          a summary, and an MP4 that plays everywhere (H.264 4:2:0 8-bit + AAC)
 #   video  the recording inside a 322x242 Matroska video: the MP4 keeps that picture size
 #          and has the sound
+#   odd    the same at 321x241: the MP4 is 320x240 (H.264 4:2:0 needs even sizes)
 # The MP4s are checked with gst-discoverer-1.0 (gstreamer1.0-plugins-base-apps), a tool a
-# user has. Usage: test_demo.sh SOURCE_ROOT BUILD_ROOT audio|video. Exits 77 (meson: SKIP)
+# user has. Usage: test_demo.sh SOURCE_ROOT BUILD_ROOT audio|video|odd. Exits 77 (meson: SKIP)
 # without PocketSphinx.
 set -euo pipefail
 src=$1
@@ -44,17 +45,19 @@ check_mp4() { # FILE WIDTH HEIGHT
 
 case "$mode" in
 audio) input=$clip ;;
-video)
-  # 322x242 (even, as 4:2:0 needs), 3.2 s of test picture with the recording as its sound.
+video | odd)
+  # 3.2 s of test picture with the recording as its sound.
+  size="width=322,height=242"
+  [ "$mode" = odd ] && size="width=321,height=241"
   input="$out/in/talk.mkv"
   mkdir -p "$out/in"
   gst-launch-1.0 -q videotestsrc pattern=ball num-buffers=80 ! \
-    video/x-raw,width=322,height=242,framerate=25/1 ! x264enc speed-preset=ultrafast ! \
+    video/x-raw,$size,framerate=25/1 ! x264enc speed-preset=ultrafast ! \
     matroskamux name=m ! filesink location="$input" \
     filesrc location="$clip" ! rawaudioparse format=pcm pcm-format=s16le sample-rate=16000 \
     num-channels=1 ! audioconvert ! m.
   ;;
-*) fail "mode must be audio or video" ;;
+*) fail "mode must be audio, video or odd" ;;
 esac
 
 # Local service (no key), at its default pace, no install or build: this build is the one.
@@ -85,5 +88,6 @@ grep -Eq '^1 input\(s\), [0-9]+\.[0-9] s of audio, 1 caption\(s\), [0-9]+s in al
 case "$mode" in
 audio) check_mp4 "$mp4" 640 360 ;;
 video) check_mp4 "$mp4" 322 242 ;;
+odd) check_mp4 "$mp4" 320 240 ;;
 esac
 echo "PASS"
