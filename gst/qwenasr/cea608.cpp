@@ -14,12 +14,14 @@ struct BasicOverride {
   gunichar c;
   guint8 code;
 };
+/* clang-format off */
 const BasicOverride kBasicOverrides[] = {
-    {0x00E1, 0x2A}, /* á */ {0x00E9, 0x5C}, /* é */ {0x00ED, 0x5E}, /* í */
-    {0x00F3, 0x5F}, /* ó */ {0x00FA, 0x60}, /* ú */ {0x00E7, 0x7B}, /* ç */
-    {0x00F7, 0x7C}, /* ÷ */ {0x00D1, 0x7D}, /* Ñ */ {0x00F1, 0x7E}, /* ñ */
-    {0x25A0, 0x7F},                                                 /* ■ solid block */
+    {0x00E1, 0x2A} /* á */, {0x00E9, 0x5C} /* é */, {0x00ED, 0x5E} /* í */,
+    {0x00F3, 0x5F} /* ó */, {0x00FA, 0x60} /* ú */, {0x00E7, 0x7B} /* ç */,
+    {0x00F7, 0x7C} /* ÷ */, {0x00D1, 0x7D} /* Ñ */, {0x00F1, 0x7E} /* ñ */,
+    {0x25A0, 0x7F} /* ■ solid block */,
 };
+/* clang-format on */
 /* ASCII characters whose codes the basic set gives to the letters above. */
 bool ascii_replaced(gunichar c) {
   return c == '*' || c == '\\' || c == '^' || c == '_' || c == '`' || c == '{' || c == '|' ||
@@ -58,22 +60,20 @@ struct LookAlike {
   gunichar c;
   const char *as;
 };
+/* clang-format off */
 const LookAlike kLookAlikes[] = {
-    {0x2013, "-"},
-    /* – */ {0x2010, "-"},
-    /* ‐ */ {0x2212, "-"}, /* − */
-    {0x2026, "..."},
-    /* … */ {0x00A0, " "},
-    /* nbsp */ {0x202F, " "},
-    {0x2009, " "},
-    {0x2019, "'"}, /* ’: the basic apostrophe costs half as much */
-    {0x00B4, "'"},
-    {0x201E, "\""},
-    {0x2032, "'"},
-    {0x2033, "\""},
-    {'`', "'"},
-    {0x00D7, "x"}, /* × */
+    {0x2013, "-"}, {0x2010, "-"}, {0x2212, "-"},     /* dashes and minus */
+    {0x2026, "..."},                                  /* ellipsis */
+    {0x00A0, " "}, {0x202F, " "}, {0x2009, " "},     /* narrow and no-break spaces */
+    {0x2019, "'"},  /* ’: the basic apostrophe costs half as much */
+    {0x00B4, "'"}, {0x201E, "\""}, {0x2032, "'"}, {0x2033, "\""}, {'`', "'"},
+    {0x00D7, "x"},                                    /* × */
+    /* Latin letters without a decomposition */
+    {0x0141, "L"}, {0x0142, "l"}, {0x0110, "D"}, {0x0111, "d"}, {0x00C6, "AE"},
+    {0x00E6, "ae"}, {0x0152, "OE"}, {0x0153, "oe"}, {0x0131, "i"}, {0x00D0, "D"},
+    {0x00F0, "d"}, {0x00DE, "Th"}, {0x00FE, "th"}, {0x0127, "h"},
 };
+/* clang-format on */
 
 } // namespace
 

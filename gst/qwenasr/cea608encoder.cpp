@@ -63,9 +63,10 @@ std::vector<Code> Encoder::sequence_for(const Screen &s) const {
       control(Command::kResumeCaptionLoading);
       control(Command::kEraseNonDisplayedMemory);
     } else {
+      /* Erase even an empty display: decoders that report screen changes (ffmpeg) take the
+       * new caption's start from the last change. */
       control(Command::kResumeDirectCaptioning);
-      if (on_screen_)
-        control(Command::kEraseDisplayedMemory);
+      control(Command::kEraseDisplayedMemory);
     }
     guint first_row = kBottomRow + 1 - MIN(static_cast<guint>(s.rows.size()), kBottomRow);
     for (gsize i = 0; i < s.rows.size() && i < kBottomRow; i++) {

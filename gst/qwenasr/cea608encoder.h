@@ -4,6 +4,8 @@
  * only; converting times to frames is the caller's. */
 #pragma once
 
+#include <gst/gst.h>
+
 #include <deque>
 #include <optional>
 #include <string>
@@ -13,6 +15,18 @@
 
 namespace qwenasr {
 namespace cea608 {
+
+/* Frame index <-> time at a framerate. Times come from the index, so they never drift. */
+struct FrameClock {
+  gint fps_n = 30000, fps_d = 1001;
+  /* The first frame starting at or after `t`. */
+  guint64 frame_at(GstClockTime t) const {
+    return gst_util_uint64_scale_ceil(t, fps_n, static_cast<guint64>(fps_d) * GST_SECOND);
+  }
+  GstClockTime time_of(guint64 frame) const {
+    return gst_util_uint64_scale(frame, static_cast<guint64>(fps_d) * GST_SECOND, fps_n);
+  }
+};
 
 enum class Mode { kPopOn, kRollUp2, kRollUp3, kRollUp4, kPaintOn };
 

@@ -67,14 +67,15 @@ struct GstQwenAsrCea608EncPrivate {
   /* properties, guarded by the object lock */
   Mode mode = DEFAULT_MODE;
   gint channel = DEFAULT_CHANNEL;
-  EncoderStats stats; /* a copy for the stats property, updated by the streaming thread */
+  EncoderStats stats;        /* a copy for the stats property, updated by the streaming thread */
+  GstClockTime max_late = 0; /* stats.max_late_frames as time */
 
   /* streaming state, used under the sink pad's stream lock */
   std::unique_ptr<Encoder> encoder; /* created when caps are negotiated */
   Mode active_mode = DEFAULT_MODE;
   bool field2 = false;
-  bool s334 = false; /* format=s334-1a, else raw */
-  gint fps_n = 0, fps_d = 1;
+  bool s334 = false;                 /* format=s334-1a, else raw */
+  qwenasr::cea608::FrameClock clock; /* the negotiated framerate */
   bool markup = false;
   GstSegment segment;
   bool started = false; /* the encoder is placed on the timeline */
@@ -132,11 +133,11 @@ GST_ELEMENT_REGISTER_DEFINE(qwenasrcea608enc, "qwenasrcea608enc", GST_RANK_NONE,
 /* ---- time and frames ---- */
 
 static guint64 frame_of(GstQwenAsrCea608EncPrivate *priv, GstClockTime t) {
-  return gst_util_uint64_scale_ceil(t, priv->fps_n, priv->fps_d * GST_SECOND);
+  return priv->clock.frame_at(t);
 }
 
 static GstClockTime time_of(GstQwenAsrCea608EncPrivate *priv, guint64 frame) {
-  return gst_util_uint64_scale(frame, priv->fps_d * GST_SECOND, priv->fps_n);
+  return priv->clock.time_of(frame);
 }
 
 /* ---- output ---- */
@@ -186,8 +187,7 @@ static gboolean negotiate(GstQwenAsrCea608Enc *self) {
     gst_caps_unref(caps);
     return FALSE;
   }
-  priv->fps_n = fps_n;
-  priv->fps_d = fps_d;
+  priv->clock = {fps_n, fps_d};
   priv->s334 = g_strcmp0(gst_structure_get_string(s, "format"), "s334-1a") == 0;
   priv->field2 = field2;
   priv->active_mode = mode;
@@ -250,6 +250,7 @@ static GstFlowReturn push_until(GstQwenAsrCea608Enc *self, guint64 target) {
   GST_OBJECT_LOCK(self);
   guint64 dropped_before = priv->stats.dropped;
   priv->stats = stats;
+  priv->max_late = time_of(priv, stats.max_late_frames);
   GST_OBJECT_UNLOCK(self);
   if (stats.dropped > dropped_before && !priv->warned_dropped) {
     priv->warned_dropped = true;
@@ -501,13 +502,11 @@ static void gst_qwen_asr_cea608_enc_get_property(GObject *object, guint prop_id,
     g_value_set_enum(value, priv->channel);
     break;
   case PROP_STATS: {
-    GstClockTime max_late =
-        priv->fps_n > 0 ? time_of(priv, priv->stats.max_late_frames) : GST_CLOCK_TIME_NONE;
     g_value_take_boxed(value, gst_structure_new("qwenasrcea608enc/stats", "captions", G_TYPE_UINT64,
                                                 priv->stats.screens, "late", G_TYPE_UINT64,
                                                 priv->stats.late, "dropped", G_TYPE_UINT64,
                                                 priv->stats.dropped, "max-late", G_TYPE_UINT64,
-                                                max_late, nullptr));
+                                                priv->max_late, nullptr));
     break;
   }
   default:
@@ -530,6 +529,7 @@ static GstStateChangeReturn gst_qwen_asr_cea608_enc_change_state(GstElement *ele
     gst_segment_init(&priv->segment, GST_FORMAT_TIME);
     GST_OBJECT_LOCK(self);
     priv->stats = EncoderStats();
+    priv->max_late = 0;
     GST_OBJECT_UNLOCK(self);
   }
   return ret;
