@@ -82,6 +82,7 @@ struct GstQwenAsrCea608EncPrivate {
   guint64 known = 0;    /* input settled (text or GAP) up to this frame */
   guint64 lookahead = 0;
   bool warned_unsupported = false, warned_untimed = false, warned_dropped = false;
+  bool negotiation_failed = false; /* reported once: re-sent caps fail quietly */
 };
 
 struct _GstQwenAsrCea608Enc {
@@ -144,6 +145,8 @@ static GstClockTime time_of(GstQwenAsrCea608EncPrivate *priv, guint64 frame) {
 
 static gboolean negotiate(GstQwenAsrCea608Enc *self) {
   GstQwenAsrCea608EncPrivate *priv = self->priv;
+  if (priv->negotiation_failed)
+    return FALSE;
   GST_OBJECT_LOCK(self);
   Mode mode = priv->mode;
   gboolean field2 = priv->channel == 3;
@@ -169,6 +172,7 @@ static gboolean negotiate(GstQwenAsrCea608Enc *self) {
                        field2 ? "format=s334-1a (channel cc3 needs it)" : "a framerate"),
                       (nullptr));
     gst_caps_unref(caps);
+    priv->negotiation_failed = true;
     return FALSE;
   }
   caps = gst_caps_truncate(caps);
@@ -185,6 +189,7 @@ static gboolean negotiate(GstQwenAsrCea608Enc *self) {
                        "closedcaption/x-cea-608,framerate=30000/1001 after it."),
                       ("negotiated %" GST_PTR_FORMAT, caps));
     gst_caps_unref(caps);
+    priv->negotiation_failed = true;
     return FALSE;
   }
   priv->clock = {fps_n, fps_d};
@@ -524,6 +529,7 @@ static GstStateChangeReturn gst_qwen_asr_cea608_enc_change_state(GstElement *ele
     /* Pads are deactivated: no streaming thread is left. */
     auto priv = self->priv;
     priv->encoder.reset();
+    priv->negotiation_failed = false;
     priv->started = false;
     priv->known = 0;
     gst_segment_init(&priv->segment, GST_FORMAT_TIME);
