@@ -19,6 +19,8 @@ packages=(
   libpocketsphinx-dev pocketsphinx-en-us pocketsphinx-testdata
   # the Python embedding example
   python3-gi gir1.2-gstreamer-1.0
+  # the closed-caption tests decode what viewers see with ffmpeg (an independent decoder)
+  ffmpeg
   # the RTMP end-to-end test runs its own nginx with the RTMP module
   nginx libnginx-mod-rtmp
 )
