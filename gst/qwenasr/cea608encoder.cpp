@@ -133,7 +133,9 @@ Pair Encoder::next() {
     erase_at_ = MAX(current_->end, frame_ + min_frames_);
     eoc_pending_ = false;
     current_.reset();
-  } else if ((on_screen_ && frame_ >= erase_at_) || erase_first_) {
+  } else if ((on_screen_ && (frame_ >= erase_at_ ||
+                             (ending_ && queue_.empty() && sending_.empty() && !current_))) ||
+             erase_first_) {
     emit_control(Command::kEraseDisplayedMemory, &out);
     on_screen_ = false;
     erase_first_ = false;
@@ -194,6 +196,7 @@ void Encoder::reset(guint64 frame) {
   on_screen_ = false;
   erase_at_ = 0;
   erase_first_ = true;
+  ending_ = false;
 }
 
 bool Encoder::idle() const {

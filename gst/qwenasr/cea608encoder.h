@@ -62,6 +62,9 @@ public:
    * the mode and erase the display. */
   void reset(guint64 frame);
 
+  /* The stream ends: what is on screen is erased as soon as nothing is left to send. */
+  void end_soon() { ending_ = true; }
+
   /* Nothing left to send, nothing on screen to erase later. */
   bool idle() const;
 
@@ -92,6 +95,7 @@ private:
   bool row_used_ = false;         /* roll-up: the base row holds text */
   guint64 erase_at_ = 0;          /* when on_screen_, the frame to erase it */
   bool erase_first_ = true;       /* after a reset: erase whatever a decoder shows */
+  bool ending_ = false;           /* end_soon() was called */
   EncoderStats stats_;
 };
 

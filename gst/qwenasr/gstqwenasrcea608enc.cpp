@@ -57,6 +57,8 @@ static const GstClockTime kMinUntimedDuration = 2 * GST_SECOND;
 /* At EOS, pending captions are sent for at most this long past the input's end. */
 static const GstClockTime kMaxDrain = 60 * GST_SECOND;
 static const guint kColumns = 32;
+/* Padding from the segment start up to the first input is sent only within this much. */
+static const GstClockTime kMaxLeadIn = 60 * GST_SECOND;
 
 enum { PROP_0, PROP_MODE, PROP_CHANNEL, PROP_STATS };
 
@@ -205,17 +207,21 @@ static gboolean negotiate(GstQwenAsrCea608Enc *self) {
   return ok;
 }
 
-/* Places the encoder on the timeline at the first thing seen (at `t`), early enough to load a
- * pop-on caption that starts there. */
+/* Places the encoder on the timeline when the first text or GAP (at `t`) arrives: at the start
+ * of the segment, so that the caption stream covers the video from its first frame (cccombiner
+ * then never waits for captions before they begin), unless that is long before `t`; then
+ * early enough to load a pop-on caption that starts at `t`. */
 static void ensure_started(GstQwenAsrCea608Enc *self, GstClockTime t) {
   GstQwenAsrCea608EncPrivate *priv = self->priv;
   if (priv->started)
     return;
   guint64 first = frame_of(priv, t);
   first = first > priv->lookahead ? first - priv->lookahead : 0;
-  first = MAX(first, frame_of(priv, priv->segment.start));
-  priv->encoder->reset(first);
-  priv->known = first;
+  guint64 segment_start = frame_of(priv, priv->segment.start);
+  if (t < priv->segment.start + kMaxLeadIn)
+    first = segment_start;
+  priv->encoder->reset(MAX(first, segment_start));
+  priv->known = priv->encoder->frame();
   priv->started = true;
 }
 
@@ -391,12 +397,15 @@ static GstFlowReturn gst_qwen_asr_cea608_enc_chain(GstPad *, GstObject *parent, 
   return push_until(self, settled_output(priv));
 }
 
-/* Sends what is still pending: the input's end, then the queued captions and their erasure. */
+/* Sends what is still pending: the input's end, then the queued captions, erased as soon as
+ * they are complete (a caption stream that outlasts the video makes cccombiner 1.22 output
+ * empty GAP frames, which x264enc refuses). */
 static GstFlowReturn drain(GstQwenAsrCea608Enc *self) {
   GstQwenAsrCea608EncPrivate *priv = self->priv;
   if (!priv->encoder || !priv->started)
     return GST_FLOW_OK;
   GstFlowReturn ret = push_until(self, priv->known);
+  priv->encoder->end_soon();
   guint64 limit = priv->encoder->frame() + frame_of(priv, kMaxDrain);
   while (ret == GST_FLOW_OK && !priv->encoder->idle() && priv->encoder->frame() < limit)
     ret = push_until(self, priv->encoder->frame() + 1);
