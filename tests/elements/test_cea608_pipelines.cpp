@@ -248,10 +248,9 @@ static void check_fixed_text(const char *mode, const char *muxer, const char *su
 static const char *kCookbookPipeline =
     "filesrc location=$IN ! decodebin name=d \\\n"
     "  d. ! queue max-size-time=0 max-size-buffers=0 max-size-bytes=0 ! \\\n"
-    "    videoconvert ! videorate ! video/x-raw,format=I420,framerate=30/1 ! cccombiner name=c ! "
-    "\\\n"
-    "    x264enc tune=zerolatency speed-preset=veryfast key-int-max=60 ! h264parse ! queue ! \\\n"
-    "    flvmux name=m streamable=true ! filesink location=$OUT \\\n"
+    "    videoconvert ! videorate ! video/x-raw,format=I420,framerate=30/1 ! \\\n"
+    "    cccombiner name=c ! x264enc tune=zerolatency speed-preset=veryfast key-int-max=60 ! \\\n"
+    "    h264parse ! queue ! flvmux name=m streamable=true ! filesink location=$OUT \\\n"
     "  d. ! queue ! tee name=a \\\n"
     "  a. ! queue max-size-time=0 max-size-buffers=0 max-size-bytes=0 ! audioconvert ! \\\n"
     "    avenc_aac ! queue ! m. \\\n"
