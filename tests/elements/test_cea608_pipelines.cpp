@@ -116,6 +116,18 @@ static std::map<guint64, guint16> extracted_pairs(const std::string &flv) {
   return pairs;
 }
 
+static GstPadProbeReturn record_pair(GstPad *, GstPadProbeInfo *info, gpointer data);
+
+/* Records in `sent` the pairs the encoder `name` of `pipeline` sends, by frame index. */
+static void watch_encoder(GstElement *pipeline, const char *name,
+                          std::map<guint64, guint16> *sent) {
+  GstElement *enc = gst_bin_get_by_name(GST_BIN(pipeline), name);
+  GstPad *src = gst_element_get_static_pad(enc, "src");
+  gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_BUFFER, record_pair, sent, nullptr);
+  gst_object_unref(src);
+  gst_object_unref(enc);
+}
+
 static GstPadProbeReturn record_pair(GstPad *, GstPadProbeInfo *info, gpointer data) {
   auto pairs = static_cast<std::map<guint64, guint16> *>(data);
   GstBuffer *buffer = GST_PAD_PROBE_INFO_BUFFER(info);
@@ -143,13 +155,8 @@ static std::map<guint64, guint16> record(const std::string &audio, const std::st
       text + " ! qwenasrcea608enc name=enc mode=" + mode +
       " ! ccconverter ! closedcaption/x-cea-708,format=cc_data ! c.caption";
   std::vector<GstMessage *> messages =
-      run_pipeline(description, 90 * GST_SECOND, [&sent](GstElement *pipeline) {
-        GstElement *enc = gst_bin_get_by_name(GST_BIN(pipeline), "enc");
-        GstPad *src = gst_element_get_static_pad(enc, "src");
-        gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_BUFFER, record_pair, &sent, nullptr);
-        gst_object_unref(src);
-        gst_object_unref(enc);
-      });
+      run_pipeline(description, 90 * GST_SECOND,
+                   [&sent](GstElement *pipeline) { watch_encoder(pipeline, "enc", &sent); });
   free_messages(messages);
   return sent;
 }
@@ -302,11 +309,7 @@ static void check_local_service(const char *mode) {
   g_setenv("DASHSCOPE_API_KEY", "test-key", TRUE);
   std::vector<GstMessage *> messages =
       run_pipeline(description, 90 * GST_SECOND, [&sent](GstElement *pipeline) {
-        GstElement *enc = gst_bin_get_by_name(GST_BIN(pipeline), "qwenasrcea608enc0");
-        GstPad *src = gst_element_get_static_pad(enc, "src");
-        gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_BUFFER, record_pair, &sent, nullptr);
-        gst_object_unref(src);
-        gst_object_unref(enc);
+        watch_encoder(pipeline, "qwenasrcea608enc0", &sent);
       });
   free_messages(messages);
   g_setenv("DASHSCOPE_API_KEY", "", TRUE);

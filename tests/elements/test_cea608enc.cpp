@@ -55,6 +55,16 @@ static std::vector<std::string> decode(const std::vector<GstBuffer *> &buffers,
   return shown;
 }
 
+/* Index of the first screen showing exactly `text` (or containing it), -1 if none. */
+static gint first_showing(const std::vector<std::string> &shown, const std::string &text,
+                          bool exact = true) {
+  for (gsize i = 0; i < shown.size(); i++) {
+    if (exact ? shown[i] == text : shown[i].find(text) != std::string::npos)
+      return i;
+  }
+  return -1;
+}
+
 static std::vector<std::string> element_warnings(GstHarness *h) {
   std::vector<std::string> out;
   std::vector<GstMessage *> messages = drain_bus(h->element);
@@ -126,16 +136,22 @@ GST_START_TEST(test_framerate_defaults_to_29_97_when_downstream_leaves_it_open) 
 }
 GST_END_TEST;
 
-GST_START_TEST(test_downstream_without_a_usable_framerate_is_a_clear_error) {
-  GstHarness *h = harness_with_bus("qwenasrcea608enc", "src");
-  gst_harness_set_sink_caps_str(h, "closedcaption/x-cea-608, format=raw, framerate=0/1");
+/* The one error posted when the element meets `downstream`; it must mention `hint`. */
+static void check_negotiation_error(const char *properties, const char *downstream,
+                                    const char *hint) {
+  GstHarness *h = harness_with_bus(std::string("qwenasrcea608enc ") + properties, "src");
+  gst_harness_set_sink_caps_str(h, downstream);
   gst_harness_set_src_caps_str(h, "text/x-raw, format=(string)utf8");
   std::vector<std::string> errors = element_warnings(h);
-  fail_unless(errors.size() == 1, "%zu messages, first: %s", errors.size(),
+  fail_unless(errors.size() == 1, "%zu messages, last: %s", errors.size(),
               errors.empty() ? "" : errors.back().c_str());
-  fail_unless(errors[0].find("error: ") == 0 && errors[0].find("framerate") != std::string::npos,
+  fail_unless(errors[0].find("error: ") == 0 && errors[0].find(hint) != std::string::npos,
               "unclear error: %s", errors[0].c_str());
   teardown_harness(h);
+}
+
+GST_START_TEST(test_downstream_without_a_usable_framerate_is_a_clear_error) {
+  check_negotiation_error("", "closedcaption/x-cea-608, format=raw, framerate=0/1", "framerate");
 }
 GST_END_TEST;
 
@@ -193,11 +209,7 @@ GST_START_TEST(test_untimestamped_text_shows_at_once_with_one_warning) {
   std::vector<GstBuffer *> out = pull_all(h);
   TestDecoder decoder;
   std::vector<std::string> shown = decode(out, decoder);
-  gint shown_at = -1;
-  for (gsize i = 0; i < shown.size() && shown_at < 0; i++) {
-    if (shown[i].find("no time") != std::string::npos)
-      shown_at = i;
-  }
+  gint shown_at = first_showing(shown, "no time", false);
   fail_unless(shown_at >= 30 && shown_at < 45, "shown at frame %d", shown_at);
   std::vector<std::string> warnings = element_warnings(h);
   fail_unless_equals_int(warnings.size(), 1);
@@ -225,11 +237,7 @@ GST_START_TEST(test_ten_kilobyte_caption_neither_stalls_nor_piles_up) {
   fail_unless(end < 36 * GST_SECOND, "output runs to %" GST_TIME_FORMAT, GST_TIME_ARGS(end));
   TestDecoder decoder;
   std::vector<std::string> shown = decode(out, decoder);
-  gint after = -1;
-  for (gsize i = 0; i < shown.size() && after < 0; i++) {
-    if (shown[i] == "After the flood.")
-      after = i;
-  }
+  gint after = first_showing(shown, "After the flood.");
   fail_unless(after >= 0, "the caption after the long one was never shown");
   fail_unless(GST_BUFFER_PTS(out[after]) <= 30 * GST_SECOND + GST_SECOND / 2, "shown late");
   fail_unless(stat(h, "dropped") > 0, "nothing counted as dropped");
@@ -264,11 +272,7 @@ GST_START_TEST(test_an_hour_of_silence_is_continuous_padding) {
   std::vector<GstBuffer *> out = pull_all(h);
   TestDecoder decoder;
   std::vector<std::string> shown = decode(out, decoder);
-  gint shown_at = -1;
-  for (gsize i = 0; i < shown.size() && shown_at < 0; i++) {
-    if (shown[i] == "Finally.")
-      shown_at = i;
-  }
+  gint shown_at = first_showing(shown, "Finally.");
   fail_unless(shown_at >= 0, "caption after an hour never shown");
   /* On time to the frame after an hour: 3600 s is frame 107892.1, so frame 107893. */
   fail_unless_equals_uint64(GST_BUFFER_PTS(out[shown_at]),
@@ -319,14 +323,8 @@ GST_START_TEST(test_cc3_goes_on_field_two_in_s334_1a) {
 GST_END_TEST;
 
 GST_START_TEST(test_cc3_with_raw_only_downstream_is_a_clear_error) {
-  GstHarness *h = harness_with_bus("qwenasrcea608enc channel=cc3", "src");
-  gst_harness_set_sink_caps_str(h, "closedcaption/x-cea-608, format=raw, framerate=30/1");
-  gst_harness_set_src_caps_str(h, "text/x-raw, format=(string)utf8");
-  std::vector<std::string> errors = element_warnings(h);
-  fail_unless(errors.size() == 1, "%zu messages, first: %s", errors.size(),
-              errors.empty() ? "" : errors.back().c_str());
-  fail_unless(errors[0].find("s334-1a") != std::string::npos, "%s", errors[0].c_str());
-  teardown_harness(h);
+  check_negotiation_error("channel=cc3", "closedcaption/x-cea-608, format=raw, framerate=30/1",
+                          "s334-1a");
 }
 GST_END_TEST;
 
