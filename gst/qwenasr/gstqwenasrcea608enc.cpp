@@ -593,11 +593,11 @@ static void gst_qwen_asr_cea608_enc_class_init(GstQwenAsrCea608EncClass *klass) 
                                                     DEFAULT_CHANNEL, ready));
   g_object_class_install_property(
       gobject_class, PROP_STATS,
-      g_param_spec_boxed("stats", "Statistics",
-                         "captions shown, late (after their PTS: the text did not fit the 608 "
-                         "bandwidth in time), dropped (skipped to keep up), max-late (ns)",
-                         GST_TYPE_STRUCTURE,
-                         static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+      g_param_spec_boxed(
+          "stats", "Statistics",
+          "caption screens shown, late (after their PTS: the text did not fit the 608 "
+          "bandwidth in time), dropped (skipped to keep up), max-late (ns)",
+          GST_TYPE_STRUCTURE, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);

@@ -51,4 +51,10 @@ void assert_every_sentence_on_screen_in_time(const std::vector<Cue> &cues,
 void assert_pairs_survive(const std::map<guint64, guint16> &sent,
                           const std::map<guint64, guint16> &extracted, guint64 frames);
 
+/* The same where frame timestamps jitter (a live stream relayed over RTMP): the caption pairs
+ * carried are the ones sent, in the same order, none missing but at the edges (the opening
+ * erase, and up to four pairs after the relayed video ended). */
+void assert_caption_sequence_survives(const std::map<guint64, guint16> &sent,
+                                      const std::map<guint64, guint16> &extracted);
+
 } // namespace cea608check

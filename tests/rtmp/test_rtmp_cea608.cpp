@@ -211,7 +211,9 @@ static void check_round_trip(const char *mode) {
   std::vector<Cue> cues = ffmpeg_cues(received);
   assert_every_sentence_on_screen_in_time(cues, sentences,
                                           std::string(mode) + ", RTMP round trip (live/out)");
-  assert_pairs_survive(sent, extracted_pairs(received), 300);
+  /* The live publisher's frame times jitter by a millisecond or so, which can move a pair to
+   * the neighbouring frame index: compare the sequence. */
+  assert_caption_sequence_survives(sent, extracted_pairs(received));
   g_unlink(received.c_str());
   g_unlink(wav);
   g_free(wav);
