@@ -193,6 +193,26 @@ void assert_pairs_survive(const std::map<guint64, guint16> &sent,
   std::fflush(stdout);
 }
 
+std::string substitute(std::string text, const std::map<std::string, std::string> &vars) {
+  for (const auto &[name, value] : vars)
+    text = replace_all(text, name, value);
+  return replace_all(text, "\\\n", " ");
+}
+
+void assert_cookbook_shows(const char *pipeline) {
+  /* This file is in tests/elements: the cookbook is ../../docs/cookbook.md from here. */
+  gchar *dir = g_path_get_dirname(__FILE__);
+  gchar *path = g_build_filename(dir, "..", "..", "docs", "cookbook.md", nullptr);
+  gchar *contents = nullptr;
+  fail_unless(g_file_get_contents(path, &contents, nullptr, nullptr), "cannot read %s", path);
+  std::string shown = std::string("gst-launch-1.0 ") + pipeline;
+  fail_unless(std::string(contents).find(shown) != std::string::npos,
+              "docs/cookbook.md lacks the pipeline the suite runs:\n%s", shown.c_str());
+  g_free(contents);
+  g_free(path);
+  g_free(dir);
+}
+
 void assert_caption_sequence_survives(const std::map<guint64, guint16> &sent,
                                       const std::map<guint64, guint16> &extracted) {
   std::vector<guint16> s, e;

@@ -17,6 +17,13 @@ std::string temp_path(const char *suffix);
 
 std::string replace_all(std::string s, const std::string &from, const std::string &to);
 
+/* A pipeline as the cookbook writes it (lines continued with " \\"), with `vars` substituted,
+ * ready for gst_parse_launch. */
+std::string substitute(std::string text, const std::map<std::string, std::string> &vars);
+
+/* docs/cookbook.md shows "gst-launch-1.0 " + `pipeline` verbatim. */
+void assert_cookbook_shows(const char *pipeline);
+
 struct Cue {
   GstClockTime start, end;
   std::string text; /* lines joined by one space, markup and positioning removed */
