@@ -35,7 +35,8 @@ test_packages=(
   valgrind clang libclang-rt-14-dev clang-format
   # the Python embedding example
   python3-gi gir1.2-gstreamer-1.0
-  # the RTMP end-to-end tests run their own nginx with the RTMP module; ffmpeg publishes
+  # the RTMP end-to-end tests run their own nginx with the RTMP module; ffmpeg publishes to
+  # it and decodes closed captions as a viewer's player does (an independent decoder)
   nginx libnginx-mod-rtmp ffmpeg
 )
 
