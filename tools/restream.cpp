@@ -20,6 +20,7 @@
  * the settings (retrying cannot help); 4 when the output fails (RTMP server refused or lost);
  * 1 for anything else. Progress and health go to stderr. */
 #include <gst/gst.h>
+#include <gst/video/video.h>
 
 #include <glib-unix.h>
 
@@ -57,6 +58,9 @@ struct Options {
   gint video_kbps = 2500;
   gint health_s = 60;
   gint idle_timeout_s = 10;
+  gchar *captions = nullptr;    /* "burn-in" (default) or "cea608" */
+  gchar *cea608_mode = nullptr; /* qwenasrcea608enc mode, default pop-on */
+  bool embedded() const { return captions && g_str_equal(captions, "cea608"); }
 };
 
 /* Where the current input is: waiting for a publisher, buffering the caption delay after its
@@ -124,8 +128,8 @@ const char *kUnbounded = "queue max-size-time=0 max-size-buffers=0 max-size-byte
 
 std::string output_description(const Restream &r) {
   std::string channel = "qwenasr-restream-" + std::to_string(getpid());
-  return "intervideosrc channel=" + channel + " timeout=" + std::to_string(kSlateAfter) + " ! " +
-         video_caps(r.opt) +
+  return "intervideosrc name=vsrc channel=" + channel + " timeout=" + std::to_string(kSlateAfter) +
+         " ! " + video_caps(r.opt) +
          " ! textoverlay name=status valignment=center halignment=center "
          "font-desc=\"Sans 20\" text=\"\" ! videoconvert ! video/x-raw,format=I420 ! "
          "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=" +
@@ -145,19 +149,48 @@ std::string input_description(const Restream &r) {
     asr += " url=" + quoted(r.opt.url);
   if (r.opt.vad_silence_ms > 0)
     asr += " vad-silence-ms=" + std::to_string(r.opt.vad_silence_ms);
+  /* Burned in: textoverlay, the text a twenty-second of the picture height. Embedded:
+   * CEA-608 (CC1) as CEA-708 cc_data on each frame, which x264enc writes as SEI. */
+  std::string captions, text_sink;
+  if (r.opt.embedded()) {
+    captions = "cccombiner name=o";
+    text_sink =
+        "qwenasrcea608enc mode=" + std::string(r.opt.cea608_mode ? r.opt.cea608_mode : "pop-on") +
+        " ! closedcaption/x-cea-608,framerate=" + std::to_string(r.opt.fps) +
+        "/1 ! ccconverter ! closedcaption/x-cea-708,format=cc_data ! o.caption";
+  } else {
+    captions = "textoverlay name=o valignment=bottom wrap-mode=word auto-resize=false "
+               "font-desc=\"Sans Bold " +
+               std::to_string(MAX(12, r.opt.height / 22)) + "px\"";
+    text_sink = "o.text_sink";
+  }
   return "rtmp2src name=source location=" + quoted(r.in) +
          " idle-timeout=" + std::to_string(r.opt.idle_timeout_s) + " ! flvdemux name=d d.video ! " +
          kUnbounded + " ! h264parse ! avdec_h264 ! videoconvert ! videoscale ! videorate ! " +
-         video_caps(r.opt) +
-         " ! textoverlay name=o valignment=bottom wrap-mode=word auto-resize=false "
-         "font-desc=\"Sans Bold " +
-         std::to_string(MAX(12, r.opt.height / 22)) + "px" +
-         "\" ! intervideosink name=vsink max-lateness=-1 show-preroll-frame=false channel=" +
+         video_caps(r.opt) + " ! " + captions +
+         " ! intervideosink name=vsink max-lateness=-1 show-preroll-frame=false channel=" +
          channel + " ts-offset=" + offset + " d.audio ! " + kUnbounded +
          " ! aacparse ! avdec_aac ! audioconvert ! audioresample ! tee name=a a. ! " + kUnbounded +
          " ! audioconvert ! audioresample ! " + kAudioCaps +
          " ! interaudiosink channel=" + channel + " ts-offset=" + offset + " a. ! " + kUnbounded +
-         " ! audioconvert ! audioresample ! " + asr + " ! o.text_sink";
+         " ! audioconvert ! audioresample ! " + asr + " ! " + text_sink;
+}
+
+/* intervideosrc repeats the last frame when the next is not there yet: a repeat must not
+ * carry its CEA-608 pairs again, or a decoder prints its characters twice. A repeat shares the
+ * frame's memory. */
+GstPadProbeReturn drop_repeated_captions(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  GstMemory **last = static_cast<GstMemory **>(data);
+  GstBuffer *buffer = GST_PAD_PROBE_INFO_BUFFER(info);
+  GstMemory *memory = gst_buffer_n_memory(buffer) > 0 ? gst_buffer_peek_memory(buffer, 0) : nullptr;
+  if (memory && memory == *last && gst_buffer_get_video_caption_meta(buffer)) {
+    buffer = gst_buffer_make_writable(buffer);
+    GST_PAD_PROBE_INFO_DATA(info) = buffer;
+    while (GstVideoCaptionMeta *meta = gst_buffer_get_video_caption_meta(buffer))
+      gst_buffer_remove_meta(buffer, &meta->meta);
+  }
+  *last = memory; /* compared, never dereferenced */
+  return GST_PAD_PROBE_OK;
 }
 
 GstPadProbeReturn count_caption(GstPad *, GstPadProbeInfo *, gpointer data) {
@@ -268,7 +301,9 @@ gboolean publisher_left(gpointer data) {
   r.drain_source = g_timeout_add(r.delay_ms() + 500, end_drain, &r);
   r.state = InputState::Waiting;
   r.retry_delay_s = 1;
-  attach_input(&r); /* nginx keeps a new player waiting for the next publisher */
+  /* nginx keeps a new player waiting for the next publisher, once it has finished with the
+   * last one (a player attached at once may get its tail) */
+  schedule_attach(r, 1);
   return G_SOURCE_REMOVE;
 }
 
@@ -484,6 +519,13 @@ bool parse_options(int argc, char **argv, Restream &r) {
        "Output H.264 bitrate (kbit/s; default 2500)", "KBPS"},
       {"health-interval", 0, 0, G_OPTION_ARG_INT, &o.health_s,
        "Seconds between health lines on stderr (default 60)", "S"},
+      {"captions", 0, 0, G_OPTION_ARG_STRING, &o.captions,
+       "burn-in (default: drawn into the picture) or cea608 (closed captions, CC1, inside the "
+       "H.264 stream, for platforms that take embedded 608/708)",
+       "KIND"},
+      {"cea608-mode", 0, 0, G_OPTION_ARG_STRING, &o.cea608_mode,
+       "With --captions cea608: pop-on (default), roll-up2, roll-up3, roll-up4 or paint-on",
+       "MODE"},
       {"idle-timeout", 0, 0, G_OPTION_ARG_INT, &o.idle_timeout_s,
        "Seconds without input data before the input is re-attached (default 10)", "S"},
       {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr}};
@@ -517,6 +559,14 @@ bool parse_options(int argc, char **argv, Restream &r) {
     r.out = argv[2];
   }
   g_option_context_free(context);
+  if (ok && o.captions && !o.embedded() && !g_str_equal(o.captions, "burn-in")) {
+    g_printerr("qwenasr-restream: --captions takes burn-in or cea608\n");
+    ok = false;
+  }
+  if (ok && o.cea608_mode && !o.embedded()) {
+    g_printerr("qwenasr-restream: --cea608-mode goes with --captions cea608\n");
+    ok = false;
+  }
   if (ok && o.size && sscanf(o.size, "%dx%d", &o.width, &o.height) != 2) {
     g_printerr("qwenasr-restream: --size takes WIDTHxHEIGHT, e.g. 1280x720\n");
     ok = false;
@@ -562,6 +612,9 @@ int main(int argc, char **argv) {
     return kExitFailure;
   }
   r.status = gst_bin_get_by_name(GST_BIN(r.output), "status");
+  static GstMemory *last_frame_memory = nullptr;
+  add_probe(r.output, "vsrc", "src", GST_PAD_PROBE_TYPE_BUFFER, drop_repeated_captions,
+            &last_frame_memory);
   set_status(r, "Captions paused: waiting for the source");
   GstBus *bus = gst_element_get_bus(r.output);
   gst_bus_add_watch(bus, on_output_message, &r);

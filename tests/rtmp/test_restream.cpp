@@ -14,6 +14,8 @@
  * the program with their exit codes. */
 #include "rtmputil.h"
 
+#include "cea608check.h"
+
 #include <glib/gstdio.h>
 #include <gst/app/gstappsink.h>
 
@@ -226,7 +228,8 @@ struct Run {
                   "qwenasr-restream exited:\n%s", slurp(log).c_str());
       sample();
     }
-    check_bus(out.pipeline, "viewer of live/out", nullptr, nginx);
+    if (out.pipeline)
+      check_bus(out.pipeline, "viewer of live/out", nullptr, nginx);
   }
   /* SIGTERM ends it cleanly: exit 0. */
   void terminate() {
@@ -518,6 +521,43 @@ GST_START_TEST(test_a_refused_key_or_output_ends_the_program_with_its_exit_code)
 }
 GST_END_TEST;
 
+/* --captions cea608: the captions travel as CEA-608 inside the H.264 of the output, which a
+ * viewer's decoder (ffmpeg's) reads back: every sentence, each character once. */
+GST_START_TEST(test_embedded_cea608_captions_reach_a_viewers_decoder) {
+  Run run;
+  std::vector<std::string> clips = sentences();
+  Input input = make_input({clips[1], clips[3], clips[5]}, 1, "qwenasr-restream-cc.flv");
+  std::string recording = cea608check::temp_path(".flv");
+  GPid recorder = spawn({"ffmpeg", "-nostdin", "-v", "error", "-y", "-rw_timeout", "5000000", "-i",
+                         run.nginx.url("out"), "-c", "copy", "-t", "60", recording},
+                        run.log + ".recorder");
+  run.start_restream({"--captions", "cea608", "--latency", "6000"});
+  GPid publisher = run.publish(input.flv);
+  run.keep_running(input.duration / 1e9 + 9);
+  fail_unless_equals_int(wait_child(publisher, 5 * G_USEC_PER_SEC), 0);
+  run.terminate();
+  /* ffmpeg does not notice a played RTMP stream ending; -rw_timeout ends it 5 s after the last
+   * data (FLV is written as it goes, so the file is complete either way). */
+  if (wait_child(recorder, 20 * G_USEC_PER_SEC) == -1) {
+    kill(recorder, SIGKILL);
+    wait_child(recorder, 5 * G_USEC_PER_SEC);
+  }
+  std::vector<cea608check::Cue> cues = cea608check::ffmpeg_cues(recording);
+  std::string all;
+  for (const auto &cue : cues)
+    all += cue.text + " ";
+  /* Three sentences, at least one cue each; the made-up words alternate consonants and vowels,
+   * so a character shown twice (a repeated frame's pairs) would show as a double letter. */
+  fail_unless(cues.size() >= input.sentences.size(), "%u cues for %u sentences", (guint)cues.size(),
+              (guint)input.sentences.size());
+  for (size_t i = 1; i < all.size(); i++)
+    fail_if(g_ascii_isalpha(all[i]) && g_ascii_tolower(all[i]) == g_ascii_tolower(all[i - 1]),
+            "a doubled character in the decoded captions: %s", all.c_str());
+  g_unlink(recording.c_str());
+  g_unlink(input.flv.c_str());
+}
+GST_END_TEST;
+
 /* Not a test of the suite: the benchmark `restream_soak` (tests/bench/run.sh) runs this for
  * QWENASR_RESTREAM_SOAK_S seconds of input (default 1200) and writes its figures as JSON to
  * QWENASR_RESTREAM_SOAK_JSON: memory flat, delay constant, no stall, CPU per stream. */
@@ -572,6 +612,7 @@ static Suite *restream_suite(void) {
     return s;
   }
   tcase_add_test(tc, test_a_refused_key_or_output_ends_the_program_with_its_exit_code);
+  tcase_add_test(tc, test_embedded_cea608_captions_reach_a_viewers_decoder);
   tcase_add_test(tc,
                  test_a_publisher_that_leaves_and_returns_is_captioned_again_with_a_slate_between);
   tcase_add_test(tc, test_real_speech_is_captioned_on_its_sentences_at_a_constant_delay);
