@@ -25,6 +25,8 @@ constexpr guint64 kMaxIncomingPayload = 16 * 1024 * 1024;
 /* How long stop() lets the closing handshake take before dropping the connection. */
 constexpr guint kCloseTimeoutMs = 500;
 constexpr guint kMaxReconnectDelayMs = 8000;
+/* A Retry-After on a refused handshake is honoured up to this long. */
+constexpr guint kMaxRetryAfterMs = 30000;
 /* With the resend buffer full, new audio waits this long for finals to make room before the
  * oldest unsettled audio is given up (continuous speech may go that long without a final). */
 constexpr gint64 kResendFullWaitUs = 2 * G_USEC_PER_SEC;
@@ -246,7 +248,21 @@ static void on_ws_connected(GObject *source, GAsyncResult *result, gpointer user
       error.kind = ClientErrorKind::Unauthorized;
     else if (status >= 200 && status != SOUP_STATUS_SWITCHING_PROTOCOLS)
       error.kind = ClientErrorKind::Handshake;
-    error.detail = gerror->message;
+    if (impl->message && error.kind == ClientErrorKind::Handshake) {
+      /* Delay-seconds only; an HTTP-date is rare and the backoff then applies. */
+      const char *retry_after = soup_message_headers_get_one(
+          soup_message_get_response_headers(impl->message), "Retry-After");
+      gchar *end = nullptr;
+      guint64 seconds = retry_after ? g_ascii_strtoull(retry_after, &end, 10) : 0;
+      if (retry_after && end && end != retry_after && *end == '\0')
+        error.retry_after_ms = static_cast<guint>(MIN(seconds * 1000, kMaxRetryAfterMs));
+    }
+    error.tls = gerror->domain == G_TLS_ERROR;
+    if (error.tls)
+      error.detail = std::string(gerror->message) +
+                     " (TLS failed: is the server speaking TLS? a ws:// server needs a ws:// url)";
+    else
+      error.detail = gerror->message;
     g_error_free(gerror);
     impl->fail(error);
     return;
@@ -416,6 +432,7 @@ void AsrClient::Impl::fail(ClientError error) {
     attempts++;
     guint delay = settings.reconnect_delay_ms << MIN(attempts - 1, 16u);
     delay = MIN(delay, kMaxReconnectDelayMs);
+    delay = MAX(delay, error.retry_after_ms); /* the service said when (bounded) */
     GST_WARNING("connection to %s lost (%s): reconnecting in %u ms, attempt %u", host.c_str(),
                 error.detail.c_str(), delay, attempts);
     drop_connection();
@@ -466,7 +483,11 @@ void AsrClient::Impl::send_update_if_ready() {
 void AsrClient::Impl::handle_text(const char *data, gsize size) {
   ServerEvent event;
   std::string problem;
-  if (!decode_server_event(data, static_cast<gssize>(size), &event, &problem)) {
+  unsigned repairs = kRepairNone;
+  bool decoded = decode_server_event(data, static_cast<gssize>(size), &event, &problem, &repairs);
+  if (repairs != kRepairNone)
+    listener->on_frame_repaired(repairs);
+  if (!decoded) {
     listener->on_bad_frame(problem);
     return;
   }
@@ -516,8 +537,8 @@ void AsrClient::Impl::handle_text(const char *data, gsize size) {
       finished = true;
     }
     cond.notify_all();
-    if (soup_websocket_connection_get_state(conn) == SOUP_WEBSOCKET_STATE_OPEN)
-      soup_websocket_connection_close(conn, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
+    /* The connection stays open: finals the service sends after session.finished are still
+     * taken; stop() closes it once the listener stops waiting for them (bounded). */
     return;
   case ServerEventType::TranscriptionCompleted:
     /* Real progress: the next outage gets the full reconnection budget again. A session
@@ -944,6 +965,8 @@ bool ClientError::retryable() const {
   case ClientErrorKind::Handshake:
     /* Rate limits and server trouble pass; other refusals (bad path, model) will not. */
     return http_status == 408 || http_status == 429 || http_status >= 500;
+  case ClientErrorKind::Connect:
+    return !tls; /* e.g. wss:// to a plain server, a certificate refused */
   default:
     return true;
   }

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The session lifecycle shared by both elements: starting, feeding, draining and ending
+ * sessions, and turning what the client reports into bus messages, warnings and errors. */
 #include "transcriber.h"
 
 #include "config.h"
@@ -87,6 +89,11 @@ bool Transcriber::start(const Settings &settings) {
 
 void Transcriber::stop() {
   end_session();
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    repairs_warned_ = 0;
+    bad_frames_warned_ = false;
+  }
   rate_ = 0;
   flow_ = GST_FLOW_OK;
   error_claimed_ = false;
@@ -104,14 +111,12 @@ bool Transcriber::ensure_session() {
     std::lock_guard<std::mutex> lock(lock_);
     map_.reset(rate_);
     session_base_ = 0;
-    items_.clear();
-    lost_open_start_.reset();
-    unfinished_commits_.clear();
-    pending_commits_.clear();
-    last_commit_sample_ = 0;
+    utterances_.reset();
     sent_marks_.clear();
     session_id_.clear();
     configured_ = false;
+    ever_configured_ = false;
+    last_connect_problem_.clear();
   }
   bytes_in_ = 0;
   commit_bytes_ = 0;
@@ -160,18 +165,20 @@ void Transcriber::end_session() {
   gst_adapter_clear(adapter_);
   adapter_time_ = GST_CLOCK_TIME_NONE;
   std::lock_guard<std::mutex> lock(lock_);
-  items_.clear();
-  lost_open_start_.reset();
-  unfinished_commits_.clear();
-  pending_commits_.clear();
+  utterances_.reset();
 }
 
 void Transcriber::flush() {
   end_session();
+  std::lock_guard<std::mutex> lock(lock_);
+  repairs_warned_ = 0;
+  bad_frames_warned_ = false;
 }
 
 void Transcriber::set_flushing(bool flushing) {
   flushing_ = flushing;
+  { std::lock_guard<std::mutex> lock(lock_); }
+  finals_cond_.notify_all();
   std::lock_guard<std::mutex> lock(client_lock_);
   if (client_)
     client_->wake();
@@ -302,6 +309,7 @@ GstFlowReturn Transcriber::push(GstBuffer *buffer, GstClockTime stream_time, boo
     adapter_time_ = stream_time;
   bytes_in_ += size;
   gst_adapter_push(adapter_, gst_buffer_ref(buffer));
+  release_finals(false); /* a held final whose hold ran out while no event came */
   GstFlowReturn ret = send_pending(false, live, on_pause);
   if (ret != GST_FLOW_OK)
     return ret;
@@ -340,7 +348,7 @@ GstFlowReturn Transcriber::drain(const PauseHandler &on_pause) {
   bool configured;
   {
     std::lock_guard<std::mutex> lock(lock_);
-    configured = configured_;
+    configured = ever_configured_;
   }
   client_->finish();
   /* A short input can end before the session is even configured: then connecting may use
@@ -350,13 +358,29 @@ GstFlowReturn Transcriber::drain(const PauseHandler &on_pause) {
                                                  G_TIME_SPAN_MILLISECOND;
   for (;;) {
     WaitResult result = client_->wait_finished(deadline, [&] { return bool(flushing_); });
-    if (result == WaitResult::Done)
+    if (result == WaitResult::Done) {
+      wait_open_finals(std::min(deadline, g_get_monotonic_time() +
+                                              kFinishGraceMs * gint64(G_TIME_SPAN_MILLISECOND)));
       break;
+    }
     if (result == WaitResult::Failed) {
       ret = flow_ != GST_FLOW_OK ? GstFlowReturn(flow_) : GST_FLOW_FLUSHING;
       break;
     }
     if (result == WaitResult::Timeout) {
+      bool never_started;
+      std::string cause;
+      {
+        std::lock_guard<std::mutex> lock(lock_);
+        never_started = !ever_configured_;
+        cause = last_connect_problem_;
+      }
+      if (never_started) {
+        /* No audio ever reached a service: that is a failure, not a slow finish. */
+        post_connect_failure(cause);
+        ret = GST_FLOW_ERROR;
+        break;
+      }
       GST_ELEMENT_WARNING(element_, RESOURCE, READ,
                           ("The service did not finish the session within %u ms; the last "
                            "transcripts may be missing. Consider a larger finish-timeout.",
@@ -368,8 +392,68 @@ GstFlowReturn Transcriber::drain(const PauseHandler &on_pause) {
     if (ret != GST_FLOW_OK)
       return ret;
   }
+  release_finals(true);
+  if (ret == GST_FLOW_OK)
+    report_lost();
   end_session();
   return ret;
+}
+
+void Transcriber::wait_open_finals(gint64 deadline) {
+  std::unique_lock<std::mutex> lock(lock_);
+  auto until = std::chrono::steady_clock::now() +
+               std::chrono::microseconds(std::max<gint64>(0, deadline - g_get_monotonic_time()));
+  finals_cond_.wait_until(lock, until, [&] { return !utterances_.any_open() || flushing_; });
+}
+
+/* "h:mm:ss.mmm" of an input time, for messages people read. */
+static std::string time_text(GstClockTime time) {
+  if (!GST_CLOCK_TIME_IS_VALID(time))
+    return "?";
+  gchar *text = g_strdup_printf("%u:%02u:%02u.%03u", GST_TIME_ARGS(time));
+  std::string result(text, strlen(text) - 6); /* drop the sub-millisecond digits */
+  g_free(text);
+  return result;
+}
+
+void Transcriber::report_lost() {
+  std::string spans;
+  gsize count = 0;
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    for (const LostSpan &span : utterances_.take_lost()) {
+      GstClockTime start = map_.time_at_sample(span.start_sample);
+      GstClockTime end =
+          span.end_sample ? map_.end_time_at_sample(*span.end_sample) : map_.end_time();
+      if (count++ > 0)
+        spans += ", ";
+      spans += time_text(start) + " - " + time_text(end);
+    }
+  }
+  if (count == 0)
+    return;
+  GST_ELEMENT_WARNING(element_, STREAM, DECODE,
+                      ("The service sent no transcript for %" G_GSIZE_FORMAT
+                       " utterance(s) before the session ended: %s. That audio is "
+                       "untranscribed.",
+                       count, spans.c_str()),
+                      ("utterances started or committed without a final"));
+}
+
+void Transcriber::post_connect_failure(const std::string &cause) {
+  if (!claim_error())
+    return;
+  std::string why = cause.empty() ? "no answer to the WebSocket handshake" : cause;
+  GST_ELEMENT_ERROR(element_, RESOURCE, OPEN_READ_WRITE,
+                    ("No session with the service at %s was ever established, so no audio was "
+                     "transcribed: %s.%s",
+                     host_.c_str(), why.c_str(),
+                     settings_.endpoint().rfind("wss://", 0) == 0
+                         ? " Check that the server speaks TLS (wss://), the proxy and the host."
+                         : " Check the url, the proxy and the host."),
+                    ("within finish-timeout + connect-timeout (%u + %u ms)",
+                     settings_.finish_timeout_ms, settings_.connect_timeout_ms));
+  flow_ = GST_FLOW_ERROR;
 }
 
 GstClockTime Transcriber::input_end_time() const {
@@ -377,25 +461,59 @@ GstClockTime Transcriber::input_end_time() const {
   return map_.end_time();
 }
 
-GstClockTime Transcriber::earliest_open_start() const {
-  std::lock_guard<std::mutex> lock(lock_);
-  std::optional<guint64> earliest;
-  auto consider = [&](guint64 sample) {
-    if (!earliest || sample < *earliest)
-      earliest = sample;
-  };
-  for (const auto &entry : items_) {
-    if (entry.second.start_sample)
-      consider(*entry.second.start_sample);
+GstClockTime Transcriber::earliest_open_start() {
+  std::lock_guard<std::mutex> post(post_lock_);
+  std::vector<Transcript> released;
+  GstClockTime earliest;
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    released = release_locked(false);
+    std::optional<guint64> uncommitted;
+    if (client_ && settings_.turn_detection == GST_QWEN_ASR_TURN_DETECTION_MANUAL &&
+        map_.samples() > utterances_.last_commit_sample())
+      uncommitted = utterances_.last_commit_sample();
+    earliest = time_at_sample_locked(utterances_.earliest_unreleased(uncommitted));
   }
-  for (const CommitRange &range : unfinished_commits_)
-    consider(range.start_sample);
-  if (lost_open_start_)
-    consider(*lost_open_start_);
-  if (client_ && settings_.turn_detection == GST_QWEN_ASR_TURN_DETECTION_MANUAL &&
-      map_.samples() > last_commit_sample_)
-    consider(last_commit_sample_);
-  return time_at_sample_locked(earliest);
+  for (const Transcript &t : released)
+    post_transcript(t);
+  return earliest;
+}
+
+Transcript Transcriber::transcript_locked(const ReleasedFinal &released) const {
+  Transcript t;
+  t.final = true;
+  t.item_id = released.final.item_id;
+  t.text = released.final.text;
+  t.stable_text = released.final.text;
+  t.language = released.final.language;
+  t.emotion = released.final.emotion;
+  t.session_id = released.final.session_id;
+  t.start = time_at_sample_locked(released.start_sample);
+  if (released.end_sample)
+    t.end = map_.end_time_at_sample(*released.end_sample);
+  return t;
+}
+
+std::vector<Transcript> Transcriber::release_locked(bool all) {
+  std::vector<Transcript> out;
+  for (const ReleasedFinal &released :
+       utterances_.release(g_get_monotonic_time(), order_hold_ / GST_USECOND, all)) {
+    out.push_back(transcript_locked(released));
+    if (observer_)
+      observer_->on_transcript(out.back());
+  }
+  return out;
+}
+
+void Transcriber::release_finals(bool all) {
+  std::lock_guard<std::mutex> post(post_lock_);
+  std::vector<Transcript> released;
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    released = release_locked(all);
+  }
+  for (const Transcript &t : released)
+    post_transcript(t);
 }
 
 /* ---- client thread ---- */
@@ -446,15 +564,8 @@ void Transcriber::on_session_start(guint64 base_sample, guint reconnect_attempt)
   std::lock_guard<std::mutex> lock(lock_);
   session_base_ = base_sample;
   /* Items of a lost session will never complete; their audio is being resent and comes back
-   * under new ids, but the utterance is still open meanwhile. Unfinished commits are resent
-   * too, and acknowledged again in order. */
-  for (const auto &entry : items_) {
-    if (entry.second.start_sample &&
-        (!lost_open_start_ || *entry.second.start_sample < *lost_open_start_))
-      lost_open_start_ = entry.second.start_sample;
-  }
-  items_.clear();
-  pending_commits_ = unfinished_commits_;
+   * under new ids, but the utterance is still open meanwhile (see Utterances). */
+  utterances_.session_restarted();
   configured_ = false;
   GST_DEBUG_OBJECT(element_, "session starts at sample %" G_GUINT64_FORMAT " (attempt %u)",
                    base_sample, reconnect_attempt);
@@ -480,10 +591,9 @@ void Transcriber::on_audio_sent(guint64 offset, guint64 samples, GstClockTime ti
         break;
       target = mark.end_sample;
     }
-    for (const auto &entry : items_) {
-      if (target && entry.second.start_sample)
-        target = std::min(*target, *entry.second.start_sample);
-    }
+    std::optional<guint64> open = utterances_.earliest_unreleased(std::nullopt);
+    if (target && open)
+      target = std::min(*target, *open);
     if (target)
       settle_locked(*target);
   }
@@ -491,10 +601,7 @@ void Transcriber::on_audio_sent(guint64 offset, guint64 samples, GstClockTime ti
 
 void Transcriber::on_commit_sent(guint64 offset) {
   std::lock_guard<std::mutex> lock(lock_);
-  CommitRange range{last_commit_sample_, offset};
-  last_commit_sample_ = offset;
-  unfinished_commits_.push_back(range);
-  pending_commits_.push_back(range);
+  utterances_.commit_sent(utterances_.last_commit_sample(), offset);
 }
 
 void Transcriber::on_reconnecting(const ClientError &error, guint attempt, guint delay_ms) {
@@ -505,6 +612,7 @@ void Transcriber::on_reconnecting(const ClientError &error, guint attempt, guint
   {
     std::lock_guard<std::mutex> lock(lock_);
     session_id = session_id_;
+    last_connect_problem_ = error.detail;
   }
   GstStructure *s =
       gst_structure_new("qwenasr/session", "state", G_TYPE_STRING, "reconnecting", "session-id",
@@ -514,20 +622,33 @@ void Transcriber::on_reconnecting(const ClientError &error, guint attempt, guint
   gst_element_post_message(element_, gst_message_new_element(GST_OBJECT(element_), s));
 }
 
+/* One warning when audio starts being given up, one summary when finals make room again:
+ * per episode, not per append. */
 void Transcriber::on_resend_dropped(guint64 samples) {
-  guint64 ms = gst_util_uint64_scale_int(samples, 1000, std::max(map_.sample_rate(), 1));
+  bool first;
+  int rate;
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    first = !resend_dropping_;
+    resend_dropping_ = true;
+    resend_dropped_samples_ += samples;
+    rate = std::max(map_.sample_rate(), 1);
+  }
+  if (!first)
+    return;
+  guint64 ms = gst_util_uint64_scale_int(samples, 1000, rate);
   GST_ELEMENT_WARNING(element_, RESOURCE, WRITE,
                       ("%" G_GUINT64_FORMAT " ms of audio waiting for its transcript could not "
                        "be kept for a reconnection (max-resend-time %u ms); it may go "
-                       "untranscribed if the connection drops.",
+                       "untranscribed if the connection drops. More may follow until a "
+                       "transcript makes room; a summary is posted then.",
                        ms, settings_.max_resend_ms),
                       (nullptr));
 }
 
 /* Caller holds lock_. */
 void Transcriber::settle_locked(guint64 sample) {
-  if (lost_open_start_ && *lost_open_start_ < sample)
-    lost_open_start_.reset();
+  utterances_.settled(sample);
   while (!sent_marks_.empty() && sent_marks_.front().end_sample <= sample)
     sent_marks_.pop_front();
   std::lock_guard<std::mutex> lock(client_lock_);
@@ -548,6 +669,7 @@ void Transcriber::on_event(const ServerEvent &event) {
       if (!event.session_id.empty())
         session_id_ = event.session_id;
       configured_ = true;
+      ever_configured_ = true;
     }
     post_session_state("configured");
     break;
@@ -563,9 +685,10 @@ void Transcriber::on_event(const ServerEvent &event) {
     {
       std::lock_guard<std::mutex> lock(lock_);
       if (ms) {
-        ItemTiming &item = items_[event.item_id];
         guint64 sample = global_sample_locked(*ms);
-        (started ? item.start_sample : item.end_sample) = sample;
+        if (!(started ? utterances_.speech_started(event.item_id, sample)
+                      : utterances_.speech_stopped(event.item_id, sample)))
+          break; /* about an item already final: ignored, counted */
         time = started ? map_.time_at_sample(sample) : map_.end_time_at_sample(sample);
       }
     }
@@ -576,66 +699,86 @@ void Transcriber::on_event(const ServerEvent &event) {
   }
   case ServerEventType::Committed: {
     std::lock_guard<std::mutex> lock(lock_);
-    /* Manual commits are answered in order; VAD commits carry no new timing. */
-    if (settings_.turn_detection == GST_QWEN_ASR_TURN_DETECTION_MANUAL &&
-        !pending_commits_.empty()) {
-      ItemTiming &item = items_[event.item_id];
-      item.start_sample = pending_commits_.front().start_sample;
-      item.end_sample = pending_commits_.front().end_sample;
-      pending_commits_.pop_front();
-    }
+    if (settings_.turn_detection == GST_QWEN_ASR_TURN_DETECTION_MANUAL)
+      utterances_.committed(event.item_id);
     break;
   }
-  case ServerEventType::TranscriptionText:
-  case ServerEventType::TranscriptionCompleted: {
+  case ServerEventType::TranscriptionText: {
     Transcript t;
-    t.final = event.type == ServerEventType::TranscriptionCompleted;
     t.item_id = event.item_id;
-    t.text = t.final ? event.transcript : event.text + event.stash;
-    t.stable_text = t.final ? event.transcript : event.text;
+    t.text = event.text + event.stash;
+    t.stable_text = event.text;
     t.language = event.language;
     t.emotion = event.emotion;
     {
       std::lock_guard<std::mutex> lock(lock_);
+      if (!utterances_.partial(event.item_id))
+        break; /* a preview of an item already final */
       t.session_id = session_id_;
-      (t.final ? finals_ : partials_)++;
-      auto it = items_.find(event.item_id);
-      if (it != items_.end()) {
-        t.start = time_at_sample_locked(it->second.start_sample);
-        if (it->second.end_sample)
-          t.end = map_.end_time_at_sample(*it->second.end_sample);
-        if (t.final && it->second.end_sample) {
-          guint64 end = *it->second.end_sample;
-          /* The service delay: from sending the utterance's last audio to its final. */
-          for (const SentMark &mark : sent_marks_) {
-            if (mark.end_sample >= end) {
-              last_delay_ = (g_get_monotonic_time() - mark.wall) * GST_USECOND;
-              max_delay_ = std::max(max_delay_, last_delay_);
-              break;
-            }
-          }
-          /* Final: its audio needs no resend, and later utterances start after it. */
-          while (!unfinished_commits_.empty() && unfinished_commits_.front().end_sample <= end)
-            unfinished_commits_.pop_front();
-          map_.forget_before_sample(end);
-          settle_locked(end);
-        }
-      }
-      /* Handed over before the utterance stops being open, under the same lock: whoever asks
-       * earliest_open_start() and then collects results cannot miss it in both. */
+      partials_++;
+      /* Times as far as known: a preview is not held for order. */
+      std::optional<guint64> start, end;
+      utterances_.span(event.item_id, &start, &end);
+      t.start = time_at_sample_locked(start);
+      if (end)
+        t.end = map_.end_time_at_sample(*end);
       if (observer_)
         observer_->on_transcript(t);
-      if (t.final && it != items_.end())
-        items_.erase(it);
     }
     post_transcript(t);
+    break;
+  }
+  case ServerEventType::TranscriptionCompleted: {
+    bool resend_summary = false;
+    guint64 resend_dropped = 0;
+    int rate = 1;
+    {
+      std::lock_guard<std::mutex> lock(lock_);
+      FinalText final{event.item_id, event.transcript, event.language, event.emotion, session_id_};
+      std::optional<guint64> settle;
+      if (!utterances_.final_arrived(final, g_get_monotonic_time(), &settle)) {
+        GST_DEBUG_OBJECT(element_, "ignoring a repeated final of item %s", event.item_id.c_str());
+        break;
+      }
+      finals_++;
+      if (settle) {
+        /* The service delay: from sending the utterance's last audio to its final. */
+        for (const SentMark &mark : sent_marks_) {
+          if (mark.end_sample >= *settle) {
+            last_delay_ = (g_get_monotonic_time() - mark.wall) * GST_USECOND;
+            max_delay_ = std::max(max_delay_, last_delay_);
+            break;
+          }
+        }
+        /* Its audio needs no resend (up to the first utterance still open). */
+        map_.forget_before_sample(*settle);
+        settle_locked(*settle);
+      }
+      if (resend_dropping_) {
+        resend_summary = true;
+        resend_dropped = resend_dropped_samples_;
+        rate = std::max(map_.sample_rate(), 1);
+        resend_dropping_ = false;
+        resend_dropped_samples_ = 0;
+      }
+    }
+    finals_cond_.notify_all();
+    if (resend_summary)
+      GST_ELEMENT_WARNING(element_, RESOURCE, WRITE,
+                          ("In all %" G_GUINT64_FORMAT " ms of audio could not be kept for a "
+                           "reconnection (max-resend-time %u ms) before transcripts made room.",
+                           gst_util_uint64_scale_int(resend_dropped, 1000, rate),
+                           settings_.max_resend_ms),
+                          (nullptr));
     break;
   }
   case ServerEventType::TranscriptionFailed: {
     {
       std::lock_guard<std::mutex> lock(lock_);
-      items_.erase(event.item_id);
+      if (!utterances_.failed(event.item_id))
+        break;
     }
+    finals_cond_.notify_all();
     GST_ELEMENT_WARNING(element_, STREAM, DECODE,
                         ("The service could not transcribe an utterance (%s): %s",
                          event.error.code.c_str(), event.error.message.c_str()),
@@ -653,6 +796,8 @@ void Transcriber::on_event(const ServerEvent &event) {
     GST_DEBUG_OBJECT(element_, "ignoring event %s", event.type_name.c_str());
     break;
   }
+  /* Every event is a chance for held finals whose turn came (or whose hold ran out). */
+  release_finals(false);
 }
 
 GstStructure *Transcriber::stats() const {
@@ -677,7 +822,11 @@ GstStructure *Transcriber::stats() const {
       client.appends, "reconnects", G_TYPE_UINT64, client.reconnects, "dropped-audio",
       G_TYPE_UINT64, gst_util_uint64_scale_int(client.dropped_samples, GST_SECOND, rate),
       "partials", G_TYPE_UINT64, partials_, "finals", G_TYPE_UINT64, finals_, "last-delay",
-      G_TYPE_UINT64, last_delay_, "max-delay", G_TYPE_UINT64, max_delay_, nullptr);
+      G_TYPE_UINT64, last_delay_, "max-delay", G_TYPE_UINT64, max_delay_, "repeated-finals",
+      G_TYPE_UINT64, utterances_.repeated_finals(), "ignored-events", G_TYPE_UINT64,
+      utterances_.ignored_events(), "lost-utterances", G_TYPE_UINT64, utterances_.lost_utterances(),
+      "out-of-order-finals", G_TYPE_UINT64, utterances_.out_of_order_finals(), "repaired-frames",
+      G_TYPE_UINT64, repaired_frames_, "bad-frames", G_TYPE_UINT64, bad_frames_, nullptr);
 }
 
 void Transcriber::on_failure(const ClientError &error) {
@@ -745,8 +894,41 @@ void Transcriber::on_failure(const ClientError &error) {
   flow_ = GST_FLOW_ERROR;
 }
 
+/* A frame that could not be used: counted, and warned about once per stream (the service
+ * may send many; each costs only itself). */
 void Transcriber::on_bad_frame(const std::string &problem) {
   GST_WARNING_OBJECT(element_, "ignoring a frame from the service: %s", problem.c_str());
+  bool first;
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    bad_frames_++;
+    first = !bad_frames_warned_;
+    bad_frames_warned_ = true;
+  }
+  if (first)
+    GST_ELEMENT_WARNING(element_, STREAM, DECODE,
+                        ("Ignoring a frame from the service that is not a usable event; further "
+                         "ones are only counted (stats bad-frames)."),
+                        ("%s", problem.c_str()));
+}
+
+void Transcriber::on_frame_repaired(unsigned repairs) {
+  unsigned fresh;
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    repaired_frames_++;
+    fresh = repairs & ~repairs_warned_;
+    repairs_warned_ |= repairs;
+  }
+  for (unsigned kind : {kRepairInvalidUtf8, kRepairLoneSurrogate}) {
+    if (fresh & kind)
+      GST_ELEMENT_WARNING(element_, STREAM, DECODE,
+                          ("The service sent text with %s; it was replaced by U+FFFD and the "
+                           "event kept. Further such frames are only counted (stats "
+                           "repaired-frames).",
+                           frame_repair_name(static_cast<FrameRepair>(kind))),
+                          (nullptr));
+  }
 }
 
 } // namespace qwenasr
