@@ -676,12 +676,15 @@ static GstStateChangeReturn gst_qwen_asr_change_state(GstElement *element,
   case GST_STATE_CHANGE_READY_TO_PAUSED: {
     GST_OBJECT_LOCK(self);
     qwenasr::Settings settings = priv->settings;
+    /* Finals wait for earlier utterances at most as long as captions may be late. */
+    GstClockTime order_hold = (priv->latency_ms + priv->lateness_ms) * GST_MSECOND;
     GST_OBJECT_UNLOCK(self);
     gst_segment_init(&priv->in_segment, GST_FORMAT_TIME);
     priv->have_segment = FALSE;
     priv->caps_pushed = FALSE;
     priv->max_observed_delay = 0;
     reset_output(self);
+    priv->transcriber.set_order_hold(order_hold);
     if (!priv->transcriber.start(settings)) {
       priv->transcriber.stop();
       return GST_STATE_CHANGE_FAILURE;

@@ -612,7 +612,9 @@ void Transcriber::on_reconnecting(const ClientError &error, guint attempt, guint
   {
     std::lock_guard<std::mutex> lock(lock_);
     session_id = session_id_;
-    last_connect_problem_ = error.detail;
+    last_connect_problem_ = error.http_status > 0
+                                ? "HTTP " + std::to_string(error.http_status) + ": " + error.detail
+                                : error.detail;
   }
   GstStructure *s =
       gst_structure_new("qwenasr/session", "state", G_TYPE_STRING, "reconnecting", "session-id",

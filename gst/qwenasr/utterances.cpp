@@ -16,7 +16,9 @@ void consider(std::optional<guint64> *earliest, guint64 sample) {
 } // namespace
 
 void Utterances::reset() {
+  Counters counters = counters_;
   *this = Utterances();
+  counters_ = counters;
 }
 
 void Utterances::session_restarted() {
@@ -51,7 +53,7 @@ Utterances::Item &Utterances::item(const std::string &item_id) {
 
 bool Utterances::speech_started(const std::string &item_id, guint64 sample) {
   if (is_final(item_id)) {
-    ignored_events_++;
+    counters_.ignored_events++;
     return false;
   }
   item(item_id).start_sample = sample;
@@ -60,7 +62,7 @@ bool Utterances::speech_started(const std::string &item_id, guint64 sample) {
 
 bool Utterances::speech_stopped(const std::string &item_id, guint64 sample) {
   if (is_final(item_id)) {
-    ignored_events_++;
+    counters_.ignored_events++;
     return false;
   }
   item(item_id).end_sample = sample;
@@ -69,7 +71,7 @@ bool Utterances::speech_stopped(const std::string &item_id, guint64 sample) {
 
 bool Utterances::partial(const std::string &item_id) {
   if (is_final(item_id)) {
-    ignored_events_++;
+    counters_.ignored_events++;
     return false;
   }
   return true;
@@ -92,7 +94,7 @@ void Utterances::commit_sent(guint64 start, guint64 end) {
 
 bool Utterances::committed(const std::string &item_id) {
   if (is_final(item_id)) {
-    ignored_events_++;
+    counters_.ignored_events++;
     return false;
   }
   /* Manual commits are answered in order; VAD commits carry no new timing. */
@@ -107,7 +109,7 @@ bool Utterances::committed(const std::string &item_id) {
 
 bool Utterances::failed(const std::string &item_id) {
   if (is_final(item_id)) {
-    ignored_events_++;
+    counters_.ignored_events++;
     return false;
   }
   auto it = items_.find(item_id);
@@ -145,7 +147,7 @@ bool Utterances::final_arrived(const FinalText &final, gint64 now_us,
                                std::optional<guint64> *settle) {
   settle->reset();
   if (is_final(final.item_id)) {
-    repeated_finals_++;
+    counters_.repeated_finals++;
     return false;
   }
   remember_final(final.item_id);
@@ -200,7 +202,7 @@ std::vector<ReleasedFinal> Utterances::release(gint64 now_us, gint64 hold_us, bo
     const ReleasedFinal &released = held_[i].released;
     if (released.start_sample) {
       if (released_any_ && *released.start_sample < last_released_start_)
-        out_of_order_++;
+        counters_.out_of_order++;
       last_released_start_ = std::max(last_released_start_, *released.start_sample);
       released_any_ = true;
     }
@@ -254,7 +256,7 @@ std::vector<LostSpan> Utterances::take_lost() {
     lost.push_back({std::string(), *lost_open_start_, std::nullopt});
   std::sort(lost.begin(), lost.end(),
             [](const LostSpan &a, const LostSpan &b) { return a.start_sample < b.start_sample; });
-  lost_utterances_ += lost.size();
+  counters_.lost_utterances += lost.size();
   items_.clear();
   unfinished_commits_.clear();
   pending_commits_.clear();

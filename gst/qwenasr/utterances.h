@@ -45,7 +45,7 @@ struct LostSpan {
 
 class Utterances {
 public:
-  /* A new stream (or flush): forgets everything. */
+  /* A new stream (or flush): forgets everything but the counters. */
   void reset();
   /* A new session after a lost connection: the old session's items will never complete; their
    * audio is resent and comes back under new ids, so the earliest of them stays open until
@@ -92,11 +92,11 @@ public:
   /* Whether any utterance still waits for its final (for the grace after session.finished). */
   bool any_open() const;
 
-  guint64 repeated_finals() const { return repeated_finals_; }
-  guint64 ignored_events() const { return ignored_events_; }
-  guint64 lost_utterances() const { return lost_utterances_; }
+  guint64 repeated_finals() const { return counters_.repeated_finals; }
+  guint64 ignored_events() const { return counters_.ignored_events; }
+  guint64 lost_utterances() const { return counters_.lost_utterances; }
   /* Finals released before an earlier utterance had its final (the hold ran out). */
-  guint64 out_of_order_finals() const { return out_of_order_; }
+  guint64 out_of_order_finals() const { return counters_.out_of_order; }
   /* Position of the last commit sent (manual mode). */
   guint64 last_commit_sample() const { return last_commit_sample_; }
 
@@ -136,10 +136,13 @@ private:
   guint64 settled_end_ = 0; /* the furthest end of an utterance with its final */
   guint64 last_released_start_ = 0;
   bool released_any_ = false;
-  guint64 repeated_finals_ = 0;
-  guint64 ignored_events_ = 0;
-  guint64 lost_utterances_ = 0;
-  guint64 out_of_order_ = 0;
+  /* Counted over the object's life: reset() keeps them. */
+  struct Counters {
+    guint64 repeated_finals = 0;
+    guint64 ignored_events = 0;
+    guint64 lost_utterances = 0;
+    guint64 out_of_order = 0;
+  } counters_;
 };
 
 } // namespace qwenasr

@@ -1,0 +1,341 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Server behaviours seen in the wild (issue 13), scripted in the local service: repeated and
+ * reordered finals, mangled text, finals that never come or come after session.finished, a
+ * session that never starts, rate limits. Each utterance comes out exactly once and in
+ * order, or is reported. */
+#include "testutil.h"
+
+using namespace testutil;
+using qwenasr::local::FaultOptions;
+using qwenasr::local::ServiceOptions;
+
+/* Item A 200-500 ms, item B 1200-1500 ms, 2.5 s in all (VAD silence 400 ms). */
+static const std::vector<Stretch> kTwoShort = {
+    {200, false}, {300, true}, {700, false}, {300, true}, {1000, false}};
+static const char kVad[] = "vad-silence-ms=400 ";
+
+static std::unique_ptr<qwenasr::local::LocalService> scripted(const FaultOptions &faults) {
+  ServiceOptions options;
+  options.faults = faults;
+  return start_service(options);
+}
+
+static std::vector<GstMessage *> sink_run(const std::string &url, const Audio &audio,
+                                          GstStructure **stats,
+                                          const std::string &properties = "") {
+  GstHarness *h = sink_harness(url, audio.rate, (kVad + properties).c_str());
+  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
+  gst_harness_push_event(h, gst_event_new_eos());
+  std::vector<GstMessage *> messages = drain_bus(h->element);
+  g_object_get(h->element, "stats", stats, nullptr);
+  teardown_harness(h);
+  return messages;
+}
+
+struct Caption {
+  GstClockTime pts;
+  std::string text;
+};
+
+static std::vector<Caption> caption_run(const std::string &url, const Audio &audio,
+                                        std::vector<GstMessage *> *messages) {
+  GstHarness *h = caption_harness(url, audio.rate, std::string(kVad) + "min-duration=0");
+  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
+  fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
+  std::vector<Caption> captions;
+  while (GstBuffer *buffer = gst_harness_try_pull(h)) {
+    GstMapInfo map;
+    gst_buffer_map(buffer, &map, GST_MAP_READ);
+    captions.push_back(
+        {GST_BUFFER_PTS(buffer), std::string(reinterpret_cast<const char *>(map.data), map.size)});
+    gst_buffer_unmap(buffer, &map);
+    gst_buffer_unref(buffer);
+  }
+  *messages = drain_bus(h->element);
+  teardown_harness(h);
+  return captions;
+}
+
+static guint64 stat(const GstStructure *stats, const char *name) {
+  guint64 value = G_MAXUINT64;
+  fail_unless(gst_structure_get_uint64(stats, name, &value), "no %s in stats", name);
+  return value;
+}
+
+/* The texts of warnings (or errors) posted, in order. */
+static std::vector<std::string> texts_of(const std::vector<GstMessage *> &messages,
+                                         GstMessageType type) {
+  std::vector<std::string> texts;
+  for (GstMessage *m : messages) {
+    if (GST_MESSAGE_TYPE(m) != type)
+      continue;
+    GError *error = nullptr;
+    if (type == GST_MESSAGE_ERROR)
+      gst_message_parse_error(m, &error, nullptr);
+    else
+      gst_message_parse_warning(m, &error, nullptr);
+    texts.push_back(error->message);
+    g_error_free(error);
+  }
+  return texts;
+}
+
+/* Both finals, once each, in audio order, with their text and times. */
+static void assert_finals_in_order(const std::vector<GstMessage *> &messages, const Audio &audio,
+                                   const std::string &suffix = "") {
+  fail_unless(texts_of(messages, GST_MESSAGE_ERROR).empty(), "unexpected error");
+  auto finals = transcripts(messages, true);
+  fail_unless_equals_int(finals.size(), audio.utterances.size());
+  for (gsize i = 0; i < finals.size(); i++) {
+    std::string expected = audio.transcript_of(audio.utterances[i]) + suffix;
+    fail_unless_equals_string(gst_structure_get_string(finals[i], "text"), expected.c_str());
+    assert_time_near(structure_time(finals[i], "start-time"),
+                     audio.utterances[i].start_ms * GST_MSECOND, "start-time");
+    assert_time_near(structure_time(finals[i], "end-time"),
+                     audio.utterances[i].end_ms * GST_MSECOND, "end-time");
+  }
+}
+
+static void assert_captions_in_order(const std::vector<Caption> &captions, const Audio &audio) {
+  fail_unless_equals_int(captions.size(), audio.utterances.size());
+  for (gsize i = 0; i < captions.size(); i++) {
+    fail_unless_equals_string(captions[i].text.c_str(),
+                              audio.transcript_of(audio.utterances[i]).c_str());
+    assert_time_near(captions[i].pts, audio.utterances[i].start_ms * GST_MSECOND, "caption pts");
+  }
+}
+
+/* Case 1. */
+GST_START_TEST(test_a_final_delivered_twice_is_posted_once_and_counted) {
+  FaultOptions faults;
+  faults.repeat_finals = true;
+  auto service = scripted(faults);
+  Audio audio = make_audio(16000, kTwoShort);
+  GstStructure *stats = nullptr;
+  std::vector<GstMessage *> messages = sink_run(service->url(), audio, &stats);
+  assert_finals_in_order(messages, audio);
+  fail_unless_equals_uint64(stat(stats, "repeated-finals"), 2);
+  fail_unless_equals_uint64(stat(stats, "finals"), 2);
+  gst_structure_free(stats);
+  free_messages(messages);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_a_final_delivered_twice_is_captioned_once) {
+  FaultOptions faults;
+  faults.repeat_finals = true;
+  auto service = scripted(faults);
+  Audio audio = make_audio(16000, kTwoShort);
+  std::vector<GstMessage *> messages;
+  std::vector<Caption> captions = caption_run(service->url(), audio, &messages);
+  assert_captions_in_order(captions, audio);
+  free_messages(messages);
+}
+GST_END_TEST;
+
+/* Case 2. */
+GST_START_TEST(test_finals_in_reverse_order_are_posted_in_audio_order) {
+  FaultOptions faults;
+  faults.reverse_finals = true;
+  auto service = scripted(faults);
+  Audio audio = make_audio(16000, kTwoShort);
+  GstStructure *stats = nullptr;
+  std::vector<GstMessage *> messages = sink_run(service->url(), audio, &stats);
+  fail_unless_equals_int(service->sessions().at(0).injected_faults.size(), 1);
+  assert_finals_in_order(messages, audio);
+  fail_unless_equals_uint64(stat(stats, "out-of-order-finals"), 0);
+  gst_structure_free(stats);
+  free_messages(messages);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_finals_in_reverse_order_are_captioned_in_audio_order_at_their_times) {
+  FaultOptions faults;
+  faults.reverse_finals = true;
+  auto service = scripted(faults);
+  Audio audio = make_audio(16000, kTwoShort);
+  std::vector<GstMessage *> messages;
+  std::vector<Caption> captions = caption_run(service->url(), audio, &messages);
+  assert_captions_in_order(captions, audio);
+  free_messages(messages);
+}
+GST_END_TEST;
+
+/* Case 3, and the tolerant decoding of both kinds of bad text. */
+static void check_repaired(const char *raw_suffix, const char *warning_names) {
+  FaultOptions faults;
+  faults.transcript_raw_suffix = raw_suffix;
+  auto service = scripted(faults);
+  Audio audio = make_audio(16000, kTwoShort);
+  GstStructure *stats = nullptr;
+  std::vector<GstMessage *> messages = sink_run(service->url(), audio, &stats);
+  assert_finals_in_order(messages, audio, " \xEF\xBF\xBD");
+  /* One warning for the kind, not one per frame; every repaired frame counted. */
+  std::vector<std::string> warnings = texts_of(messages, GST_MESSAGE_WARNING);
+  fail_unless_equals_int(warnings.size(), 1);
+  fail_unless(warnings[0].find(warning_names) != std::string::npos, "%s", warnings[0].c_str());
+  fail_unless_equals_uint64(stat(stats, "repaired-frames"), 2);
+  gst_structure_free(stats);
+  free_messages(messages);
+}
+
+GST_START_TEST(test_a_lone_surrogate_escape_is_repaired_not_dropped) {
+  check_repaired(" \\ud83d", "half a UTF-16 surrogate pair");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_invalid_utf8_is_repaired_not_dropped) {
+  check_repaired(" \xff", "invalid UTF-8");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_malformed_frames_are_warned_about_once_and_counted) {
+  FaultOptions faults;
+  faults.malformed_frames = true;
+  auto service = scripted(faults);
+  Audio audio = make_audio(16000, kTwoShort);
+  GstStructure *stats = nullptr;
+  std::vector<GstMessage *> messages = sink_run(service->url(), audio, &stats);
+  assert_finals_in_order(messages, audio);
+  std::vector<std::string> warnings = texts_of(messages, GST_MESSAGE_WARNING);
+  fail_unless_equals_int(warnings.size(), 1);
+  fail_unless(warnings[0].find("not a usable event") != std::string::npos, "%s",
+              warnings[0].c_str());
+  fail_unless(stat(stats, "bad-frames") > 5, "bad frames not counted");
+  gst_structure_free(stats);
+  free_messages(messages);
+}
+GST_END_TEST;
+
+/* Case 4. */
+GST_START_TEST(test_an_utterance_never_finalized_is_warned_about_with_its_span) {
+  FaultOptions faults;
+  faults.drop_final_of = 1;
+  auto service = scripted(faults);
+  Audio audio = make_audio(16000, kTwoShort);
+  GstStructure *stats = nullptr;
+  std::vector<GstMessage *> messages = sink_run(service->url(), audio, &stats);
+  fail_unless(texts_of(messages, GST_MESSAGE_ERROR).empty(), "unexpected error");
+  auto finals = transcripts(messages, true);
+  fail_unless_equals_int(finals.size(), 1);
+  fail_unless_equals_string(gst_structure_get_string(finals[0], "text"),
+                            audio.transcript_of(audio.utterances[1]).c_str());
+  std::vector<std::string> warnings = texts_of(messages, GST_MESSAGE_WARNING);
+  fail_unless_equals_int(warnings.size(), 1);
+  fail_unless(warnings[0].find("no transcript for 1 utterance(s)") != std::string::npos, "%s",
+              warnings[0].c_str());
+  fail_unless(warnings[0].find("0:00:00.200 - 0:00:00.500") != std::string::npos, "%s",
+              warnings[0].c_str());
+  fail_unless_equals_uint64(stat(stats, "lost-utterances"), 1);
+  gst_structure_free(stats);
+  free_messages(messages);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_finals_after_session_finished_are_still_taken) {
+  FaultOptions faults;
+  faults.finals_after_finished_from = 1; /* both */
+  auto service = scripted(faults);
+  Audio audio = make_audio(16000, kTwoShort);
+  GstStructure *stats = nullptr;
+  std::vector<GstMessage *> messages = sink_run(service->url(), audio, &stats);
+  assert_finals_in_order(messages, audio);
+  fail_unless(texts_of(messages, GST_MESSAGE_WARNING).empty(), "unexpected warning");
+  fail_unless_equals_uint64(stat(stats, "lost-utterances"), 0);
+  gst_structure_free(stats);
+  free_messages(messages);
+}
+GST_END_TEST;
+
+/* Case 5. */
+GST_START_TEST(test_wss_to_a_plain_server_is_an_error_naming_tls_and_host) {
+  auto service = start_service();
+  std::string url = "wss://" + service->url().substr(strlen("ws://"));
+  Audio audio = make_audio(16000, {{300, false}, {300, true}, {400, false}});
+  gint64 started = g_get_monotonic_time();
+  GstStructure *stats = nullptr;
+  /* A plain server never answers the TLS hello: the connect timeout ends it, once. */
+  std::vector<GstMessage *> messages = sink_run(url, audio, &stats, "connect-timeout=1000");
+  std::vector<std::string> errors = texts_of(messages, GST_MESSAGE_ERROR);
+  fail_unless_equals_int(errors.size(), 1);
+  fail_unless(errors[0].find("127.0.0.1") != std::string::npos, "%s", errors[0].c_str());
+  fail_unless(errors[0].find("TLS handshake got no answer") != std::string::npos, "%s",
+              errors[0].c_str());
+  for (const std::string &warning : texts_of(messages, GST_MESSAGE_WARNING))
+    fail_if(warning.find("finish-timeout") != std::string::npos, "%s", warning.c_str());
+  /* Said at once, not after the connect and finish timeouts. */
+  fail_unless(g_get_monotonic_time() - started < 5 * G_TIME_SPAN_SECOND, "too slow");
+  fail_unless(service->sessions().empty(), "a session was established");
+  gst_structure_free(stats);
+  free_messages(messages);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_a_session_never_established_at_eos_is_an_error_naming_the_cause) {
+  /* Every handshake refused with 503 (retried): EOS comes before the attempts run out. */
+  FaultOptions faults;
+  faults.reject_handshakes = G_MAXUINT;
+  faults.reject_status = 503;
+  auto service = scripted(faults);
+  Audio audio = make_audio(16000, {{300, false}, {300, true}, {400, false}});
+  GstStructure *stats = nullptr;
+  std::vector<GstMessage *> messages = sink_run(
+      service->url(), audio, &stats, "max-reconnects=100 connect-timeout=1000 finish-timeout=500");
+  std::vector<std::string> errors = texts_of(messages, GST_MESSAGE_ERROR);
+  fail_unless_equals_int(errors.size(), 1);
+  fail_unless(errors[0].find("No session with the service at 127.0.0.1 was ever established") !=
+                  std::string::npos,
+              "%s", errors[0].c_str());
+  fail_unless(errors[0].find("503") != std::string::npos, "%s", errors[0].c_str());
+  for (const std::string &warning : texts_of(messages, GST_MESSAGE_WARNING))
+    fail_if(warning.find("finish-timeout") != std::string::npos, "%s", warning.c_str());
+  gst_structure_free(stats);
+  free_messages(messages);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_a_rate_limited_handshake_waits_as_told_by_retry_after) {
+  FaultOptions faults;
+  faults.reject_handshakes = 1;
+  faults.reject_status = 429;
+  faults.retry_after_s = 2;
+  auto service = scripted(faults);
+  Audio audio = make_audio(16000, kTwoShort);
+  GstStructure *stats = nullptr;
+  std::vector<GstMessage *> messages = sink_run(service->url(), audio, &stats);
+  assert_finals_in_order(messages, audio);
+  guint reconnecting = 0;
+  for (GstMessage *m : messages) {
+    const GstStructure *s = element_structure(m, "qwenasr/session");
+    if (s && g_strcmp0(gst_structure_get_string(s, "state"), "reconnecting") == 0) {
+      reconnecting++;
+      fail_unless_equals_uint64(structure_time(s, "delay"), 2 * GST_SECOND);
+    }
+  }
+  fail_unless_equals_int(reconnecting, 1);
+  gst_structure_free(stats);
+  free_messages(messages);
+}
+GST_END_TEST;
+
+static Suite *faults_suite(void) {
+  Suite *s = suite_create("faults");
+  TCase *tc = tcase_create("general");
+  suite_add_tcase(s, tc);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_a_final_delivered_twice_is_posted_once_and_counted);
+  tcase_add_test(tc, test_a_final_delivered_twice_is_captioned_once);
+  tcase_add_test(tc, test_finals_in_reverse_order_are_posted_in_audio_order);
+  tcase_add_test(tc, test_finals_in_reverse_order_are_captioned_in_audio_order_at_their_times);
+  tcase_add_test(tc, test_a_lone_surrogate_escape_is_repaired_not_dropped);
+  tcase_add_test(tc, test_invalid_utf8_is_repaired_not_dropped);
+  tcase_add_test(tc, test_malformed_frames_are_warned_about_once_and_counted);
+  tcase_add_test(tc, test_an_utterance_never_finalized_is_warned_about_with_its_span);
+  tcase_add_test(tc, test_finals_after_session_finished_are_still_taken);
+  tcase_add_test(tc, test_wss_to_a_plain_server_is_an_error_naming_tls_and_host);
+  tcase_add_test(tc, test_a_session_never_established_at_eos_is_an_error_naming_the_cause);
+  tcase_add_test(tc, test_a_rate_limited_handshake_waits_as_told_by_retry_after);
+  return s;
+}
+
+GST_CHECK_MAIN(faults);
