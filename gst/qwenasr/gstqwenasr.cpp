@@ -483,6 +483,16 @@ static GstFlowReturn gst_qwen_asr_chain(GstPad *, GstObject *parent, GstBuffer *
   GstClockTime end = GST_CLOCK_TIME_NONE;
   if (GST_CLOCK_TIME_IS_VALID(pts) && priv->rate > 0)
     end = pts + gst_util_uint64_scale_int(gst_buffer_get_size(buffer) / 2, GST_SECOND, priv->rate);
+  /* PAUSED, before any audio of a new timeline goes out: a sink downstream prerolls on this
+   * GAP and holds this thread in it until PLAYING, so no audio (paid for) is sent that a seek
+   * could still throw away. */
+  GST_OBJECT_LOCK(self);
+  gboolean paused = GST_STATE(self) == GST_STATE_PAUSED;
+  GST_OBJECT_UNLOCK(self);
+  if (paused && !GST_CLOCK_TIME_IS_VALID(priv->position) && ensure_output_caps(self)) {
+    priv->position = priv->in_segment.start;
+    gst_pad_push_event(self->srcpad, gst_event_new_gap(priv->position, 0));
+  }
   GstFlowReturn ret = priv->transcriber.push(buffer, stream_time, priv->upstream_live, nullptr);
   gst_buffer_unref(buffer);
   if (ret != GST_FLOW_OK)

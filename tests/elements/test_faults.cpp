@@ -318,6 +318,51 @@ GST_START_TEST(test_a_rate_limited_handshake_waits_as_told_by_retry_after) {
 }
 GST_END_TEST;
 
+static GstPadProbeReturn count_buffer(GstPad *, GstPadProbeInfo *, gpointer data) {
+  g_atomic_int_inc(static_cast<gint *>(data));
+  return GST_PAD_PROBE_OK;
+}
+
+GST_START_TEST(test_no_audio_is_sent_while_paused) {
+  /* As `qwenasr ! srtenc ! filesink` prerolling a file: nothing reaches the paid service
+   * before PLAYING; then all of it. */
+  auto service = start_service();
+  GError *error = nullptr;
+  std::string description =
+      "audiotestsrc num-buffers=50 samplesperbuffer=1600 ! "
+      "audio/x-raw,format=S16LE,rate=16000,channels=1 ! qwenasr name=asr api-key=test-key url=" +
+      service->url() + " ! srtenc ! fakesink";
+  GstElement *pipeline = gst_parse_launch(description.c_str(), &error);
+  fail_unless(error == nullptr, "%s", error ? error->message : "");
+  GstElement *asr = gst_bin_get_by_name(GST_BIN(pipeline), "asr");
+  GstPad *pad = gst_element_get_static_pad(asr, "sink");
+  gint buffers = 0;
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, count_buffer, &buffers, nullptr);
+  gst_object_unref(pad);
+  gst_element_set_state(pipeline, GST_STATE_PAUSED);
+  fail_unless_equals_int(gst_element_get_state(pipeline, nullptr, nullptr, 10 * GST_SECOND),
+                         GST_STATE_CHANGE_SUCCESS);
+  GstStructure *stats = nullptr;
+  g_object_get(asr, "stats", &stats, nullptr);
+  fail_unless_equals_uint64(stat(stats, "audio-sent"), 0);
+  gst_structure_free(stats);
+  fail_unless(g_atomic_int_get(&buffers) <= 1, "%d buffers taken while paused", buffers);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  GstBus *bus = gst_element_get_bus(pipeline);
+  GstMessage *done = gst_bus_timed_pop_filtered(
+      bus, 60 * GST_SECOND, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless(done && GST_MESSAGE_TYPE(done) == GST_MESSAGE_EOS, "no EOS");
+  gst_message_unref(done);
+  g_object_get(asr, "stats", &stats, nullptr);
+  fail_unless_equals_uint64(stat(stats, "audio-sent"), 5 * GST_SECOND);
+  gst_structure_free(stats);
+  gst_object_unref(bus);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(asr);
+  gst_object_unref(pipeline);
+}
+GST_END_TEST;
+
 static Suite *faults_suite(void) {
   Suite *s = suite_create("faults");
   TCase *tc = tcase_create("general");
@@ -335,6 +380,7 @@ static Suite *faults_suite(void) {
   tcase_add_test(tc, test_wss_to_a_plain_server_is_an_error_naming_tls_and_host);
   tcase_add_test(tc, test_a_session_never_established_at_eos_is_an_error_naming_the_cause);
   tcase_add_test(tc, test_a_rate_limited_handshake_waits_as_told_by_retry_after);
+  tcase_add_test(tc, test_no_audio_is_sent_while_paused);
   return s;
 }
 
