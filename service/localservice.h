@@ -125,7 +125,8 @@ struct SessionRecord {
   std::vector<std::string> transcripts;
   guint junk_frames = 0; // malformed_frames junk sent
   /* Faults that fired on this session, in order: "stall", "freeze", "server_error",
-   * "close_1011", "close_abrupt". */
+   * "close_1011", "close_abrupt", and per final scripted: "repeat_final", "reverse_finals"
+   * (per swapped pair), "drop_final", "final_after_finished". */
   std::vector<std::string> injected_faults;
   bool fault_closed = false;     // the service closed this session by a fault
   bool finished = false;         // session.finished sent

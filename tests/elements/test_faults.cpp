@@ -318,6 +318,25 @@ GST_START_TEST(test_a_rate_limited_handshake_waits_as_told_by_retry_after) {
 }
 GST_END_TEST;
 
+GST_START_TEST(test_a_resend_buffer_overflow_warns_once_and_sums_up_once) {
+  /* One 4 s utterance sent as fast as possible with room for 0.5 s of resend audio: the
+   * oldest is given up append after append, but said once, and summed up at the final. */
+  auto service = start_service();
+  Audio audio = make_audio(16000, {{200, false}, {4000, true}, {800, false}});
+  GstStructure *stats = nullptr;
+  std::vector<GstMessage *> messages =
+      sink_run(service->url(), audio, &stats, "max-resend-time=500");
+  std::vector<std::string> warnings = texts_of(messages, GST_MESSAGE_WARNING);
+  fail_unless_equals_int(warnings.size(), 2);
+  fail_unless(warnings[0].find("could not be kept for a reconnection") != std::string::npos, "%s",
+              warnings[0].c_str());
+  fail_unless(warnings[1].find("In all") != std::string::npos, "%s", warnings[1].c_str());
+  fail_unless_equals_int(transcripts(messages, true).size(), 1);
+  gst_structure_free(stats);
+  free_messages(messages);
+}
+GST_END_TEST;
+
 static GstPadProbeReturn count_buffer(GstPad *, GstPadProbeInfo *, gpointer data) {
   g_atomic_int_inc(static_cast<gint *>(data));
   return GST_PAD_PROBE_OK;
@@ -381,6 +400,7 @@ static Suite *faults_suite(void) {
   tcase_add_test(tc, test_a_session_never_established_at_eos_is_an_error_naming_the_cause);
   tcase_add_test(tc, test_a_rate_limited_handshake_waits_as_told_by_retry_after);
   tcase_add_test(tc, test_no_audio_is_sent_while_paused);
+  tcase_add_test(tc, test_a_resend_buffer_overflow_warns_once_and_sums_up_once);
   return s;
 }
 
