@@ -34,6 +34,13 @@ bool Utterances::is_final(const std::string &item_id) const {
   return !item_id.empty() && finals_.count(item_id) > 0;
 }
 
+bool Utterances::ignore_if_final(const std::string &item_id) {
+  if (!is_final(item_id))
+    return false;
+  counters_.ignored_events++;
+  return true;
+}
+
 void Utterances::remember_final(const std::string &item_id) {
   if (item_id.empty() || !finals_.insert(item_id).second)
     return;
@@ -52,29 +59,21 @@ Utterances::Item &Utterances::item(const std::string &item_id) {
 }
 
 bool Utterances::speech_started(const std::string &item_id, guint64 sample) {
-  if (is_final(item_id)) {
-    counters_.ignored_events++;
+  if (ignore_if_final(item_id))
     return false;
-  }
   item(item_id).start_sample = sample;
   return true;
 }
 
 bool Utterances::speech_stopped(const std::string &item_id, guint64 sample) {
-  if (is_final(item_id)) {
-    counters_.ignored_events++;
+  if (ignore_if_final(item_id))
     return false;
-  }
   item(item_id).end_sample = sample;
   return true;
 }
 
 bool Utterances::partial(const std::string &item_id) {
-  if (is_final(item_id)) {
-    counters_.ignored_events++;
-    return false;
-  }
-  return true;
+  return !ignore_if_final(item_id);
 }
 
 void Utterances::span(const std::string &item_id, std::optional<guint64> *start,
@@ -93,10 +92,8 @@ void Utterances::commit_sent(guint64 start, guint64 end) {
 }
 
 bool Utterances::committed(const std::string &item_id) {
-  if (is_final(item_id)) {
-    counters_.ignored_events++;
+  if (ignore_if_final(item_id))
     return false;
-  }
   /* Manual commits are answered in order; VAD commits carry no new timing. */
   if (!pending_commits_.empty()) {
     Item &entry = item(item_id);
@@ -108,10 +105,8 @@ bool Utterances::committed(const std::string &item_id) {
 }
 
 bool Utterances::failed(const std::string &item_id) {
-  if (is_final(item_id)) {
-    counters_.ignored_events++;
+  if (ignore_if_final(item_id))
     return false;
-  }
   auto it = items_.find(item_id);
   if (it != items_.end()) {
     const Item &entry = it->second;

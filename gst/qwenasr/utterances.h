@@ -119,6 +119,8 @@ private:
   };
 
   bool is_final(const std::string &item_id) const;
+  /* Counts an event about an item already final; true if it is one. */
+  bool ignore_if_final(const std::string &item_id);
   void remember_final(const std::string &item_id);
   Item &item(const std::string &item_id);
   /* The earliest start among utterances without a final (not held ones). */

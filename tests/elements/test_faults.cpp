@@ -105,59 +105,62 @@ static void assert_captions_in_order(const std::vector<Caption> &captions, const
   }
 }
 
-/* Case 1. */
-GST_START_TEST(test_a_final_delivered_twice_is_posted_once_and_counted) {
-  FaultOptions faults;
-  faults.repeat_finals = true;
+/* Both finals posted once each, in audio order, and `counter` in stats at `expected`. */
+static void check_finals(const FaultOptions &faults, const char *counter, guint64 expected) {
   auto service = scripted(faults);
   Audio audio = make_audio(16000, kTwoShort);
   GstStructure *stats = nullptr;
   std::vector<GstMessage *> messages = sink_run(service->url(), audio, &stats);
+  fail_unless_equals_int(service->sessions().at(0).injected_faults.size(),
+                         faults.repeat_finals ? 2 : 1);
   assert_finals_in_order(messages, audio);
-  fail_unless_equals_uint64(stat(stats, "repeated-finals"), 2);
+  fail_unless_equals_uint64(stat(stats, counter), expected);
   fail_unless_equals_uint64(stat(stats, "finals"), 2);
   gst_structure_free(stats);
   free_messages(messages);
 }
-GST_END_TEST;
 
-GST_START_TEST(test_a_final_delivered_twice_is_captioned_once) {
-  FaultOptions faults;
-  faults.repeat_finals = true;
+/* Both captions once each, in audio order, at their utterances' starts. */
+static void check_captions(const FaultOptions &faults) {
   auto service = scripted(faults);
   Audio audio = make_audio(16000, kTwoShort);
   std::vector<GstMessage *> messages;
   std::vector<Caption> captions = caption_run(service->url(), audio, &messages);
   assert_captions_in_order(captions, audio);
   free_messages(messages);
+}
+
+static FaultOptions repeating() {
+  FaultOptions faults;
+  faults.repeat_finals = true;
+  return faults;
+}
+
+static FaultOptions reversing() {
+  FaultOptions faults;
+  faults.reverse_finals = true;
+  return faults;
+}
+
+/* Case 1. */
+GST_START_TEST(test_a_final_delivered_twice_is_posted_once_and_counted) {
+  check_finals(repeating(), "repeated-finals", 2);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_a_final_delivered_twice_is_captioned_once) {
+  check_captions(repeating());
 }
 GST_END_TEST;
 
 /* Case 2. */
 GST_START_TEST(test_finals_in_reverse_order_are_posted_in_audio_order) {
-  FaultOptions faults;
-  faults.reverse_finals = true;
-  auto service = scripted(faults);
-  Audio audio = make_audio(16000, kTwoShort);
-  GstStructure *stats = nullptr;
-  std::vector<GstMessage *> messages = sink_run(service->url(), audio, &stats);
-  fail_unless_equals_int(service->sessions().at(0).injected_faults.size(), 1);
-  assert_finals_in_order(messages, audio);
-  fail_unless_equals_uint64(stat(stats, "out-of-order-finals"), 0);
-  gst_structure_free(stats);
-  free_messages(messages);
+  check_finals(reversing(), "out-of-order-finals", 0);
 }
 GST_END_TEST;
 
 GST_START_TEST(test_finals_in_reverse_order_are_captioned_in_audio_order_at_their_times) {
-  FaultOptions faults;
-  faults.reverse_finals = true;
-  auto service = scripted(faults);
-  Audio audio = make_audio(16000, kTwoShort);
-  std::vector<GstMessage *> messages;
-  std::vector<Caption> captions = caption_run(service->url(), audio, &messages);
-  assert_captions_in_order(captions, audio);
-  free_messages(messages);
+  check_captions(reversing());
 }
 GST_END_TEST;
 
