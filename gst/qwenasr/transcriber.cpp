@@ -4,6 +4,7 @@
 #include "transcriber.h"
 
 #include "config.h"
+#include "messages.h"
 
 GST_DEBUG_CATEGORY_STATIC(qwenasr_transcriber_debug);
 #define GST_CAT_DEFAULT qwenasr_transcriber_debug
@@ -406,53 +407,22 @@ void Transcriber::wait_open_finals(gint64 deadline) {
   finals_cond_.wait_until(lock, until, [&] { return !utterances_.any_open() || flushing_; });
 }
 
-/* "h:mm:ss.mmm" of an input time, for messages people read. */
-static std::string time_text(GstClockTime time) {
-  if (!GST_CLOCK_TIME_IS_VALID(time))
-    return "?";
-  gchar *text = g_strdup_printf("%u:%02u:%02u.%03u", GST_TIME_ARGS(time));
-  std::string result(text, strlen(text) - 6); /* drop the sub-millisecond digits */
-  g_free(text);
-  return result;
-}
-
 void Transcriber::report_lost() {
-  std::string spans;
-  gsize count = 0;
+  std::vector<std::pair<GstClockTime, GstClockTime>> spans;
   {
     std::lock_guard<std::mutex> lock(lock_);
-    for (const LostSpan &span : utterances_.take_lost()) {
-      GstClockTime start = map_.time_at_sample(span.start_sample);
-      GstClockTime end =
-          span.end_sample ? map_.end_time_at_sample(*span.end_sample) : map_.end_time();
-      if (count++ > 0)
-        spans += ", ";
-      spans += time_text(start) + " - " + time_text(end);
-    }
+    for (const LostSpan &span : utterances_.take_lost())
+      spans.emplace_back(map_.time_at_sample(span.start_sample),
+                         span.end_sample ? map_.end_time_at_sample(*span.end_sample)
+                                         : map_.end_time());
   }
-  if (count == 0)
-    return;
-  GST_ELEMENT_WARNING(element_, STREAM, DECODE,
-                      ("The service sent no transcript for %" G_GSIZE_FORMAT
-                       " utterance(s) before the session ended: %s. That audio is "
-                       "untranscribed.",
-                       count, spans.c_str()),
-                      ("utterances started or committed without a final"));
+  post_lost_utterances(element_, spans);
 }
 
 void Transcriber::post_connect_failure(const std::string &cause) {
   if (!claim_error())
     return;
-  std::string why = cause.empty() ? "no answer to the WebSocket handshake" : cause;
-  GST_ELEMENT_ERROR(element_, RESOURCE, OPEN_READ_WRITE,
-                    ("No session with the service at %s was ever established, so no audio was "
-                     "transcribed: %s.%s",
-                     host_.c_str(), why.c_str(),
-                     settings_.endpoint().rfind("wss://", 0) == 0
-                         ? " Check that the server speaks TLS (wss://), the proxy and the host."
-                         : " Check the url, the proxy and the host."),
-                    ("within finish-timeout + connect-timeout (%u + %u ms)",
-                     settings_.finish_timeout_ms, settings_.connect_timeout_ms));
+  post_never_established(element_, host_, cause, settings_);
   flow_ = GST_FLOW_ERROR;
 }
 
@@ -524,28 +494,14 @@ void Transcriber::post_session_state(const char *state) {
     std::lock_guard<std::mutex> lock(lock_);
     session_id = session_id_;
   }
-  GstStructure *s = gst_structure_new("qwenasr/session", "state", G_TYPE_STRING, state,
-                                      "session-id", G_TYPE_STRING, session_id.c_str(), nullptr);
-  gst_element_post_message(element_, gst_message_new_element(GST_OBJECT(element_), s));
-}
-
-void Transcriber::post_speech(const char *name, const std::string &item_id, GstClockTime time) {
-  GstStructure *s = gst_structure_new(name, "item-id", G_TYPE_STRING, item_id.c_str(), "time",
-                                      G_TYPE_UINT64, time, nullptr);
-  gst_element_post_message(element_, gst_message_new_element(GST_OBJECT(element_), s));
+  post_session_message(element_, state, session_id);
 }
 
 void Transcriber::post_transcript(const Transcript &t) {
-  GstStructure *s = gst_structure_new(
-      "qwenasr/transcript", "text", G_TYPE_STRING, t.text.c_str(), "stable-text", G_TYPE_STRING,
-      t.stable_text.c_str(), "final", G_TYPE_BOOLEAN, t.final, "item-id", G_TYPE_STRING,
-      t.item_id.c_str(), "language", G_TYPE_STRING, t.language.c_str(), "emotion", G_TYPE_STRING,
-      t.emotion.c_str(), "start-time", G_TYPE_UINT64, t.start, "end-time", G_TYPE_UINT64, t.end,
-      "session-id", G_TYPE_STRING, t.session_id.c_str(), nullptr);
   GST_DEBUG_OBJECT(element_, "%s transcript %s [%" GST_TIME_FORMAT " - %" GST_TIME_FORMAT "]: %s",
                    t.final ? "final" : "partial", t.item_id.c_str(), GST_TIME_ARGS(t.start),
                    GST_TIME_ARGS(t.end), t.text.c_str());
-  gst_element_post_message(element_, gst_message_new_element(GST_OBJECT(element_), s));
+  post_transcript_message(element_, t);
 }
 
 GstClockTime Transcriber::time_at_sample_locked(const std::optional<guint64> &sample) const {
@@ -616,12 +572,7 @@ void Transcriber::on_reconnecting(const ClientError &error, guint attempt, guint
                                 ? "HTTP " + std::to_string(error.http_status) + ": " + error.detail
                                 : error.detail;
   }
-  GstStructure *s =
-      gst_structure_new("qwenasr/session", "state", G_TYPE_STRING, "reconnecting", "session-id",
-                        G_TYPE_STRING, session_id.c_str(), "attempt", G_TYPE_UINT, attempt, "delay",
-                        G_TYPE_UINT64, static_cast<guint64>(delay_ms) * GST_MSECOND, "reason",
-                        G_TYPE_STRING, error.detail.c_str(), nullptr);
-  gst_element_post_message(element_, gst_message_new_element(GST_OBJECT(element_), s));
+  post_reconnecting_message(element_, session_id, error, attempt, delay_ms);
 }
 
 /* One warning when audio starts being given up, one summary when finals make room again:
@@ -694,7 +645,8 @@ void Transcriber::on_event(const ServerEvent &event) {
         time = started ? map_.time_at_sample(sample) : map_.end_time_at_sample(sample);
       }
     }
-    post_speech(started ? "qwenasr/speech-started" : "qwenasr/speech-stopped", event.item_id, time);
+    post_speech_message(element_, started ? "qwenasr/speech-started" : "qwenasr/speech-stopped",
+                        event.item_id, time);
     if (started && observer_ && GST_CLOCK_TIME_IS_VALID(time))
       observer_->on_speech_started(time);
     break;
@@ -836,63 +788,7 @@ void Transcriber::on_failure(const ClientError &error) {
    * after it is posted, so that ours is the first error upstream elements can follow. */
   if (!claim_error())
     return;
-  const char *host = error.host.c_str();
-/* The HTTP status rides along as a details field for applications that branch on it. */
-#define DETAILS ("http-status-code", G_TYPE_UINT, error.http_status, NULL)
-  switch (error.kind) {
-  case ClientErrorKind::Unauthorized:
-    GST_ELEMENT_ERROR_WITH_DETAILS(
-        element_, RESOURCE, NOT_AUTHORIZED,
-        ("The service at %s (%s) rejected the API key (HTTP %u). Check the api-key "
-         "property or DASHSCOPE_API_KEY: keys only work in the region that issued them.",
-         host, settings_.region_name(), error.http_status),
-        ("%s: %s", host, error.detail.c_str()), DETAILS);
-    break;
-  case ClientErrorKind::Handshake:
-    GST_ELEMENT_ERROR_WITH_DETAILS(
-        element_, RESOURCE, OPEN_READ_WRITE,
-        ("The service at %s refused the connection with HTTP %u.", host, error.http_status),
-        ("%s", error.detail.c_str()), DETAILS);
-    break;
-  case ClientErrorKind::Connect:
-    /* GIO's messages usually name the host already ("Could not connect to HOST: ..."). */
-    if (error.detail.find(error.host) != std::string::npos)
-      GST_ELEMENT_ERROR_WITH_DETAILS(element_, RESOURCE, OPEN_READ_WRITE,
-                                     ("%s.", error.detail.c_str()), (nullptr), DETAILS);
-    else
-      GST_ELEMENT_ERROR_WITH_DETAILS(element_, RESOURCE, OPEN_READ_WRITE,
-                                     ("Could not connect to %s: %s.", host, error.detail.c_str()),
-                                     (nullptr), DETAILS);
-    break;
-  case ClientErrorKind::Timeout:
-    GST_ELEMENT_ERROR_WITH_DETAILS(element_, RESOURCE, OPEN_READ_WRITE,
-                                   ("No session with %s within connect-timeout (%u ms): %s.", host,
-                                    settings_.connect_timeout_ms, error.detail.c_str()),
-                                   (nullptr), DETAILS);
-    break;
-  case ClientErrorKind::Rejected:
-    GST_ELEMENT_ERROR_WITH_DETAILS(
-        element_, RESOURCE, SETTINGS,
-        ("The service rejected the session configuration: %s%s%s", error.service.message.c_str(),
-         error.service.param.empty() ? "" : " (parameter ",
-         error.service.param.empty() ? "" : (error.service.param + ")").c_str()),
-        ("type %s, code %s", error.service.type.c_str(), error.service.code.c_str()), DETAILS);
-    break;
-  case ClientErrorKind::Service:
-    GST_ELEMENT_ERROR_WITH_DETAILS(
-        element_, RESOURCE, FAILED,
-        ("The service reported an internal error: %s", error.service.message.c_str()),
-        ("code %s", error.service.code.c_str()), DETAILS);
-    break;
-  case ClientErrorKind::Closed:
-    GST_ELEMENT_ERROR_WITH_DETAILS(
-        element_, RESOURCE, WRITE,
-        ("The service at %s closed the connection before the session finished (%s).", host,
-         error.detail.c_str()),
-        (nullptr), DETAILS);
-    break;
-  }
-#undef DETAILS
+  post_client_error(element_, error, settings_);
   flow_ = GST_FLOW_ERROR;
 }
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* What qwenasrsink and qwenasr share: sessions with the service over an AsrClient, chunking,
- * manual commits, the timing map, and the bus messages and errors. The elements are glue
- * around this: they feed it buffers and events and tell it when to stop waiting. */
+/* What qwenasrsink and qwenasr share: the session lifecycle with the service over an
+ * AsrClient, chunking, manual commits and the timing map; utterances.h keeps the books of
+ * the results and messages.h builds what is posted. The elements are glue around this: they
+ * feed it buffers and events and tell it when to stop waiting. */
 #pragma once
 
 #include <gst/base/gstadapter.h>
@@ -17,24 +18,12 @@
 #include <string>
 
 #include "asrclient.h"
+#include "messages.h"
 #include "settings.h"
 #include "timingmap.h"
 #include "utterances.h"
 
 namespace qwenasr {
-
-/* One transcript result, with times on the input's stream-time timeline. */
-struct Transcript {
-  std::string item_id;
-  std::string text;        /* final transcript, or the preview text + stash */
-  std::string stable_text; /* the part the service will not change any more */
-  std::string language;
-  std::string emotion;
-  std::string session_id;
-  bool final = false;
-  GstClockTime start = GST_CLOCK_TIME_NONE;
-  GstClockTime end = GST_CLOCK_TIME_NONE;
-};
 
 /* Receives results for elements that output them: partials as they arrive, finals once each
  * and in audio order (see Utterances). on_transcript() is called with the Transcriber's lock
@@ -145,7 +134,6 @@ private:
   bool claim_error();
   GstFlowReturn after_interruption(const PauseHandler &on_pause);
   void post_session_state(const char *state);
-  void post_speech(const char *name, const std::string &item_id, GstClockTime time);
   void post_transcript(const Transcript &transcript);
   GstClockTime time_at_sample_locked(const std::optional<guint64> &sample) const;
   /* A service offset of the current session as a global sample. */
