@@ -349,7 +349,7 @@ GstFlowReturn Transcriber::drain(const PauseHandler &on_pause) {
   bool configured;
   {
     std::lock_guard<std::mutex> lock(lock_);
-    configured = ever_configured_;
+    configured = configured_;
   }
   client_->finish();
   /* A short input can end before the session is even configured: then connecting may use
