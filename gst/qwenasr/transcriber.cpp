@@ -557,7 +557,7 @@ void Transcriber::on_audio_sent(guint64 offset, guint64 samples, GstClockTime ti
 
 void Transcriber::on_commit_sent(guint64 offset) {
   std::lock_guard<std::mutex> lock(lock_);
-  utterances_.commit_sent(utterances_.last_commit_sample(), offset);
+  utterances_.commit_sent(offset);
 }
 
 void Transcriber::on_reconnecting(const ClientError &error, guint attempt, guint delay_ms) {

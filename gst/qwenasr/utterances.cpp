@@ -83,8 +83,7 @@ void Utterances::span(const std::string &item_id, std::optional<guint64> *start,
   *end = it != items_.end() ? it->second.end_sample : std::nullopt;
 }
 
-void Utterances::commit_sent(guint64 start, guint64 end) {
-  (void)start; /* a commit covers everything since the previous one */
+void Utterances::commit_sent(guint64 end) {
   Range range{last_commit_sample_, end};
   last_commit_sample_ = end;
   unfinished_commits_.push_back(range);

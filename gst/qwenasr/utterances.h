@@ -61,8 +61,9 @@ public:
   /* Where an item's audio lies, as far as known (nothing once it is final). */
   void span(const std::string &item_id, std::optional<guint64> *start,
             std::optional<guint64> *end) const;
-  /* Manual mode: a commit of [start, end) was sent; `committed` answers them in order. */
-  void commit_sent(guint64 start, guint64 end);
+  /* Manual mode: a commit of the audio from the previous one to `end` was sent; `committed`
+   * answers them in order. */
+  void commit_sent(guint64 end);
   bool committed(const std::string &item_id);
   /* The service gave up on an item (transcription.failed): no final will come. */
   bool failed(const std::string &item_id);

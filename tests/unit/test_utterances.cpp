@@ -130,9 +130,9 @@ GST_END_TEST;
 
 GST_START_TEST(test_manual_commits_are_ordered_and_a_commit_never_answered_is_lost) {
   Utterances u;
-  u.commit_sent(0, 16000);
-  u.commit_sent(16000, 32000);
-  u.commit_sent(32000, 40000);
+  u.commit_sent(16000);
+  u.commit_sent(32000);
+  u.commit_sent(40000);
   fail_unless_equals_uint64(u.last_commit_sample(), 40000);
   u.committed("A");
   u.committed("B");
