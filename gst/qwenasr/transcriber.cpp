@@ -122,6 +122,7 @@ bool Transcriber::ensure_session() {
   bytes_in_ = 0;
   commit_bytes_ = 0;
   dropping_ = false;
+  dropped_bytes_ = 0;
   gst_adapter_clear(adapter_);
   adapter_time_ = GST_CLOCK_TIME_NONE;
   /* Sessions start with the rate known (first caps, or the first buffer after a drain). */
@@ -234,6 +235,7 @@ GstFlowReturn Transcriber::send_chunk(const guint8 *data, gsize size, GstClockTi
                              settings_.max_queue_ms),
                             ("%" G_GSIZE_FORMAT " bytes dropped", dropped));
       dropping_ = true;
+      dropped_bytes_ += dropped;
     }
     switch (result) {
     case WaitResult::Done:
@@ -396,6 +398,13 @@ GstFlowReturn Transcriber::drain(const PauseHandler &on_pause) {
   release_finals(true);
   if (ret == GST_FLOW_OK)
     report_lost();
+  if (dropping_)
+    /* The episode's summary: the warning at its start said only that it began. */
+    GST_ELEMENT_WARNING(element_, RESOURCE, WRITE,
+                        ("In all %" G_GUINT64_FORMAT " ms of live audio were dropped in this "
+                         "session because the service did not keep up.",
+                         gst_util_uint64_scale_int(dropped_bytes_ / 2, 1000, std::max(rate_, 1))),
+                        (nullptr));
   end_session();
   return ret;
 }

@@ -165,6 +165,7 @@ private:
   guint64 bytes_in_ = 0;         /* bytes given to the current session, including odd bytes */
   guint64 commit_bytes_ = 0;     /* bytes_in_ at the last commit */
   bool dropping_ = false;        /* live audio was dropped: warned once per session */
+  guint64 dropped_bytes_ = 0;    /* live audio dropped this session, for the summary at drain */
   bool ever_configured_ = false; /* written by the client thread under lock_ */
 
   /* held while finals are released and posted, so bus order is release order */
