@@ -10,7 +10,7 @@ namespace qwenasr {
 std::string time_text(GstClockTime time) {
   if (!GST_CLOCK_TIME_IS_VALID(time))
     return "?";
-  gchar *text = g_strdup_printf("%u:%02u:%02u.%03u", GST_TIME_ARGS(time));
+  gchar *text = g_strdup_printf("%" GST_TIME_FORMAT, GST_TIME_ARGS(time));
   std::string result(text, strlen(text) - 6); /* drop the sub-millisecond digits */
   g_free(text);
   return result;

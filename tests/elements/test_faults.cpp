@@ -235,6 +235,31 @@ GST_START_TEST(test_an_utterance_never_finalized_is_warned_about_with_its_span) 
 }
 GST_END_TEST;
 
+GST_START_TEST(test_a_manual_commit_never_finalized_is_warned_about_with_its_span) {
+  /* Commits every second of 2.5 s: [0, 1), [1, 2), then [2, 2.5) at EOS; the first gets no
+   * final, the later ones are posted without waiting for it past the end. */
+  FaultOptions faults;
+  faults.drop_final_of = 1;
+  auto service = scripted(faults);
+  Audio audio = make_audio(16000, kTwoShort);
+  GstStructure *stats = nullptr;
+  std::vector<GstMessage *> messages =
+      sink_run(service->url(), audio, &stats, "turn-detection=manual commit-interval=1000");
+  fail_unless(texts_of(messages, GST_MESSAGE_ERROR).empty(), "unexpected error");
+  auto finals = transcripts(messages, true);
+  fail_unless_equals_int(finals.size(), 2);
+  assert_time_near(structure_time(finals[0], "start-time"), GST_SECOND, "second commit");
+  assert_time_near(structure_time(finals[1], "start-time"), 2 * GST_SECOND, "third commit");
+  std::vector<std::string> warnings = texts_of(messages, GST_MESSAGE_WARNING);
+  fail_unless_equals_int(warnings.size(), 1);
+  fail_unless(warnings[0].find("0:00:00.000 - 0:00:01.000") != std::string::npos, "%s",
+              warnings[0].c_str());
+  fail_unless_equals_uint64(stat(stats, "lost-utterances"), 1);
+  gst_structure_free(stats);
+  free_messages(messages);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_finals_after_session_finished_are_still_taken) {
   FaultOptions faults;
   faults.finals_after_finished_from = 1; /* both */
@@ -398,6 +423,7 @@ static Suite *faults_suite(void) {
   tcase_add_test(tc, test_invalid_utf8_is_repaired_not_dropped);
   tcase_add_test(tc, test_malformed_frames_are_warned_about_once_and_counted);
   tcase_add_test(tc, test_an_utterance_never_finalized_is_warned_about_with_its_span);
+  tcase_add_test(tc, test_a_manual_commit_never_finalized_is_warned_about_with_its_span);
   tcase_add_test(tc, test_finals_after_session_finished_are_still_taken);
   tcase_add_test(tc, test_wss_to_a_plain_server_is_an_error_naming_tls_and_host);
   tcase_add_test(tc, test_a_session_never_established_at_eos_is_an_error_naming_the_cause);
