@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+/* The fault decisions of the local service (see faults.h): which handshakes to refuse, what a
+ * session does after an append, which junk precedes an event, and what becomes of a final. */
 #include "faults.h"
 
 namespace qwenasr::local {

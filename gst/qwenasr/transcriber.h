@@ -162,11 +162,10 @@ private:
   GstAdapter *adapter_ = nullptr;                   /* owned; audio not yet cut into appends */
   GstClockTime adapter_time_ = GST_CLOCK_TIME_NONE; /* input time of its first byte */
   int rate_ = 0;
-  guint64 bytes_in_ = 0;         /* bytes given to the current session, including odd bytes */
-  guint64 commit_bytes_ = 0;     /* bytes_in_ at the last commit */
-  bool dropping_ = false;        /* live audio was dropped: warned once per session */
-  guint64 dropped_bytes_ = 0;    /* live audio dropped this session, for the summary at drain */
-  bool ever_configured_ = false; /* written by the client thread under lock_ */
+  guint64 bytes_in_ = 0;      /* bytes given to the current session, including odd bytes */
+  guint64 commit_bytes_ = 0;  /* bytes_in_ at the last commit */
+  bool dropping_ = false;     /* live audio was dropped: warned once per session */
+  guint64 dropped_bytes_ = 0; /* live audio dropped this session, for the summary at drain */
 
   /* held while finals are released and posted, so bus order is release order */
   std::mutex post_lock_;
@@ -189,7 +188,8 @@ private:
   guint64 resend_dropped_samples_ = 0;  /* in the current episode */
   guint64 repaired_frames_ = 0, bad_frames_ = 0;
   std::string session_id_;
-  bool configured_ = false;
+  bool configured_ = false;      /* the current connection's session */
+  bool ever_configured_ = false; /* any session since the last ensure_session() */
   guint64 partials_ = 0, finals_ = 0;
   GstClockTime last_delay_ = GST_CLOCK_TIME_NONE, max_delay_ = 0;
 };
