@@ -491,7 +491,11 @@ static GstFlowReturn gst_qwen_asr_chain(GstPad *, GstObject *parent, GstBuffer *
   GST_OBJECT_UNLOCK(self);
   if (paused && !GST_CLOCK_TIME_IS_VALID(priv->position) && ensure_output_caps(self)) {
     priv->position = priv->in_segment.start;
-    gst_pad_push_event(self->srcpad, gst_event_new_gap(priv->position, 0));
+    if (!gst_pad_push_event(self->srcpad, gst_event_new_gap(priv->position, 0)) &&
+        GST_PAD_IS_FLUSHING(self->srcpad)) {
+      gst_buffer_unref(buffer); /* shutting down or seeking while paused: send nothing */
+      return GST_FLOW_FLUSHING;
+    }
   }
   GstFlowReturn ret = priv->transcriber.push(buffer, stream_time, priv->upstream_live, nullptr);
   gst_buffer_unref(buffer);
