@@ -43,6 +43,9 @@ static const GstClockTime kDefaultHearingDelay = GST_SECOND;
 static const GstClockTime kMinHearingDelay = 500 * GST_MSECOND;
 /* Audio handed over more recently than this is taken as still flowing. */
 static const gint64 kAudioFlowingUs = 500 * G_TIME_SPAN_MILLISECOND;
+/* A final whose speech the text timeline has already passed is shown for what is left of its
+ * utterance, but at least this long (or min-duration, if shorter). */
+static const GstClockTime kLateCaptionDuration = GST_SECOND;
 
 enum {
   PROP_0,
@@ -88,24 +91,50 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
   /* session logic (see qwenasrsink); used by the streaming and state-change threads */
   qwenasr::Transcriber transcriber;
 
-  /* streaming state: used under the sink pad's stream lock, by the streaming thread or by
-   * the output task */
+  /* Output state: computed by the streaming thread and by the output task, each under
+   * `out_lock`; neither ever pushes downstream while holding it. Lock order: out_lock, then
+   * the transcriber's locks, then `lock` and `task_lock` (leaves). */
+  std::mutex out_lock;
   GstSegment in_segment;
   gboolean have_segment = FALSE;
-  gboolean caps_pushed = FALSE;
+  gboolean caps_pushed = FALSE;                /* text caps queued for output */
   gboolean markup = FALSE;                     /* downstream wants pango-markup */
   GstClockTime position = GST_CLOCK_TIME_NONE; /* output PTS reached */
   std::deque<SentMark> sent;
-  int rate = 0;                           /* of the input caps */
-  GstClockTime hearing_delay = 0;         /* slowest speech_started seen after its audio was sent */
-  gboolean eos = FALSE;                   /* EOS pushed: no more output until a flush */
-  gboolean warned_stall = FALSE;          /* the held-back-pipeline warning was posted */
+  int rate = 0;                   /* of the input caps */
+  GstClockTime hearing_delay = 0; /* slowest speech_started seen after its audio was sent */
+  gboolean eos = FALSE;           /* EOS queued: no more output until a flush */
+  gboolean warned_stall = FALSE;  /* the stalled-input warning was posted (once a stream) */
+  /* Finals are coming after their speech was passed: warned once when it starts, an INFO
+   * when a final is on time again. */
+  gboolean late_episode = FALSE;
+  guint64 captions_late = 0;              /* finals shortened because they came late */
   std::atomic<bool> upstream_live{false}; /* from the last LATENCY query, ours or downstream's */
   /* Monotonic µs of the last reconnection: audio handed over before then was resent, so its
    * speech_started says nothing about the hearing delay. */
   std::atomic<gint64> reconnected_at{0};
+  /* Events and caption buffers in output order, pushed only by the output task, so that a
+   * downstream element that holds text back (textoverlay waiting for video) never holds the
+   * audio input; guarded by `out_lock`. Consecutive GAPs are merged, so it holds at most the
+   * captions not yet taken plus one GAP. */
+  std::deque<GstMiniObject *> outq;
+  /* The last flow return of a push, for the streaming thread to return upstream. */
+  std::atomic<GstFlowReturn> out_flow{GST_FLOW_OK};
+  /* Monotonic µs at which the streaming thread entered Transcriber::push (0: not inside it),
+   * to tell a service that stopped taking audio from a pipeline that stopped sending it. */
+  std::atomic<gint64> push_entered{0};
 
-  /* filled on the client thread, emptied under the stream lock; guarded by `lock` */
+  /* Whether audio may go to the service: not while PAUSED before the first output of a
+   * timeline (see wait_for_playing); written by the state-change thread and flush events,
+   * guarded by `play_lock` (a leaf, like `lock`). */
+  std::mutex play_lock;
+  std::condition_variable play_cond;
+  bool playing = false;
+  bool play_flushing = false;
+  bool task_pushing = false; /* the output task is inside pushes downstream */
+  guint64 task_rounds = 0;   /* times the output task took the output queue */
+
+  /* filled on the client thread, emptied under `out_lock`; guarded by `lock` */
   std::mutex lock;
   std::deque<PendingCaption> pending;
   std::deque<std::pair<GstClockTime, gint64>> speech_starts; /* stream time, arrival */
@@ -205,10 +234,36 @@ static gint64 sent_wall_time(GstQwenAsrPrivate *priv, GstClockTime pts) {
   return priv->sent.empty() ? 0 : priv->sent.back().wall;
 }
 
-static gboolean ensure_output_caps(GstQwenAsr *self) {
+/* Queues an event or a caption buffer for the output task (takes it); under `out_lock`. A GAP
+ * that continues a queued GAP extends it instead. */
+static void enqueue(GstQwenAsrPrivate *priv, GstMiniObject *item) {
+  if (GST_IS_EVENT(item) && GST_EVENT_TYPE(GST_EVENT(item)) == GST_EVENT_GAP &&
+      !priv->outq.empty() && GST_IS_EVENT(priv->outq.back()) &&
+      GST_EVENT_TYPE(GST_EVENT(priv->outq.back())) == GST_EVENT_GAP) {
+    GstClockTime prev_ts, prev_dur, ts, dur;
+    gst_event_parse_gap(GST_EVENT(priv->outq.back()), &prev_ts, &prev_dur);
+    gst_event_parse_gap(GST_EVENT(item), &ts, &dur);
+    if (prev_ts + prev_dur == ts) {
+      gst_mini_object_unref(priv->outq.back());
+      gst_mini_object_unref(item);
+      priv->outq.back() = GST_MINI_OBJECT_CAST(gst_event_new_gap(prev_ts, prev_dur + dur));
+      return;
+    }
+  }
+  priv->outq.push_back(item);
+}
+
+static void clear_outq(GstQwenAsrPrivate *priv) {
+  for (GstMiniObject *item : priv->outq)
+    gst_mini_object_unref(item);
+  priv->outq.clear();
+}
+
+/* Chooses the text format downstream takes and queues its caps, once per stream. */
+static void ensure_output_caps(GstQwenAsr *self) {
   GstQwenAsrPrivate *priv = self->priv;
   if (priv->caps_pushed)
-    return TRUE;
+    return;
   GstCaps *utf8 = gst_caps_from_string("text/x-raw, format=(string)utf8");
   GstCaps *peer = gst_pad_peer_query_caps(self->srcpad, nullptr);
   priv->markup = peer && !gst_caps_can_intersect(peer, utf8);
@@ -217,9 +272,9 @@ static gboolean ensure_output_caps(GstQwenAsr *self) {
     gst_caps_unref(peer);
   GstCaps *caps = gst_caps_new_simple("text/x-raw", "format", G_TYPE_STRING,
                                       priv->markup ? "pango-markup" : "utf8", nullptr);
-  priv->caps_pushed = gst_pad_push_event(self->srcpad, gst_event_new_caps(caps));
+  enqueue(priv, GST_MINI_OBJECT_CAST(gst_event_new_caps(caps)));
   gst_caps_unref(caps);
-  return priv->caps_pushed;
+  priv->caps_pushed = TRUE;
 }
 
 static void push_gap(GstQwenAsr *self, GstClockTime until) {
@@ -234,11 +289,11 @@ static void push_gap(GstQwenAsr *self, GstClockTime until) {
     return;
   GST_LOG_OBJECT(self, "gap %" GST_TIME_FORMAT " - %" GST_TIME_FORMAT,
                  GST_TIME_ARGS(priv->position), GST_TIME_ARGS(until));
-  gst_pad_push_event(self->srcpad, gst_event_new_gap(priv->position, until - priv->position));
+  enqueue(priv, GST_MINI_OBJECT_CAST(gst_event_new_gap(priv->position, until - priv->position)));
   priv->position = until;
 }
 
-static GstFlowReturn push_caption(GstQwenAsr *self, const PendingCaption &caption) {
+static void push_caption(GstQwenAsr *self, const PendingCaption &caption) {
   GstQwenAsrPrivate *priv = self->priv;
   const qwenasr::Transcript &t = caption.transcript;
   GST_OBJECT_LOCK(self);
@@ -274,11 +329,34 @@ static GstFlowReturn push_caption(GstQwenAsr *self, const PendingCaption &captio
   }
 
   if (GST_CLOCK_TIME_IS_VALID(priv->position) && start < priv->position) {
-    GST_DEBUG_OBJECT(self,
-                     "caption %s starts at %" GST_TIME_FORMAT ", before %" GST_TIME_FORMAT
-                     " already output: shifted",
-                     t.item_id.c_str(), GST_TIME_ARGS(start), GST_TIME_ARGS(priv->position));
+    /* The text timeline has already passed its speech (a final later than the budget, or a
+     * partial overlapping the one before): show what is left of it, at least briefly, rather
+     * than hold every later caption back by its whole length. */
+    GstClockTime end = start + duration;
+    GstClockTime shortest = MIN(min_duration, kLateCaptionDuration);
     start = priv->position;
+    duration = end > start + shortest ? end - start : shortest;
+    if (t.final) {
+      priv->captions_late++;
+      /* Live, the delay warning above has said it already. */
+      if (!priv->late_episode && !priv->upstream_live) {
+        GST_ELEMENT_WARNING(
+            self, STREAM, FAILED,
+            ("A final transcript came after its speech had already been passed "
+             "in the output (latency + lateness is %u ms): its caption is "
+             "shortened. Raise latency above the longest utterance plus "
+             "vad-silence-ms plus the service's response time.",
+             latency_ms),
+            ("caption %s moved to %" GST_TIME_FORMAT, t.item_id.c_str(), GST_TIME_ARGS(start)));
+      }
+      priv->late_episode = TRUE;
+    }
+  } else if (t.final && priv->late_episode) {
+    priv->late_episode = FALSE;
+    GST_ELEMENT_INFO(self, STREAM, FAILED,
+                     ("Captions are on time again (%" G_GUINT64_FORMAT " came late so far).",
+                      priv->captions_late),
+                     (nullptr));
   }
   push_gap(self, start);
 
@@ -293,18 +371,17 @@ static GstFlowReturn push_caption(GstQwenAsr *self, const PendingCaption &captio
                    " after its audio came in): %s",
                    t.final ? "final" : "partial", GST_TIME_ARGS(start), GST_TIME_ARGS(duration),
                    GST_TIME_ARGS(delay), t.text.c_str());
-  return gst_pad_push(self->srcpad, buffer);
+  enqueue(priv, GST_MINI_OBJECT_CAST(buffer));
 }
 
-/* Pushes the captions that have arrived, then a GAP up to the point before which no caption
+/* Queues the captions that have arrived, then a GAP up to the point before which no caption
  * can come any more: audio handed to the service longer ago than latency + lateness, and not
  * inside an utterance still waiting for its final (unless that one is overdue: then its
  * caption will be shifted later rather than stall a live pipeline). `drained`: the session is
- * over, so everything up to the end of the input is settled. */
-static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
+ * over, so everything up to the end of the input is settled. Under `out_lock`. */
+static void push_output(GstQwenAsr *self, gboolean drained) {
   GstQwenAsrPrivate *priv = self->priv;
-  if (!ensure_output_caps(self))
-    return GST_FLOW_NOT_NEGOTIATED;
+  ensure_output_caps(self);
   /* Open utterances before the results: the transcriber hands a final over before its
    * utterance stops being open, so one whose final arrives in between is then either still
    * open here or among the results. */
@@ -317,7 +394,6 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
   GST_OBJECT_LOCK(self);
   gboolean partials = priv->partial_results;
   GST_OBJECT_UNLOCK(self);
-  GstFlowReturn ret = GST_FLOW_OK;
   GstClockTime final_start = GST_CLOCK_TIME_NONE; /* latest start of a final taken here */
   for (const PendingCaption &caption : ready) {
     GstClockTime start = to_pts(self, caption.transcript.start);
@@ -328,9 +404,7 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
       continue;
     if (caption.transcript.text.empty())
       continue;
-    ret = push_caption(self, caption);
-    if (ret != GST_FLOW_OK && ret != GST_FLOW_NOT_LINKED)
-      return ret;
+    push_caption(self, caption);
   }
 
   std::deque<std::pair<GstClockTime, gint64>> starts;
@@ -370,11 +444,13 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
     if (GST_CLOCK_TIME_IS_VALID(open) && GST_CLOCK_TIME_IS_VALID(safe) && open < safe) {
       if (sent_wall_time(priv, open) + wait.overdue_us > now) {
         safe = open;
-      } else if (!priv->upstream_live && !priv->warned_stall) {
-        priv->warned_stall = TRUE;
-        if (!priv->sent.empty() && now - priv->sent.back().wall < kAudioFlowingUs) {
+      } else if (!priv->upstream_live) {
+        gboolean flowing = !priv->sent.empty() && now - priv->sent.back().wall < kAudioFlowingUs;
+        if (flowing && !priv->late_episode) {
           /* Audio keeps coming in real time (a source such as rtmp2src that is not live):
-           * the service is simply slower than the budget. */
+           * the service is simply slower than the budget. One warning for the episode of
+           * late captions this starts (see push_caption). */
+          priv->late_episode = TRUE;
           GST_ELEMENT_WARNING(self, STREAM, FAILED,
                               ("A final transcript took longer than latency + lateness (%u ms) "
                                "while audio kept arriving: the caption will be late. Raise "
@@ -382,9 +458,21 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
                                "the service's response time.",
                                priv->latency_ms + priv->lateness_ms),
                               ("utterance open since %" GST_TIME_FORMAT, GST_TIME_ARGS(open)));
+        } else if (flowing || priv->warned_stall) {
+          /* said already */
+        } else if (priv->push_entered != 0 && now - priv->push_entered > kAudioFlowingUs) {
+          priv->warned_stall = TRUE;
+          /* Audio stopped coming because the service stopped taking it. */
+          GST_ELEMENT_WARNING(self, RESOURCE, WRITE,
+                              ("The service has stopped taking audio (a network or service "
+                               "stall) for %" G_GINT64_FORMAT " ms while an utterance waits for "
+                               "its transcript: captions will be late until it recovers.",
+                               (now - priv->push_entered) / 1000),
+                              ("utterance open since %" GST_TIME_FORMAT, GST_TIME_ARGS(open)));
         } else {
           /* Not live, the utterance could only stay open this long because its audio stopped
            * coming: something upstream waits for our text. */
+          priv->warned_stall = TRUE;
           GST_ELEMENT_WARNING(self, STREAM, FAILED,
                               ("No audio arrived for an unfinished utterance: the pipeline "
                                "seems to wait for its caption. The caption will be late; give "
@@ -405,32 +493,65 @@ static GstFlowReturn push_output(GstQwenAsr *self, gboolean drained) {
   while (priv->sent.size() > 1 && GST_CLOCK_TIME_IS_VALID(keep_from) &&
          priv->sent.front().end <= keep_from)
     priv->sent.pop_front();
-  return ret == GST_FLOW_NOT_LINKED ? GST_FLOW_OK : ret;
 }
 
-/* Ends the session (bounded) and pushes its last captions. */
+/* Ends the session (bounded; streaming thread, no lock held) and queues its last captions. */
 static GstFlowReturn drain(GstQwenAsr *self) {
-  GstFlowReturn ret = self->priv->transcriber.drain(nullptr);
+  GstQwenAsrPrivate *priv = self->priv;
+  GstFlowReturn ret = priv->transcriber.drain(nullptr);
   if (ret != GST_FLOW_OK)
     return ret;
-  return push_output(self, TRUE);
+  {
+    std::lock_guard<std::mutex> guard(priv->out_lock);
+    push_output(self, TRUE);
+  }
+  priv->wake_task();
+  return GST_FLOW_OK;
 }
 
+/* Forgets all output state; under `out_lock`. */
 static void reset_output(GstQwenAsr *self) {
   GstQwenAsrPrivate *priv = self->priv;
-  std::lock_guard<std::mutex> guard(priv->lock);
-  priv->pending.clear();
-  priv->speech_starts.clear();
+  {
+    std::lock_guard<std::mutex> guard(priv->lock);
+    priv->pending.clear();
+    priv->speech_starts.clear();
+  }
+  clear_outq(priv);
   priv->sent.clear();
   priv->position = GST_CLOCK_TIME_NONE;
   priv->eos = FALSE;
   priv->warned_stall = FALSE;
+  priv->late_episode = FALSE;
+  priv->out_flow = GST_FLOW_OK;
 }
 
-/* The output task: results arrive and deadlines pass while no input flows (a demuxer or tee
- * upstream may be blocked on the very text this element owes), so output cannot wait for the
- * next chain call. It shares the sink pad's stream lock with the streaming thread and skips a
- * turn when that thread holds it: the streaming thread pushes output itself. */
+/* Queues a serialized event for output behind what is queued already, and wakes the task. */
+static void queue_event(GstQwenAsr *self, GstEvent *event) {
+  GstQwenAsrPrivate *priv = self->priv;
+  {
+    std::lock_guard<std::mutex> guard(priv->out_lock);
+    enqueue(priv, GST_MINI_OBJECT_CAST(event));
+  }
+  priv->wake_task();
+}
+
+/* The output task, the only thread that pushes on the source pad. Results arrive and
+ * deadlines pass while no input flows (a demuxer or tee upstream may be blocked on the very
+ * text this element owes), so output cannot wait for the next chain call; and a push may block
+ * for long (textoverlay holds a caption until the video has passed it), so it must not hold up
+ * the audio input, which is what would let the video through. */
+/* The output task tells a chain waiting in PAUSED (wait_for_playing) whether it is inside
+ * pushes, and that it took the queue (`took`). */
+static void note_task_pushing(GstQwenAsrPrivate *priv, bool pushing, bool took) {
+  {
+    std::lock_guard<std::mutex> guard(priv->play_lock);
+    priv->task_pushing = pushing;
+    priv->task_rounds += took ? 1 : 0;
+  }
+  priv->play_cond.notify_all();
+}
+
 static void output_task(GstQwenAsr *self) {
   GstQwenAsrPrivate *priv = self->priv;
   {
@@ -439,11 +560,30 @@ static void output_task(GstQwenAsr *self) {
                              [priv] { return priv->task_wake; });
     priv->task_wake = false;
   }
-  if (!GST_PAD_STREAM_TRYLOCK(self->sinkpad))
-    return;
-  if (priv->have_segment && priv->caps_pushed && !priv->eos)
-    push_output(self, FALSE);
-  GST_PAD_STREAM_UNLOCK(self->sinkpad);
+  std::deque<GstMiniObject *> items;
+  {
+    std::lock_guard<std::mutex> guard(priv->out_lock);
+    if (priv->have_segment && priv->caps_pushed && !priv->eos)
+      push_output(self, FALSE);
+    items.swap(priv->outq);
+  }
+  note_task_pushing(priv, !items.empty(), true);
+  for (GstMiniObject *item : items) {
+    if (GST_IS_EVENT(item)) {
+      gst_pad_push_event(self->srcpad, GST_EVENT_CAST(item));
+      continue;
+    }
+    GstFlowReturn ret = priv->out_flow;
+    if (ret != GST_FLOW_OK && ret != GST_FLOW_NOT_LINKED) {
+      gst_mini_object_unref(item); /* downstream is flushing, at EOS or failed */
+      continue;
+    }
+    ret = gst_pad_push(self->srcpad, GST_BUFFER_CAST(item));
+    if (ret != GST_FLOW_OK)
+      GST_DEBUG_OBJECT(self, "caption push: %s", gst_flow_get_name(ret));
+    priv->out_flow = ret;
+  }
+  note_task_pushing(priv, false, false);
 }
 
 static gboolean gst_qwen_asr_src_activate_mode(GstPad *pad, GstObject *parent, GstPadMode mode,
@@ -453,8 +593,8 @@ static gboolean gst_qwen_asr_src_activate_mode(GstPad *pad, GstObject *parent, G
     return FALSE;
   if (active)
     return gst_pad_start_task(pad, reinterpret_cast<GstTaskFunction>(output_task), self, nullptr);
-  gst_pad_pause_task(pad);
   self->priv->wake_task();
+  gst_pad_pause_task(pad);
   return gst_pad_stop_task(pad);
 }
 
@@ -474,6 +614,56 @@ static void learn_liveness(GstQwenAsr *self) {
   gst_query_unref(query);
 }
 
+static void set_play_gate(GstQwenAsrPrivate *priv, bool playing, bool flushing) {
+  {
+    std::lock_guard<std::mutex> guard(priv->play_lock);
+    priv->playing = playing;
+    priv->play_flushing = flushing;
+  }
+  priv->play_cond.notify_all();
+}
+
+static void set_play_flushing(GstQwenAsrPrivate *priv, bool flushing) {
+  {
+    std::lock_guard<std::mutex> guard(priv->play_lock);
+    priv->play_flushing = flushing;
+  }
+  priv->play_cond.notify_all();
+}
+
+/* Not PLAYING: audio goes to the (paid) service only as long as downstream takes output, i.e.
+ * until it has prerolled; then it waits for PLAYING, so that nothing is sent that a seek while
+ * paused would throw away. A new timeline first queues a GAP at its start, which a sink
+ * prerolls on. Downstream that needs more to preroll (a muxer) returns from its pushes, and
+ * audio keeps flowing until it does not. Returns FLUSHING when a flush or shutdown ends it. */
+static GstFlowReturn wait_for_playing(GstQwenAsr *self) {
+  GstQwenAsrPrivate *priv = self->priv;
+  guint64 rounds;
+  {
+    std::lock_guard<std::mutex> guard(priv->play_lock);
+    if (priv->playing)
+      return GST_FLOW_OK;
+    rounds = priv->task_rounds;
+  }
+  bool queued = false;
+  {
+    std::lock_guard<std::mutex> guard(priv->out_lock);
+    if (!GST_CLOCK_TIME_IS_VALID(priv->position) && priv->caps_pushed) {
+      priv->position = priv->in_segment.start;
+      enqueue(priv, GST_MINI_OBJECT_CAST(gst_event_new_gap(priv->position, 0)));
+      queued = true;
+    }
+  }
+  if (queued)
+    priv->wake_task();
+  std::unique_lock<std::mutex> guard(priv->play_lock);
+  priv->play_cond.wait(guard, [&] {
+    return priv->playing || priv->play_flushing ||
+           ((!queued || priv->task_rounds > rounds) && !priv->task_pushing);
+  });
+  return priv->play_flushing && !priv->playing ? GST_FLOW_FLUSHING : GST_FLOW_OK;
+}
+
 static GstFlowReturn gst_qwen_asr_chain(GstPad *, GstObject *parent, GstBuffer *buffer) {
   GstQwenAsr *self = GST_QWEN_ASR(parent);
   GstQwenAsrPrivate *priv = self->priv;
@@ -483,27 +673,26 @@ static GstFlowReturn gst_qwen_asr_chain(GstPad *, GstObject *parent, GstBuffer *
   GstClockTime end = GST_CLOCK_TIME_NONE;
   if (GST_CLOCK_TIME_IS_VALID(pts) && priv->rate > 0)
     end = pts + gst_util_uint64_scale_int(gst_buffer_get_size(buffer) / 2, GST_SECOND, priv->rate);
-  /* PAUSED, before any audio of a new timeline goes out: a sink downstream prerolls on this
-   * GAP and holds this thread in it until PLAYING, so no audio (paid for) is sent that a seek
-   * could still throw away. */
-  GST_OBJECT_LOCK(self);
-  gboolean paused = GST_STATE(self) == GST_STATE_PAUSED;
-  GST_OBJECT_UNLOCK(self);
-  if (paused && !GST_CLOCK_TIME_IS_VALID(priv->position) && ensure_output_caps(self)) {
-    priv->position = priv->in_segment.start;
-    if (!gst_pad_push_event(self->srcpad, gst_event_new_gap(priv->position, 0)) &&
-        GST_PAD_IS_FLUSHING(self->srcpad)) {
-      gst_buffer_unref(buffer); /* shutting down or seeking while paused: send nothing */
-      return GST_FLOW_FLUSHING;
-    }
+  if (wait_for_playing(self) != GST_FLOW_OK) {
+    gst_buffer_unref(buffer);
+    return GST_FLOW_FLUSHING;
   }
+  priv->push_entered = g_get_monotonic_time();
   GstFlowReturn ret = priv->transcriber.push(buffer, stream_time, priv->upstream_live, nullptr);
+  priv->push_entered = 0;
   gst_buffer_unref(buffer);
   if (ret != GST_FLOW_OK)
     return ret;
-  if (GST_CLOCK_TIME_IS_VALID(end))
-    priv->sent.push_back({end, g_get_monotonic_time()});
-  return push_output(self, FALSE);
+  {
+    std::lock_guard<std::mutex> guard(priv->out_lock);
+    if (GST_CLOCK_TIME_IS_VALID(end))
+      priv->sent.push_back({end, g_get_monotonic_time()});
+    push_output(self, FALSE);
+  }
+  priv->wake_task();
+  /* Text downstream that is not linked does not stop the audio. */
+  ret = priv->out_flow;
+  return ret == GST_FLOW_NOT_LINKED ? GST_FLOW_OK : ret;
 }
 
 static gboolean gst_qwen_asr_sink_event(GstPad *pad, GstObject *parent, GstEvent *event) {
@@ -518,13 +707,18 @@ static gboolean gst_qwen_asr_sink_event(GstPad *pad, GstObject *parent, GstEvent
     gboolean ok =
         gst_audio_info_from_caps(&info, caps) &&
         priv->transcriber.set_sample_rate(GST_AUDIO_INFO_RATE(&info), nullptr) == GST_FLOW_OK;
-    if (ok)
-      priv->rate = GST_AUDIO_INFO_RATE(&info);
-    if (ok)
-      push_output(self, !priv->transcriber.has_session());
     gst_event_unref(event);
+    if (!ok)
+      return FALSE;
     /* Audio caps stay here; the src pad gets text caps. */
-    return ok && ensure_output_caps(self);
+    gboolean drained = !priv->transcriber.has_session();
+    {
+      std::lock_guard<std::mutex> guard(priv->out_lock);
+      priv->rate = GST_AUDIO_INFO_RATE(&info);
+      push_output(self, drained);
+    }
+    priv->wake_task();
+    return TRUE;
   }
   case GST_EVENT_SEGMENT: {
     const GstSegment *segment;
@@ -538,41 +732,69 @@ static gboolean gst_qwen_asr_sink_event(GstPad *pad, GstObject *parent, GstEvent
     /* A new timeline: finish the captions of the old one first. */
     if (priv->have_segment && priv->transcriber.has_audio())
       drain(self);
-    gst_segment_copy_into(segment, &priv->in_segment);
-    priv->have_segment = TRUE;
     GstSegment out;
     gst_segment_copy_into(segment, &out);
     GST_OBJECT_LOCK(self);
     out.base += priv->lateness_ms * GST_MSECOND;
     GST_OBJECT_UNLOCK(self);
-    ensure_output_caps(self);
     GstEvent *out_event = gst_event_new_segment(&out);
     gst_event_set_seqnum(out_event, gst_event_get_seqnum(event));
+    {
+      std::lock_guard<std::mutex> guard(priv->out_lock);
+      gst_segment_copy_into(segment, &priv->in_segment);
+      priv->have_segment = TRUE;
+      ensure_output_caps(self);
+      enqueue(priv, GST_MINI_OBJECT_CAST(out_event));
+    }
     gst_event_unref(event);
-    return gst_pad_push_event(self->srcpad, out_event);
+    priv->wake_task();
+    return TRUE;
   }
   case GST_EVENT_GAP: {
     GstClockTime timestamp, duration;
     gst_event_parse_gap(event, &timestamp, &duration);
-    if (GST_CLOCK_TIME_IS_VALID(timestamp)) {
-      GstClockTime end = timestamp + (GST_CLOCK_TIME_IS_VALID(duration) ? duration : 0);
-      priv->sent.push_back({end, g_get_monotonic_time()});
+    {
+      std::lock_guard<std::mutex> guard(priv->out_lock);
+      if (GST_CLOCK_TIME_IS_VALID(timestamp)) {
+        GstClockTime end = timestamp + (GST_CLOCK_TIME_IS_VALID(duration) ? duration : 0);
+        priv->sent.push_back({end, g_get_monotonic_time()});
+      }
+      push_output(self, FALSE);
     }
     gst_event_unref(event);
-    return push_output(self, FALSE) == GST_FLOW_OK;
+    priv->wake_task();
+    return TRUE;
   }
   case GST_EVENT_EOS:
     drain(self);
-    priv->eos = TRUE;
-    return gst_pad_push_event(self->srcpad, event);
+    {
+      std::lock_guard<std::mutex> guard(priv->out_lock);
+      priv->eos = TRUE;
+    }
+    queue_event(self, event);
+    return TRUE;
   case GST_EVENT_FLUSH_START:
     priv->transcriber.set_flushing(true);
-    return gst_pad_push_event(self->srcpad, event);
-  case GST_EVENT_FLUSH_STOP:
+    set_play_flushing(priv, true);
+    gst_pad_push_event(self->srcpad, event);
+    /* Waits for the output task, which flush-start released from any push. */
+    priv->wake_task();
+    gst_pad_pause_task(self->srcpad);
+    return TRUE;
+  case GST_EVENT_FLUSH_STOP: {
     priv->transcriber.flush();
-    reset_output(self);
+    {
+      std::lock_guard<std::mutex> guard(priv->out_lock);
+      reset_output(self);
+    }
     priv->transcriber.set_flushing(false);
-    return gst_pad_push_event(self->srcpad, event);
+    set_play_flushing(priv, false);
+    gboolean ok = gst_pad_push_event(self->srcpad, event);
+    if (GST_PAD_MODE(self->srcpad) == GST_PAD_MODE_PUSH)
+      gst_pad_start_task(self->srcpad, reinterpret_cast<GstTaskFunction>(output_task), self,
+                         nullptr);
+    return ok;
+  }
   case GST_EVENT_CUSTOM_DOWNSTREAM:
     if (qwenasr::is_commit_event(event)) {
       priv->transcriber.commit(nullptr);
@@ -582,6 +804,11 @@ static gboolean gst_qwen_asr_sink_event(GstPad *pad, GstObject *parent, GstEvent
     break;
   default:
     break;
+  }
+  /* Everything else in order with the captions; non-serialized events go straight on. */
+  if (GST_EVENT_IS_SERIALIZED(event) && GST_EVENT_IS_DOWNSTREAM(event)) {
+    queue_event(self, event);
+    return TRUE;
   }
   return gst_pad_event_default(pad, parent, event);
 }
@@ -654,7 +881,12 @@ static void gst_qwen_asr_get_property(GObject *object, guint prop_id, GValue *va
                                       GParamSpec *pspec) {
   GstQwenAsr *self = GST_QWEN_ASR(object);
   if (prop_id == PROP_STATS) {
-    g_value_take_boxed(value, self->priv->transcriber.stats());
+    GstStructure *stats = self->priv->transcriber.stats();
+    {
+      std::lock_guard<std::mutex> guard(self->priv->out_lock);
+      gst_structure_set(stats, "captions-late", G_TYPE_UINT64, self->priv->captions_late, nullptr);
+    }
+    g_value_take_boxed(value, stats);
     return;
   }
   GST_OBJECT_LOCK(self);
@@ -697,17 +929,29 @@ static GstStateChangeReturn gst_qwen_asr_change_state(GstElement *element,
     priv->have_segment = FALSE;
     priv->caps_pushed = FALSE;
     priv->max_observed_delay = 0;
-    reset_output(self);
+    {
+      std::lock_guard<std::mutex> guard(priv->out_lock);
+      priv->captions_late = 0;
+      reset_output(self);
+    }
     priv->transcriber.set_order_hold(order_hold);
+    set_play_gate(priv, false, false);
     if (!priv->transcriber.start(settings)) {
       priv->transcriber.stop();
       return GST_STATE_CHANGE_FAILURE;
     }
     break;
   }
+  case GST_STATE_CHANGE_PAUSED_TO_PLAYING:
+    set_play_gate(priv, true, false);
+    break;
+  case GST_STATE_CHANGE_PLAYING_TO_PAUSED:
+    set_play_gate(priv, false, false);
+    break;
   case GST_STATE_CHANGE_PAUSED_TO_READY:
     /* Pad deactivation takes the stream lock: release a chain function waiting on us. */
     priv->transcriber.set_flushing(true);
+    set_play_gate(priv, false, true);
     break;
   default:
     break;
@@ -715,6 +959,7 @@ static GstStateChangeReturn gst_qwen_asr_change_state(GstElement *element,
   GstStateChangeReturn ret = GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
     priv->transcriber.stop();
+    std::lock_guard<std::mutex> guard(priv->out_lock);
     reset_output(self);
   }
   return ret;

@@ -181,6 +181,8 @@ GST_START_TEST(test_opus_captions_have_the_utterance_times) {
   GstHarness *h = caption_harness(service->url(), 16000, "min-duration=0 audio-format=opus");
   fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
   fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
+  for (GstEvent *event : pull_events_until_eos(h))
+    gst_event_unref(event);
   std::vector<GstBuffer *> captions;
   while (GstBuffer *buffer = gst_harness_try_pull(h))
     captions.push_back(buffer);

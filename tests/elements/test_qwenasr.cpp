@@ -38,9 +38,15 @@ struct Output {
 };
 
 /* The harness queues events and buffers separately; GST_EVENT_GAP and buffers both advance
- * the timeline, so sort them by start time (they never overlap, which the test checks). */
-static void collect(GstHarness *h, Output *out) {
-  while (GstEvent *event = gst_harness_try_pull_event(h)) {
+ * the timeline, so sort them by start time (they never overlap, which the test checks).
+ * `until_eos`: wait for the output of an EOS pushed in; otherwise take what is there. */
+static void collect(GstHarness *h, Output *out, bool until_eos = true) {
+  std::vector<GstEvent *> events;
+  if (until_eos)
+    events = pull_events_until_eos(h);
+  while (GstEvent *event = gst_harness_try_pull_event(h))
+    events.push_back(event);
+  for (GstEvent *event : events) {
     Output::Item item{false, GST_CLOCK_TIME_NONE, GST_CLOCK_TIME_NONE, {}, GST_EVENT_TYPE(event)};
     if (GST_EVENT_TYPE(event) == GST_EVENT_GAP)
       gst_event_parse_gap(event, &item.start, &item.duration);
@@ -192,7 +198,7 @@ GST_START_TEST(test_gaps_cover_silence_while_audio_flows) {
                 GST_TIME_ARGS(reached));
     fail_unless_equals_int(push_audio(h, silence, 20, pts), GST_FLOW_OK);
     pts += 20 * GST_MSECOND;
-    collect(h, &out);
+    collect(h, &out, false);
     for (const auto &item : out.items) {
       if (item.is_buffer || item.event_type == GST_EVENT_GAP)
         reached = MAX(reached, item.start + item.duration);
@@ -363,15 +369,19 @@ GST_START_TEST(test_late_results_raise_max_observed_delay_and_warn_when_live) {
    * at least vad-silence-ms (800), which latency 0 cannot cover. */
   fail_unless(max_delay > 0, "no delay observed");
   std::vector<GstMessage *> messages = drain_bus(h->element);
+  /* Among the warnings (the caption is also late on the text timeline), the delay one. */
   GstMessage *warning = nullptr;
+  GError *gerror = nullptr;
   for (GstMessage *m : messages) {
-    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_WARNING)
+    if (GST_MESSAGE_TYPE(m) != GST_MESSAGE_WARNING || warning)
+      continue;
+    gst_message_parse_warning(m, &gerror, nullptr);
+    if (strstr(gerror->message, "larger latency") != nullptr)
       warning = m;
+    else
+      g_clear_error(&gerror);
   }
   fail_unless(warning != nullptr, "no warning about late results");
-  GError *gerror = nullptr;
-  gst_message_parse_warning(warning, &gerror, nullptr);
-  fail_unless(strstr(gerror->message, "larger latency") != nullptr, "%s", gerror->message);
   const GstStructure *details = nullptr;
   gst_message_parse_warning_details(warning, &details);
   guint64 reported = 0;
@@ -440,8 +450,86 @@ GST_START_TEST(test_slow_final_with_audio_flowing_warns_about_latency_not_queues
                             "arriving") != std::string::npos,
               "warnings: %s", warnings.c_str());
   fail_unless(warnings.find("No audio arrived") == std::string::npos, "%s", warnings.c_str());
+  /* One warning for the episode, not another when the late caption comes; counted. */
+  fail_unless(warnings.find("\n") == warnings.size() - 1, "more than one warning: %s",
+              warnings.c_str());
+  GstStructure *stats = nullptr;
+  g_object_get(h->element, "stats", &stats, nullptr);
+  guint64 late = 0;
+  fail_unless(gst_structure_get_uint64(stats, "captions-late", &late), "no captions-late");
+  fail_unless_equals_int(late, 1);
+  gst_structure_free(stats);
   free_messages(messages);
   teardown_harness(h);
+}
+GST_END_TEST;
+
+/* Holds every caption buffer on the output task's thread until released, as textoverlay does
+ * while the video has not reached the previous caption's end. */
+struct HeldCaptions {
+  GMutex lock;
+  GCond cond;
+  guint arrived = 0;
+  bool released = false;
+};
+
+static GstPadProbeReturn hold_caption(GstPad *, GstPadProbeInfo *, gpointer data) {
+  auto *held = static_cast<HeldCaptions *>(data);
+  g_mutex_lock(&held->lock);
+  held->arrived++;
+  g_cond_broadcast(&held->cond);
+  while (!held->released)
+    g_cond_wait(&held->cond, &held->lock);
+  g_mutex_unlock(&held->lock);
+  return GST_PAD_PROBE_OK;
+}
+
+/* The RTMP freeze: downstream holding a caption must not hold the audio input, since the
+ * audio's flow is what lets the video (and so the caption) through. */
+GST_START_TEST(test_audio_keeps_flowing_while_downstream_holds_a_caption) {
+  auto service = start_service();
+  Audio speech = make_audio(16000, kTwoUtterances);
+  GstHarness *h = caption_harness(service->url(), 16000, "min-duration=0");
+  HeldCaptions held;
+  g_mutex_init(&held.lock);
+  g_cond_init(&held.cond);
+  GstPad *src = gst_element_get_static_pad(h->element, "src");
+  gulong probe = gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_BUFFER, hold_caption, &held, nullptr);
+  fail_unless_equals_int(push_audio(h, speech, 20, 0), GST_FLOW_OK);
+  /* Silence keeps coming, as from a demuxer, until the first caption is held downstream... */
+  Audio silence = make_audio(16000, {{20, false}});
+  GstClockTime pts = 4700 * GST_MSECOND;
+  gint64 deadline = g_get_monotonic_time() + 20 * G_TIME_SPAN_SECOND;
+  for (;;) {
+    g_mutex_lock(&held.lock);
+    guint arrived = held.arrived;
+    g_mutex_unlock(&held.lock);
+    if (arrived > 0)
+      break;
+    fail_unless(g_get_monotonic_time() < deadline, "no caption reached downstream");
+    fail_unless_equals_int(push_audio(h, silence, 20, pts), GST_FLOW_OK);
+    pts += 20 * GST_MSECOND;
+    g_usleep(5000); /* pacing of the simulated source, not a wait for a result */
+  }
+  /* ...and goes on being taken while it is held: 2 s more audio, every push returning. */
+  for (int i = 0; i < 100; i++) {
+    fail_unless_equals_int(push_audio(h, silence, 20, pts), GST_FLOW_OK);
+    pts += 20 * GST_MSECOND;
+  }
+  g_mutex_lock(&held.lock);
+  fail_unless_equals_int(held.arrived, 1);
+  held.released = true;
+  g_cond_broadcast(&held.cond);
+  g_mutex_unlock(&held.lock);
+  gst_harness_push_event(h, gst_event_new_eos());
+  Output out;
+  collect(h, &out);
+  fail_unless_equals_int(out.captions().size(), 2);
+  gst_pad_remove_probe(src, probe);
+  gst_object_unref(src);
+  teardown_harness(h);
+  g_cond_clear(&held.cond);
+  g_mutex_clear(&held.lock);
 }
 GST_END_TEST;
 
@@ -461,6 +549,7 @@ static Suite *qwenasr_suite(void) {
   tcase_add_test(tc, test_partial_results_never_overlap_or_go_back);
   tcase_add_test(tc, test_bus_messages_are_posted_like_the_sink);
   tcase_add_test(tc, test_slow_final_with_audio_flowing_warns_about_latency_not_queues);
+  tcase_add_test(tc, test_audio_keeps_flowing_while_downstream_holds_a_caption);
   tcase_add_test(tc, test_late_results_raise_max_observed_delay_and_warn_when_live);
   tcase_add_test(tc, test_learns_live_upstream_without_a_downstream_latency_query);
   return s;

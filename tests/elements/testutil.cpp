@@ -102,6 +102,17 @@ GstHarness *caption_harness(const std::string &url, int rate, const std::string 
   return h;
 }
 
+std::vector<GstEvent *> pull_events_until_eos(GstHarness *h) {
+  std::vector<GstEvent *> events;
+  while (GstEvent *event = gst_harness_pull_event(h)) {
+    events.push_back(event);
+    if (GST_EVENT_TYPE(event) == GST_EVENT_EOS)
+      return events;
+  }
+  fail("no EOS on the text side");
+  return events;
+}
+
 GstFlowReturn push_audio(GstHarness *h, const Audio &audio, guint buffer_ms,
                          GstClockTime first_pts) {
   size_t per_buffer = static_cast<size_t>(audio.rate) * buffer_ms / 1000;

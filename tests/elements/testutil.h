@@ -64,6 +64,11 @@ GstHarness *caption_harness(const std::string &url, int rate, const std::string 
                             bool live = false);
 
 /* Pushes the audio in `buffer_ms` buffers with PTS starting at `first_pts`. */
+/* Pulls the text side's events until its EOS (blocking; qwenasr pushes from its own task, so
+ * its output after EOS was pushed comes a little later). Buffers stay in the harness, all of
+ * them before the EOS. */
+std::vector<GstEvent *> pull_events_until_eos(GstHarness *h);
+
 GstFlowReturn push_audio(GstHarness *h, const Audio &audio, guint buffer_ms,
                          GstClockTime first_pts);
 

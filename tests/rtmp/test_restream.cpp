@@ -1,0 +1,504 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* qwenasr-restream over real RTMP on loopback, as a livestream operator runs it:
+ *
+ *   ffmpeg -re -c copy (the publisher)  -->  nginx live/in  -->  qwenasr-restream  -->
+ *   nginx live/out  -->  viewer (decodes every frame and notes when it arrived)
+ *
+ * The input is made here: recorded sentences of 2-7 s from Debian's pocketsphinx-testdata
+ * (1.5 s apart) under a flat grey picture whose top rows carry the frame number as a bar
+ * code, so for every output frame the viewer knows which input instant it shows, whether a
+ * caption is on it (white text in the bottom third) or whether it is the slate (black). The
+ * checks: no output stall over a second after start-up, a constant delay, a caption on every
+ * sentence at its start and none off speech; a publisher that leaves for 5 s and comes back
+ * is captioned again while the output stays on air; a refused key and a refused output end
+ * the program with their exit codes. */
+#include "rtmputil.h"
+
+#include <glib/gstdio.h>
+#include <gst/app/gstappsink.h>
+
+#include <algorithm>
+#include <cmath>
+#include <csignal>
+#include <sys/wait.h>
+
+using namespace testutil;
+
+static std::string restream_path; /* argv[1], from meson */
+static const std::string kData = "/usr/share/pocketsphinx/test/data";
+
+/* ------------------------------------------------------------------------------------------
+ * The input: sentences, their speech spans, and an FLV file with the bar-coded picture.
+ * ---------------------------------------------------------------------------------------- */
+
+struct Span {
+  GstClockTime start, end; /* input time of the first and last loud 10 ms */
+};
+
+struct Input {
+  std::string flv;
+  std::vector<Span> sentences;
+  GstClockTime duration = 0;
+};
+
+/* A clip decoded to 16 kHz mono S16LE. */
+static std::vector<gint16> load_clip(const std::string &source) {
+  std::string description = source + " ! audioconvert ! audioresample ! "
+                                     "audio/x-raw,format=S16LE,rate=16000,channels=1 ! "
+                                     "appsink name=sink sync=false";
+  GstElement *pipeline = gst_parse_launch(description.c_str(), nullptr);
+  fail_unless(pipeline != nullptr, "%s", description.c_str());
+  GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  std::vector<gint16> samples;
+  while (GstSample *sample = gst_app_sink_pull_sample(GST_APP_SINK(sink))) {
+    GstMapInfo map;
+    gst_buffer_map(gst_sample_get_buffer(sample), &map, GST_MAP_READ);
+    const gint16 *s = reinterpret_cast<const gint16 *>(map.data);
+    samples.insert(samples.end(), s, s + map.size / 2);
+    gst_buffer_unmap(gst_sample_get_buffer(sample), &map);
+    gst_sample_unref(sample);
+  }
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+  fail_unless(samples.size() > 16000, "%s decoded to %u samples", source.c_str(),
+              (guint)samples.size());
+  return samples;
+}
+
+/* First and last 10 ms window whose RMS is over 500 (speech, not room noise). */
+static Span loud_span(const std::vector<gint16> &s, GstClockTime offset) {
+  const size_t window = 160;
+  gint64 first = -1, last = -1;
+  for (size_t i = 0; i + window <= s.size(); i += window) {
+    double energy = 0;
+    for (size_t j = i; j < i + window; j++)
+      energy += double(s[j]) * s[j];
+    if (std::sqrt(energy / window) > 500) {
+      if (first < 0)
+        first = i;
+      last = i + window;
+    }
+  }
+  fail_unless(first >= 0, "a clip without speech");
+  return {offset + gst_util_uint64_scale_int(first, GST_SECOND, 16000),
+          offset + gst_util_uint64_scale_int(last, GST_SECOND, 16000)};
+}
+
+static GstPadProbeReturn mark_frames(GstPad *pad, GstPadProbeInfo *info, gpointer) {
+  GstVideoInfo vinfo;
+  GstCaps *caps = gst_pad_get_current_caps(pad);
+  fail_unless(caps && gst_video_info_from_caps(&vinfo, caps));
+  gst_caps_unref(caps);
+  GstBuffer *buffer = gst_buffer_make_writable(GST_PAD_PROBE_INFO_BUFFER(info));
+  GST_PAD_PROBE_INFO_DATA(info) = buffer;
+  GstVideoFrame frame;
+  fail_unless(gst_video_frame_map(&frame, &vinfo, buffer, GST_MAP_READWRITE));
+  write_marker(&frame, GST_BUFFER_PTS(buffer) / kFrameDuration);
+  gst_video_frame_unmap(&frame);
+  return GST_PAD_PROBE_OK;
+}
+
+/* `clips` (GStreamer source descriptions) `rounds` times, 1.5 s apart after a 1 s lead-in,
+ * into an FLV file (H.264 with a 2 s GOP, AAC) as an encoder would send it. */
+static Input make_input(const std::vector<std::string> &clips, int rounds, const char *name) {
+  const size_t pause = 24000; /* 1.5 s */
+  std::vector<gint16> audio(16000, 0);
+  Input input;
+  std::vector<std::vector<gint16>> loaded;
+  for (const std::string &clip : clips)
+    loaded.push_back(load_clip(clip));
+  for (int r = 0; r < rounds; r++) {
+    for (const auto &samples : loaded) {
+      input.sentences.push_back(
+          loud_span(samples, gst_util_uint64_scale_int(audio.size(), GST_SECOND, 16000)));
+      audio.insert(audio.end(), samples.begin(), samples.end());
+      audio.insert(audio.end(), pause, 0);
+    }
+  }
+  input.duration = gst_util_uint64_scale_int(audio.size(), GST_SECOND, 16000);
+  Audio wav{16000, audio, {}};
+  gchar *wav_path = write_wav(wav);
+  gchar *flv = g_build_filename(g_get_tmp_dir(), name, nullptr);
+  input.flv = flv;
+  g_free(flv);
+  guint frames = input.duration / kFrameDuration;
+  std::string description =
+      "videotestsrc num-buffers=" + std::to_string(frames) +
+      " pattern=solid-color foreground-color=0xff505050 ! "
+      "video/x-raw,format=I420,width=320,height=240,framerate=25/1 ! identity name=mark ! "
+      "x264enc speed-preset=ultrafast key-int-max=50 bitrate=600 ! h264parse ! "
+      "flvmux name=m ! filesink location=" +
+      input.flv + " filesrc location=" + wav_path +
+      " ! wavparse ! audioconvert ! audioresample ! audio/x-raw,rate=44100,channels=2 ! "
+      "avenc_aac bitrate=96000 ! aacparse ! m.";
+  GError *error = nullptr;
+  GstElement *writer = gst_parse_launch(description.c_str(), &error);
+  fail_unless(writer && !error, "%s", error ? error->message : "");
+  GstElement *mark = gst_bin_get_by_name(GST_BIN(writer), "mark");
+  GstPad *pad = gst_element_get_static_pad(mark, "src");
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, mark_frames, nullptr, nullptr);
+  gst_object_unref(pad);
+  gst_object_unref(mark);
+  gst_element_set_state(writer, GST_STATE_PLAYING);
+  GstBus *bus = gst_element_get_bus(writer);
+  GstMessage *done = gst_bus_timed_pop_filtered(
+      bus, 120 * GST_SECOND, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  fail_unless(done && GST_MESSAGE_TYPE(done) == GST_MESSAGE_EOS, "writing %s failed",
+              input.flv.c_str());
+  gst_message_unref(done);
+  gst_object_unref(bus);
+  gst_element_set_state(writer, GST_STATE_NULL);
+  gst_object_unref(writer);
+  g_unlink(wav_path);
+  g_free(wav_path);
+  return input;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Running the publisher and the program.
+ * ---------------------------------------------------------------------------------------- */
+
+struct Run {
+  Nginx nginx;
+  std::unique_ptr<qwenasr::local::LocalService> service;
+  Viewer out;
+  std::string log; /* the program's stderr */
+  GPid restream = 0;
+
+  explicit Run(qwenasr::local::ServiceOptions options = {}) {
+    service = start_service(std::move(options));
+    gchar *path = g_build_filename(g_get_tmp_dir(), "qwenasr-restream-test.log", nullptr);
+    log = path;
+    g_free(path);
+    g_unlink(log.c_str());
+  }
+  ~Run() {
+    if (restream > 0) {
+      kill(restream, SIGKILL);
+      wait_child(restream, 5 * G_USEC_PER_SEC);
+    }
+    stop(out.pipeline);
+  }
+  void start_restream(const std::vector<std::string> &extra, const std::string &out_url = "") {
+    std::vector<std::string> argv = {
+        restream_path,       "--size", "320x240", "--fps",       "25", "--video-bitrate", "800",
+        "--health-interval", "10",     "--url",   service->url()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(nginx.url("in"));
+    argv.push_back(out_url.empty() ? nginx.url("out") : out_url);
+    restream = spawn(argv, log);
+  }
+  GPid publish(const std::string &flv) {
+    return spawn({"ffmpeg", "-nostdin", "-v", "error", "-re", "-i", flv, "-c", "copy", "-f", "flv",
+                  nginx.url("in")},
+                 log + ".ffmpeg");
+  }
+  /* Waits `seconds` of the scenario while the program must stay up. */
+  void keep_running(double seconds) {
+    fail_unless(wait_child(restream, gint64(seconds * G_USEC_PER_SEC)) == -1,
+                "qwenasr-restream exited:\n%s", slurp(log).c_str());
+    check_bus(out.pipeline, "viewer of live/out", nullptr, nginx);
+  }
+  /* SIGTERM ends it cleanly: exit 0. */
+  void terminate() {
+    kill(restream, SIGTERM);
+    int status = wait_child(restream, 10 * G_USEC_PER_SEC);
+    restream = 0;
+    g_print("qwenasr-restream log:\n%s", slurp(log).c_str());
+    fail_unless_equals_int(status, 0);
+  }
+};
+
+/* ------------------------------------------------------------------------------------------
+ * What the viewer saw.
+ * ---------------------------------------------------------------------------------------- */
+
+/* White caption text in the bottom third (the picture there is grey, the slate black). */
+static bool captioned(const Frame &f) {
+  guint bright = 0;
+  for (guint8 y : f.region)
+    bright += y > 200;
+  return bright > 100;
+}
+
+/* The longest time between two output frames (any, slate included) from `from` on. */
+static gint64 longest_stall(const Viewer &v, gint64 from) {
+  gint64 longest = 0;
+  for (size_t i = 1; i < v.arrivals.size(); i++)
+    if (v.arrivals[i - 1] >= from)
+      longest = MAX(longest, v.arrivals[i] - v.arrivals[i - 1]);
+  return longest;
+}
+
+struct CaptionCheck {
+  std::vector<gint64> start_errors_ms; /* first captioned frame - sentence start */
+  guint missing = 0, off_speech = 0, captioned_frames = 0;
+};
+
+/* Frames of one publishing session (frame numbers from 0) against its sentences. */
+static CaptionCheck check_captions(const std::vector<const Frame *> &frames,
+                                   const std::vector<Span> &sentences) {
+  CaptionCheck c;
+  std::vector<GstClockTime> captioned_at;
+  for (const Frame *f : frames) {
+    if (!captioned(*f))
+      continue;
+    GstClockTime t = f->number * kFrameDuration;
+    captioned_at.push_back(t);
+    c.captioned_frames++;
+    bool on_speech = false;
+    for (const Span &s : sentences)
+      on_speech |= t + 300 * GST_MSECOND >= s.start && t <= s.end + 1500 * GST_MSECOND;
+    c.off_speech += !on_speech;
+  }
+  std::string intervals, spans;
+  for (size_t i = 0; i < captioned_at.size(); i++) {
+    if (i == 0 || captioned_at[i] > captioned_at[i - 1] + 2 * kFrameDuration)
+      intervals += (i ? "] [" : "[") + std::to_string(captioned_at[i] / GST_MSECOND) + "-";
+    if (i + 1 == captioned_at.size() || captioned_at[i + 1] > captioned_at[i] + 2 * kFrameDuration)
+      intervals += std::to_string(captioned_at[i] / GST_MSECOND);
+  }
+  for (const Span &s : sentences)
+    spans += "[" + std::to_string(s.start / GST_MSECOND) + "-" +
+             std::to_string(s.end / GST_MSECOND) + "] ";
+  g_print("  sentences (ms): %s\n  captioned (ms): %s]\n", spans.c_str(), intervals.c_str());
+  GstClockTime last_frame = frames.empty() ? 0 : frames.back()->number * kFrameDuration;
+  for (const Span &s : sentences) {
+    if (s.end + GST_SECOND > last_frame)
+      break; /* not shown yet when the run ended */
+    auto it = std::find_if(captioned_at.begin(), captioned_at.end(), [&](GstClockTime t) {
+      return t + 500 * GST_MSECOND >= s.start && t <= s.end;
+    });
+    if (it == captioned_at.end())
+      c.missing++;
+    else
+      c.start_errors_ms.push_back((GstClockTimeDiff(*it) - GstClockTimeDiff(s.start)) /
+                                  GST_MSECOND);
+  }
+  return c;
+}
+
+static std::string list(const std::vector<gint64> &v) {
+  std::string s;
+  for (gint64 x : v)
+    s += (s.empty() ? "" : " ") + std::to_string(x);
+  return s;
+}
+
+/* Output delay of each readable frame: its arrival minus when the publisher sent it. */
+static std::vector<gint64> delays(const std::vector<const Frame *> &frames, gint64 published) {
+  std::vector<gint64> d;
+  for (const Frame *f : frames)
+    d.push_back(f->wall - published - gint64(f->number) * (G_USEC_PER_SEC / kFps));
+  return d;
+}
+
+static std::vector<const Frame *> readable(const Viewer &v, gint64 from, gint64 to) {
+  std::vector<const Frame *> frames;
+  for (const Frame &f : v.frames)
+    if (f.wall >= from && f.wall < to)
+      frames.push_back(&f);
+  return frames;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Tests.
+ * ---------------------------------------------------------------------------------------- */
+
+static std::vector<std::string> sentences() {
+  std::vector<std::string> clips;
+  for (const char *id : {"0870", "0880", "0890"})
+    clips.push_back("filesrc location=" + kData +
+                    "/librivox/sense_and_sensibility_01_austen_64kb-" + id + ".wav ! wavparse");
+  clips.push_back("filesrc location=" + kData +
+                  "/goforward.raw ! rawaudioparse format=pcm "
+                  "pcm-format=s16le sample-rate=16000 num-channels=1");
+  for (const char *id : {"0920", "0930"})
+    clips.push_back("filesrc location=" + kData +
+                    "/librivox/sense_and_sensibility_01_austen_64kb-" + id + ".wav ! wavparse");
+  return clips;
+}
+
+GST_START_TEST(test_real_speech_is_captioned_on_its_sentences_at_a_constant_delay) {
+  qwenasr::local::ServiceOptions options;
+  options.engine = qwenasr::local::EngineKind::PocketSphinx;
+  Run run(std::move(options));
+  Input input = make_input(sentences(), 3, "qwenasr-restream-speech.flv");
+  g_print("input: %.1f s, %u sentences\n", input.duration / 1e9, (guint)input.sentences.size());
+  start_rtmp_viewer(run.out, run.nginx.url("out"));
+  run.start_restream({"--language", "en"});
+  gint64 published = g_get_monotonic_time();
+  GPid publisher = run.publish(input.flv);
+  /* The whole input, then the output delay (latency 10 s + 1.5 s) and a little more. */
+  run.keep_running(input.duration / 1e9 + 14);
+  fail_unless_equals_int(wait_child(publisher, 5 * G_USEC_PER_SEC), 0);
+  run.terminate();
+  stop(run.out.pipeline);
+
+  std::lock_guard<std::mutex> guard(run.out.lock);
+  auto frames = readable(run.out, 0, G_MAXINT64);
+  fail_unless(frames.size() > input.duration / kFrameDuration * 9 / 10,
+              "%u of %u frames came through", (guint)frames.size(),
+              (guint)(input.duration / kFrameDuration));
+  gint64 stall = longest_stall(run.out, frames.front()->wall);
+  std::vector<gint64> d = delays(frames, published);
+  std::vector<gint64> sorted = d;
+  std::sort(sorted.begin(), sorted.end());
+  gint64 spread = sorted[sorted.size() * 99 / 100] - sorted[sorted.size() / 100];
+  CaptionCheck c = check_captions(frames, input.sentences);
+  g_print("real speech: %u frames, longest stall %" G_GINT64_FORMAT " ms; delay publisher -> "
+          "viewer median %" G_GINT64_FORMAT " ms, p1-p99 spread %" G_GINT64_FORMAT " ms\n"
+          "  %u sentences, %u without a caption, %u captioned frames, %u off speech; caption "
+          "start errors (ms): %s\n",
+          (guint)frames.size(), stall / 1000, median(d) / 1000, spread / 1000,
+          (guint)input.sentences.size(), c.missing, c.captioned_frames, c.off_speech,
+          list(c.start_errors_ms).c_str());
+  fail_unless(stall <= kMaxFreezeUs, "the output stalled for %" G_GINT64_FORMAT " ms",
+              stall / 1000);
+  fail_unless(spread <= 500 * 1000, "the delay varies by %" G_GINT64_FORMAT " ms", spread / 1000);
+  fail_unless(c.start_errors_ms.size() >= input.sentences.size() - 1, "only %u sentences judged",
+              (guint)c.start_errors_ms.size());
+  fail_unless_equals_int(c.missing, 0);
+  fail_unless_equals_int(c.off_speech, 0);
+  for (gint64 e : c.start_errors_ms)
+    fail_unless(e >= -300 && e <= 500, "a caption starts %" G_GINT64_FORMAT " ms off its sentence",
+                e);
+  std::string log = slurp(run.log);
+  fail_unless(log.find("came after its speech") == std::string::npos &&
+                  log.find("took longer than latency") == std::string::npos,
+              "late captions with the default latency:\n%s", log.c_str());
+  g_unlink(input.flv.c_str());
+}
+GST_END_TEST;
+
+GST_START_TEST(test_a_publisher_that_leaves_and_returns_is_captioned_again_with_a_slate_between) {
+  Run run;
+  std::vector<std::string> clips = sentences();
+  Input input = make_input({clips[1], clips[3], clips[5]}, 1, "qwenasr-restream-short.flv");
+  start_rtmp_viewer(run.out, run.nginx.url("out"));
+  run.start_restream({"--latency", "6000"});
+  gint64 first_published = g_get_monotonic_time();
+  GPid publisher = run.publish(input.flv);
+  run.keep_running(input.duration / 1e9);
+  fail_unless_equals_int(wait_child(publisher, 5 * G_USEC_PER_SEC), 0);
+  gint64 left = g_get_monotonic_time();
+  run.keep_running(5); /* the encoder is away for 5 s (the scenario, not a wait for a result) */
+  gint64 republished = g_get_monotonic_time();
+  publisher = run.publish(input.flv);
+  run.keep_running(input.duration / 1e9 + 8);
+  fail_unless_equals_int(wait_child(publisher, 5 * G_USEC_PER_SEC), 0);
+  run.terminate();
+  stop(run.out.pipeline);
+
+  std::lock_guard<std::mutex> guard(run.out.lock);
+  /* The second session's frame numbers start again from 0. */
+  size_t second = 1;
+  while (second < run.out.frames.size() &&
+         run.out.frames[second].number >= run.out.frames[second - 1].number)
+    second++;
+  fail_unless(second < run.out.frames.size(), "the republished stream never came through");
+  const gint64 second_from = run.out.frames[second].wall;
+  auto first_frames = readable(run.out, 0, second_from);
+  auto second_frames = readable(run.out, second_from, G_MAXINT64);
+  gint64 stall = longest_stall(run.out, first_frames.front()->wall);
+  gint64 off_air = second_from - first_frames.back()->wall;
+  CaptionCheck c1 = check_captions(first_frames, input.sentences);
+  CaptionCheck c2 = check_captions(second_frames, input.sentences);
+  gint64 back = G_MAXINT64;
+  for (const Frame *f : second_frames)
+    if (captioned(*f)) {
+      back = f->wall - republished;
+      break;
+    }
+  g_print("reconnect: publisher away %.1f s; input frames shown until %.1f s after it left, "
+          "again %.1f s after it returned; %.1f s of slate between; longest stall over the whole "
+          "run %" G_GINT64_FORMAT " ms (%u slate frames); first caption %.1f s after the "
+          "republish; captions: first session %u/%u sentences, second %u/%u, off speech %u+%u; "
+          "delay before %" G_GINT64_FORMAT " ms\n",
+          (republished - left) / 1e6, (first_frames.back()->wall - left) / 1e6,
+          (second_from - republished) / 1e6, off_air / 1e6, stall / 1000, run.out.unreadable,
+          back / 1e6, (guint)c1.start_errors_ms.size(), (guint)input.sentences.size(),
+          (guint)c2.start_errors_ms.size(), (guint)input.sentences.size(), c1.off_speech,
+          c2.off_speech, median(delays(first_frames, first_published)) / 1000);
+  fail_unless(stall <= kMaxFreezeUs, "the output stalled for %" G_GINT64_FORMAT " ms",
+              stall / 1000);
+  fail_unless(run.out.unreadable >= 25, "no slate while the publisher was away");
+  fail_unless_equals_int(c1.missing, 0);
+  /* nginx starts a re-attached player at a key frame: the first second or two of the
+   * republished stream may not reach the captioner, so its first sentence may go uncaptioned;
+   * every later one must be. */
+  fail_unless(c2.missing <= 1 && c2.start_errors_ms.size() >= input.sentences.size() - 1,
+              "second session: %u sentences without a caption", c2.missing);
+  fail_unless_equals_int(c1.off_speech + c2.off_speech, 0);
+  /* Re-attached within a couple of seconds, then the output delay (6 s + 1.5 s). */
+  fail_unless(back <= 15 * G_USEC_PER_SEC, "captions came back %.1f s after the republish",
+              back / 1e6);
+  g_unlink(input.flv.c_str());
+}
+GST_END_TEST;
+
+GST_START_TEST(test_a_refused_key_or_output_ends_the_program_with_its_exit_code) {
+  Run run;
+  std::vector<std::string> clips = sentences();
+  Input input = make_input({clips[1]}, 1, "qwenasr-restream-key.flv");
+  /* Nothing listens on the output's port: rtmp2sink cannot connect. */
+  run.start_restream({}, "rtmp://127.0.0.1:9/live/out");
+  int status = wait_child(run.restream, 30 * G_USEC_PER_SEC);
+  run.restream = 0;
+  g_print("output refused: exit %d\n%s", status, slurp(run.log).c_str());
+  fail_unless_equals_int(status, 4);
+
+  /* A key the service refuses: known once the audio arrives and the session is attempted. */
+  g_setenv("DASHSCOPE_API_KEY", "wrong-key", TRUE);
+  run.start_restream({});
+  g_setenv("DASHSCOPE_API_KEY", "test-key", TRUE);
+  GPid publisher = run.publish(input.flv);
+  status = wait_child(run.restream, 30 * G_USEC_PER_SEC);
+  run.restream = 0;
+  kill(publisher, SIGTERM);
+  wait_child(publisher, 5 * G_USEC_PER_SEC);
+  g_print("key refused: exit %d\n%s", status, slurp(run.log).c_str());
+  fail_unless_equals_int(status, 3);
+  fail_unless(slurp(run.log).find("rejected the API key") != std::string::npos);
+  g_unlink(input.flv.c_str());
+}
+GST_END_TEST;
+
+static Suite *restream_suite(void) {
+  Suite *s = suite_create("restream");
+  TCase *tc = tcase_create("general");
+  suite_add_tcase(s, tc);
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, test_a_refused_key_or_output_ends_the_program_with_its_exit_code);
+  tcase_add_test(tc,
+                 test_a_publisher_that_leaves_and_returns_is_captioned_again_with_a_slate_between);
+  tcase_add_test(tc, test_real_speech_is_captioned_on_its_sentences_at_a_constant_delay);
+  return s;
+}
+
+int main(int argc, char **argv) {
+  gst_check_init(&argc, &argv);
+  if (argc != 2) {
+    g_printerr("usage: test_restream PATH-TO-qwenasr-restream\n");
+    return 2;
+  }
+  restream_path = argv[1];
+  g_setenv("DASHSCOPE_API_KEY", "test-key", TRUE);
+  std::string why;
+  if (find_nginx().empty() || !g_file_test(kNginxModule, G_FILE_TEST_EXISTS)) {
+    g_print("SKIP: nginx with the RTMP module is not installed (Debian: nginx "
+            "libnginx-mod-rtmp)\n");
+    return 77;
+  }
+  gchar *ffmpeg = g_find_program_in_path("ffmpeg");
+  bool have_data = g_file_test((kData + "/goforward.raw").c_str(), G_FILE_TEST_EXISTS);
+  if (!ffmpeg || !have_data) {
+    g_print("SKIP: ffmpeg or pocketsphinx-testdata is not installed\n");
+    g_free(ffmpeg);
+    return 77;
+  }
+  g_free(ffmpeg);
+  return gst_check_run_suite(restream_suite(), "restream", __FILE__);
+}
