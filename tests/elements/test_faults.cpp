@@ -80,6 +80,16 @@ static std::vector<std::string> texts_of(const std::vector<GstMessage *> &messag
   return texts;
 }
 
+/* Exactly one warning was posted, and it contains each of `parts`. */
+static void assert_one_warning(const std::vector<GstMessage *> &messages,
+                               std::initializer_list<const char *> parts) {
+  std::vector<std::string> warnings = texts_of(messages, GST_MESSAGE_WARNING);
+  fail_unless_equals_int(warnings.size(), 1);
+  for (const char *part : parts)
+    fail_unless(warnings[0].find(part) != std::string::npos, "no \"%s\" in: %s", part,
+                warnings[0].c_str());
+}
+
 /* Both finals, once each, in audio order, with their text and times. */
 static void assert_finals_in_order(const std::vector<GstMessage *> &messages, const Audio &audio,
                                    const std::string &suffix = "") {
@@ -174,9 +184,7 @@ static void check_repaired(const char *raw_suffix, const char *warning_names) {
   std::vector<GstMessage *> messages = sink_run(service->url(), audio, &stats);
   assert_finals_in_order(messages, audio, " \xEF\xBF\xBD");
   /* One warning for the kind, not one per frame; every repaired frame counted. */
-  std::vector<std::string> warnings = texts_of(messages, GST_MESSAGE_WARNING);
-  fail_unless_equals_int(warnings.size(), 1);
-  fail_unless(warnings[0].find(warning_names) != std::string::npos, "%s", warnings[0].c_str());
+  assert_one_warning(messages, {warning_names});
   fail_unless_equals_uint64(stat(stats, "repaired-frames"), 2);
   gst_structure_free(stats);
   free_messages(messages);
@@ -200,10 +208,7 @@ GST_START_TEST(test_malformed_frames_are_warned_about_once_and_counted) {
   GstStructure *stats = nullptr;
   std::vector<GstMessage *> messages = sink_run(service->url(), audio, &stats);
   assert_finals_in_order(messages, audio);
-  std::vector<std::string> warnings = texts_of(messages, GST_MESSAGE_WARNING);
-  fail_unless_equals_int(warnings.size(), 1);
-  fail_unless(warnings[0].find("not a usable event") != std::string::npos, "%s",
-              warnings[0].c_str());
+  assert_one_warning(messages, {"not a usable event"});
   fail_unless(stat(stats, "bad-frames") > 5, "bad frames not counted");
   gst_structure_free(stats);
   free_messages(messages);
@@ -223,12 +228,7 @@ GST_START_TEST(test_an_utterance_never_finalized_is_warned_about_with_its_span) 
   fail_unless_equals_int(finals.size(), 1);
   fail_unless_equals_string(gst_structure_get_string(finals[0], "text"),
                             audio.transcript_of(audio.utterances[1]).c_str());
-  std::vector<std::string> warnings = texts_of(messages, GST_MESSAGE_WARNING);
-  fail_unless_equals_int(warnings.size(), 1);
-  fail_unless(warnings[0].find("no transcript for 1 utterance(s)") != std::string::npos, "%s",
-              warnings[0].c_str());
-  fail_unless(warnings[0].find("0:00:00.200 - 0:00:00.500") != std::string::npos, "%s",
-              warnings[0].c_str());
+  assert_one_warning(messages, {"no transcript for 1 utterance(s)", "0:00:00.200 - 0:00:00.500"});
   fail_unless_equals_uint64(stat(stats, "lost-utterances"), 1);
   gst_structure_free(stats);
   free_messages(messages);
@@ -250,10 +250,7 @@ GST_START_TEST(test_a_manual_commit_never_finalized_is_warned_about_with_its_spa
   fail_unless_equals_int(finals.size(), 2);
   assert_time_near(structure_time(finals[0], "start-time"), GST_SECOND, "second commit");
   assert_time_near(structure_time(finals[1], "start-time"), 2 * GST_SECOND, "third commit");
-  std::vector<std::string> warnings = texts_of(messages, GST_MESSAGE_WARNING);
-  fail_unless_equals_int(warnings.size(), 1);
-  fail_unless(warnings[0].find("0:00:00.000 - 0:00:01.000") != std::string::npos, "%s",
-              warnings[0].c_str());
+  assert_one_warning(messages, {"0:00:00.000 - 0:00:01.000"});
   fail_unless_equals_uint64(stat(stats, "lost-utterances"), 1);
   gst_structure_free(stats);
   free_messages(messages);
