@@ -19,8 +19,8 @@ packages=(
   libpocketsphinx-dev pocketsphinx-en-us pocketsphinx-testdata
   # the Python embedding example
   python3-gi gir1.2-gstreamer-1.0
-  # the RTMP end-to-end test runs its own nginx with the RTMP module
-  nginx libnginx-mod-rtmp
+  # the RTMP end-to-end tests run their own nginx with the RTMP module; ffmpeg publishes
+  nginx libnginx-mod-rtmp ffmpeg
 )
 
 missing=()

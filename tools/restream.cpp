@@ -25,6 +25,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 namespace {
@@ -58,23 +59,38 @@ struct Options {
   gint idle_timeout_s = 10;
 };
 
+/* Where the current input is: waiting for a publisher, buffering the caption delay after its
+ * first frame, or on air. */
+enum class InputState { Waiting, Buffering, OnAir };
+
+/* All of it is used on the main loop only, except the atomics (streaming threads). */
 struct Restream {
   Options opt;
   std::string in, out;
   GMainLoop *loop = nullptr;
   GstElement *output = nullptr;
-  GstElement *input = nullptr;
   GstElement *status = nullptr; /* the output's status textoverlay */
+  GstElement *input = nullptr;  /* the current input pipeline */
+  /* The previous input after its publisher left: it still airs what it had received (the
+   * caption delay's worth) while `input` already waits for the publisher's return. */
+  GstElement *draining = nullptr;
+  guint drain_source = 0;
+  guint generation = 0; /* of `input`; source EOS notes of older ones are ignored */
+  InputState state = InputState::Waiting;
   int exit_status = kExitOk;
   bool stopping = false;
   guint retry_source = 0;
   guint retry_delay_s = 1;
   guint attaches = 0;
-  /* counted on streaming threads, read on the main loop */
-  std::atomic<guint64> frames{0}, captions{0};
-  guint64 frames_seen = 0, captions_at_health = 0;
-  bool input_up = false;
+  std::atomic<guint64> captions{0};
+  std::atomic<guint64> frames{0}; /* of the current input, at the output sink */
+  /* monotonic µs at which the current input's frames started reaching the output sink (they
+   * go on air the output delay later); 0 before */
+  std::atomic<gint64> first_frame_us{0};
+  guint64 captions_at_health = 0;
   gint64 last_health = 0;
+
+  int delay_ms() const { return opt.latency_ms + (int)kDelayMarginMs; }
 };
 
 void say(const char *format, ...) G_GNUC_PRINTF(1, 2);
@@ -129,28 +145,56 @@ std::string input_description(const Restream &r) {
     asr += " url=" + quoted(r.opt.url);
   if (r.opt.vad_silence_ms > 0)
     asr += " vad-silence-ms=" + std::to_string(r.opt.vad_silence_ms);
-  return "rtmp2src location=" + quoted(r.in) +
+  return "rtmp2src name=source location=" + quoted(r.in) +
          " idle-timeout=" + std::to_string(r.opt.idle_timeout_s) + " ! flvdemux name=d d.video ! " +
          kUnbounded + " ! h264parse ! avdec_h264 ! videoconvert ! videoscale ! videorate ! " +
-         video_caps(r.opt) + " ! textoverlay name=o valignment=bottom font-desc=\"Sans Bold " +
-         std::to_string(MAX(12, r.opt.height / 24)) +
-         "\" ! intervideosink name=vsink max-lateness=-1 channel=" + channel +
-         " ts-offset=" + offset + " d.audio ! " + kUnbounded +
+         video_caps(r.opt) +
+         " ! textoverlay name=o valignment=bottom wrap-mode=word auto-resize=false "
+         "font-desc=\"Sans Bold " +
+         std::to_string(MAX(12, r.opt.height / 22)) + "px" +
+         "\" ! intervideosink name=vsink max-lateness=-1 show-preroll-frame=false channel=" +
+         channel + " ts-offset=" + offset + " d.audio ! " + kUnbounded +
          " ! aacparse ! avdec_aac ! audioconvert ! audioresample ! tee name=a a. ! " + kUnbounded +
          " ! audioconvert ! audioresample ! " + kAudioCaps +
          " ! interaudiosink channel=" + channel + " ts-offset=" + offset + " a. ! " + kUnbounded +
          " ! audioconvert ! audioresample ! " + asr + " ! o.text_sink";
 }
 
-GstPadProbeReturn count_buffer(GstPad *, GstPadProbeInfo *, gpointer counter) {
-  static_cast<std::atomic<guint64> *>(counter)->fetch_add(1);
+GstPadProbeReturn count_caption(GstPad *, GstPadProbeInfo *, gpointer data) {
+  static_cast<Restream *>(data)->captions.fetch_add(1);
   return GST_PAD_PROBE_OK;
 }
 
-void probe(GstElement *bin, const char *element, const char *pad, std::atomic<guint64> *counter) {
+/* A publisher counts as connected after this many frames (a player attached between two
+ * publishers may get a stray frame or two first). */
+const guint64 kFramesForConnected = 10;
+
+GstPadProbeReturn note_first_frame(GstPad *, GstPadProbeInfo *, gpointer data) {
+  Restream *r = static_cast<Restream *>(data);
+  if (r->frames.fetch_add(1) + 1 == kFramesForConnected)
+    r->first_frame_us = g_get_monotonic_time();
+  return GST_PAD_PROBE_OK;
+}
+
+struct SourceEos {
+  Restream *r;
+  guint generation;
+};
+
+gboolean publisher_left(gpointer data);
+
+/* EOS leaving rtmp2src: the publisher is gone, now, not once the delayed tail has aired. */
+GstPadProbeReturn watch_source(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) == GST_EVENT_EOS)
+    g_idle_add(publisher_left, new SourceEos(*static_cast<SourceEos *>(data)));
+  return GST_PAD_PROBE_OK;
+}
+
+void add_probe(GstElement *bin, const char *element, const char *pad, GstPadProbeType type,
+               GstPadProbeCallback callback, gpointer data, GDestroyNotify destroy = nullptr) {
   GstElement *e = gst_bin_get_by_name(GST_BIN(bin), element);
   GstPad *p = gst_element_get_static_pad(e, pad);
-  gst_pad_add_probe(p, GST_PAD_PROBE_TYPE_BUFFER, count_buffer, counter, nullptr);
+  gst_pad_add_probe(p, type, callback, data, destroy);
   gst_object_unref(p);
   gst_object_unref(e);
 }
@@ -165,31 +209,86 @@ void quit(Restream &r, int status) {
   g_main_loop_quit(r.loop);
 }
 
-gboolean on_input_message(GstBus *, GstMessage *message, gpointer data);
+gboolean on_input_message(GstBus *bus, GstMessage *message, gpointer data);
 gboolean attach_input(gpointer data);
 
-void detach_input(Restream &r) {
-  if (!r.input)
+void destroy_pipeline(GstElement *&pipeline) {
+  if (!pipeline)
     return;
-  GstElement *input = r.input;
-  r.input = nullptr;
-  gst_bus_remove_watch(GST_ELEMENT_BUS(input));
-  gst_element_set_state(input, GST_STATE_NULL);
-  gst_object_unref(input);
+  gst_bus_remove_watch(GST_ELEMENT_BUS(pipeline));
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
+  pipeline = nullptr;
 }
 
-/* The input ended or failed: slate on air, and try again after a growing delay. */
+gboolean end_drain(gpointer data) {
+  Restream &r = *static_cast<Restream *>(data);
+  r.drain_source = 0;
+  destroy_pipeline(r.draining);
+  if (r.state != InputState::OnAir) {
+    say("slate on air, captions paused: waiting for the publisher");
+    set_status(r, "Captions paused: waiting for the source");
+  }
+  return G_SOURCE_REMOVE;
+}
+
+void schedule_attach(Restream &r, guint delay_s) {
+  if (!r.stopping && r.retry_source == 0)
+    r.retry_source = g_timeout_add_seconds(delay_s, attach_input, &r);
+}
+
+/* The input failed: what it had received is lost; slate on air, and try again after a
+ * growing delay. */
 void input_lost(Restream &r, const char *why) {
-  detach_input(r);
-  if (r.input_up)
-    say("input down (%s): slate on air, captions paused", why);
+  destroy_pipeline(r.input);
+  if (r.state == InputState::OnAir)
+    say("input lost (%s): slate on air, captions paused", why);
   else
     say("input not available (%s); retrying in %u s", why, r.retry_delay_s);
-  r.input_up = false;
+  r.state = InputState::Waiting;
   set_status(r, "Captions paused: waiting for the source");
-  if (!r.stopping && r.retry_source == 0) {
-    r.retry_source = g_timeout_add_seconds(r.retry_delay_s, attach_input, &r);
-    r.retry_delay_s = MIN(r.retry_delay_s * 2, kMaxRetryDelayS);
+  schedule_attach(r, r.retry_delay_s);
+  r.retry_delay_s = MIN(r.retry_delay_s * 2, kMaxRetryDelayS);
+}
+
+gboolean publisher_left(gpointer data) {
+  SourceEos *note = static_cast<SourceEos *>(data);
+  Restream &r = *note->r;
+  bool current = note->generation == r.generation && r.input;
+  delete note;
+  if (!current || r.stopping)
+    return G_SOURCE_REMOVE;
+  say("publisher left: airing the last %d s received, then the slate; waiting for it to return",
+      r.delay_ms() / 1000);
+  if (r.drain_source)
+    g_source_remove(r.drain_source);
+  destroy_pipeline(r.draining);
+  r.draining = r.input;
+  r.input = nullptr;
+  r.drain_source = g_timeout_add(r.delay_ms() + 500, end_drain, &r);
+  r.state = InputState::Waiting;
+  r.retry_delay_s = 1;
+  attach_input(&r); /* nginx keeps a new player waiting for the next publisher */
+  return G_SOURCE_REMOVE;
+}
+
+/* An ERROR from the current input: fatal (exit 3) when the service refused the key or the
+ * settings, otherwise the input is re-attached. */
+void input_error(Restream &r, GstMessage *message) {
+  GError *error = nullptr;
+  gst_message_parse_error(message, &error, nullptr);
+  bool from_asr = g_str_equal(GST_OBJECT_NAME(GST_MESSAGE_SRC(message)), "asr");
+  bool fatal = from_asr && error->domain == GST_RESOURCE_ERROR &&
+               (error->code == GST_RESOURCE_ERROR_NOT_AUTHORIZED ||
+                error->code == GST_RESOURCE_ERROR_SETTINGS);
+  std::string text = std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(message))) + ": " + error->message;
+  g_clear_error(&error);
+  if (fatal) {
+    say("speech service: %s", text.c_str());
+    destroy_pipeline(r.input);
+    quit(r, kExitService);
+  } else {
+    input_lost(r, text.c_str());
   }
 }
 
@@ -210,48 +309,54 @@ gboolean attach_input(gpointer data) {
     quit(r, kExitFailure);
     return G_SOURCE_REMOVE;
   }
-  probe(r.input, "vsink", "sink", &r.frames);
-  probe(r.input, "asr", "src", &r.captions);
+  r.generation++;
+  r.frames = 0;
+  r.first_frame_us = 0;
+  add_probe(r.input, "vsink", "sink", GST_PAD_PROBE_TYPE_BUFFER, note_first_frame, &r);
+  add_probe(r.input, "asr", "src", GST_PAD_PROBE_TYPE_BUFFER, count_caption, &r);
+  add_probe(r.input, "source", "src", GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, watch_source,
+            new SourceEos{&r, r.generation},
+            [](gpointer note) { delete static_cast<SourceEos *>(note); });
   GstBus *bus = gst_element_get_bus(r.input);
   gst_bus_add_watch(bus, on_input_message, &r);
-  gst_object_unref(bus);
   r.attaches++;
-  if (gst_element_set_state(r.input, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
-    input_lost(r, "could not start");
+  if (gst_element_set_state(r.input, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+    /* The reason is on the bus (e.g. no API key): judge it as any other error. */
+    GstMessage *message = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+    if (message) {
+      input_error(r, message);
+      gst_message_unref(message);
+    } else {
+      input_lost(r, "could not start");
+    }
+  }
+  gst_object_unref(bus);
   return G_SOURCE_REMOVE;
 }
 
-gboolean on_input_message(GstBus *, GstMessage *message, gpointer data) {
+/* Warnings that name an element property get the program's option beside it. */
+const char *hint_for(const char *message) {
+  if (strstr(message, "latency"))
+    return " [qwenasr-restream: raise --latency]";
+  return "";
+}
+
+gboolean on_input_message(GstBus *bus, GstMessage *message, gpointer data) {
   Restream &r = *static_cast<Restream *>(data);
+  if (!r.input || bus != GST_ELEMENT_BUS(r.input))
+    return G_SOURCE_CONTINUE; /* the draining input: its end is timed, its warnings moot */
   switch (GST_MESSAGE_TYPE(message)) {
   case GST_MESSAGE_EOS:
-    input_lost(r, "the publisher ended the stream");
+    input_lost(r, "the input ended");
     return G_SOURCE_REMOVE;
-  case GST_MESSAGE_ERROR: {
-    GError *error = nullptr;
-    gchar *debug = nullptr;
-    gst_message_parse_error(message, &error, &debug);
-    bool from_asr = g_str_equal(GST_OBJECT_NAME(GST_MESSAGE_SRC(message)), "asr");
-    bool fatal = from_asr && error->domain == GST_RESOURCE_ERROR &&
-                 (error->code == GST_RESOURCE_ERROR_NOT_AUTHORIZED ||
-                  error->code == GST_RESOURCE_ERROR_SETTINGS);
-    std::string text =
-        std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(message))) + ": " + error->message;
-    g_clear_error(&error);
-    g_free(debug);
-    if (fatal) {
-      say("speech service: %s", text.c_str());
-      detach_input(r);
-      quit(r, kExitService);
-      return G_SOURCE_REMOVE;
-    }
-    input_lost(r, text.c_str());
+  case GST_MESSAGE_ERROR:
+    input_error(r, message);
     return G_SOURCE_REMOVE;
-  }
   case GST_MESSAGE_WARNING: {
     GError *error = nullptr;
     gst_message_parse_warning(message, &error, nullptr);
-    say("warning from %s: %s", GST_OBJECT_NAME(GST_MESSAGE_SRC(message)), error->message);
+    say("warning from %s: %s%s", GST_OBJECT_NAME(GST_MESSAGE_SRC(message)), error->message,
+        hint_for(error->message));
     g_clear_error(&error);
     break;
   }
@@ -287,30 +392,38 @@ gboolean on_output_message(GstBus *, GstMessage *message, gpointer data) {
   return G_SOURCE_CONTINUE;
 }
 
-/* Once a second: input up/down from frames reaching the output, and the health line. */
+/* Once a second: the input's state from its first frame, and the health line. */
 gboolean tick(gpointer data) {
   Restream &r = *static_cast<Restream *>(data);
-  guint64 frames = r.frames;
-  if (r.input && frames > r.frames_seen && !r.input_up) {
-    r.input_up = true;
+  gint64 now = g_get_monotonic_time();
+  gint64 first = r.first_frame_us;
+  if (r.input && first != 0 && r.state == InputState::Waiting) {
+    r.state = InputState::Buffering;
+    say("publisher connected (attach %u): on air in %d s", r.attaches, r.delay_ms() / 1000);
+  }
+  if (r.input && r.state == InputState::Buffering && now - first >= r.delay_ms() * 1000ll) {
+    r.state = InputState::OnAir;
     r.retry_delay_s = 1;
-    say("input up: captioning (attach %u)", r.attaches);
+    say("input on air, captioning");
     set_status(r, "");
   }
-  r.frames_seen = frames;
-  gint64 now = g_get_monotonic_time();
   if (now - r.last_health >= r.opt.health_s * G_USEC_PER_SEC) {
     guint delay_ms = 0;
+    guint64 late = 0;
     if (r.input) {
       GstElement *asr = gst_bin_get_by_name(GST_BIN(r.input), "asr");
-      g_object_get(asr, "max-observed-delay", &delay_ms, nullptr);
+      GstStructure *stats = nullptr;
+      g_object_get(asr, "max-observed-delay", &delay_ms, "stats", &stats, nullptr);
+      gst_structure_get_uint64(stats, "captions-late", &late);
+      gst_structure_free(stats);
       gst_object_unref(asr);
     }
     guint64 captions = r.captions;
-    say("health: input %s, %" G_GUINT64_FORMAT " captions in the last %d s, longest "
-        "transcript delay %u ms, output delay %d ms",
-        r.input_up ? "up" : "down", captions - r.captions_at_health, r.opt.health_s, delay_ms,
-        r.opt.latency_ms + (int)kDelayMarginMs);
+    static const char *names[] = {"waiting for the publisher", "starting", "on air"};
+    say("health: input %s; captions: %" G_GUINT64_FORMAT " in the last %d s, %" G_GUINT64_FORMAT
+        " late so far; longest transcript delay %u ms (--latency %d ms)",
+        names[static_cast<int>(r.state)], captions - r.captions_at_health, r.opt.health_s, late,
+        delay_ms, r.opt.latency_ms);
     r.captions_at_health = captions;
     r.last_health = now;
   }
@@ -328,7 +441,8 @@ gboolean on_signal(gpointer data) {
   if (r.retry_source)
     g_source_remove(r.retry_source);
   r.retry_source = 0;
-  detach_input(r);
+  destroy_pipeline(r.input);
+  destroy_pipeline(r.draining);
   /* Ends the published stream properly; the EOS (or a 3 s timeout) ends the loop. */
   gst_element_send_event(r.output, gst_event_new_eos());
   g_timeout_add_seconds(
@@ -339,6 +453,15 @@ gboolean on_signal(gpointer data) {
       },
       r.loop);
   return G_SOURCE_CONTINUE;
+}
+
+/* rtmp:// or rtmps://, a host and an application/stream path. */
+bool is_rtmp(const char *url) {
+  const char *rest = g_str_has_prefix(url, "rtmp://")    ? url + 7
+                     : g_str_has_prefix(url, "rtmps://") ? url + 8
+                                                         : nullptr;
+  const char *slash = rest ? strchr(rest, '/') : nullptr;
+  return slash && slash > rest && strchr(slash + 1, '/') != nullptr;
 }
 
 bool parse_options(int argc, char **argv, Restream &r) {
@@ -382,8 +505,12 @@ bool parse_options(int argc, char **argv, Restream &r) {
     g_clear_error(&error);
   } else if (argc != 3) {
     gchar *help = g_option_context_get_help(context, TRUE, nullptr);
-    g_printerr("%s", help);
+    g_printerr("%s\nqwenasr-restream: give the input and the output URL (%d given)\n", help,
+               argc - 1);
     g_free(help);
+    ok = false;
+  } else if (!is_rtmp(argv[1]) || !is_rtmp(argv[2])) {
+    g_printerr("qwenasr-restream: IN and OUT are RTMP URLs: rtmp://HOST[:PORT]/APP/STREAM\n");
     ok = false;
   } else {
     r.in = argv[1];
@@ -410,6 +537,12 @@ int main(int argc, char **argv) {
   Restream r;
   if (!parse_options(argc, argv, r))
     return kExitUsage;
+  const char *key = g_getenv("DASHSCOPE_API_KEY");
+  if (!key || !*key) {
+    g_printerr("qwenasr-restream: DASHSCOPE_API_KEY is not set: the speech service needs your "
+               "API key (for the local service: test-key)\n");
+    return kExitService;
+  }
   gst_init(nullptr, nullptr);
   GstElementFactory *factory = gst_element_factory_find("qwenasr");
   if (factory)
@@ -449,7 +582,10 @@ int main(int argc, char **argv) {
 
   if (r.retry_source)
     g_source_remove(r.retry_source);
-  detach_input(r);
+  if (r.drain_source)
+    g_source_remove(r.drain_source);
+  destroy_pipeline(r.input);
+  destroy_pipeline(r.draining);
   gst_bus_remove_watch(GST_ELEMENT_BUS(r.output));
   gst_element_set_state(r.output, GST_STATE_NULL);
   gst_object_unref(r.status);

@@ -21,6 +21,7 @@
 #include <cmath>
 #include <csignal>
 #include <sys/wait.h>
+#include <unistd.h>
 
 using namespace testutil;
 
@@ -195,10 +196,36 @@ struct Run {
                   nginx.url("in")},
                  log + ".ffmpeg");
   }
+  /* The program's resident memory (kB) and CPU time (s), sampled by keep_running(). */
+  struct Sample {
+    gint64 wall;
+    guint64 rss_kb;
+    double cpu_s;
+  };
+  std::vector<Sample> samples;
+  void sample() {
+    std::string status = slurp("/proc/" + std::to_string(restream) + "/status");
+    std::string stat = slurp("/proc/" + std::to_string(restream) + "/stat");
+    size_t at = status.find("VmRSS:");
+    size_t close = stat.rfind(')');
+    if (at == std::string::npos || close == std::string::npos)
+      return;
+    gchar **fields = g_strsplit(stat.c_str() + close + 2, " ", -1);
+    /* utime and stime are fields 14 and 15 of stat, 12 and 13 after the command name. */
+    double cpu = (g_ascii_strtod(fields[11], nullptr) + g_ascii_strtod(fields[12], nullptr)) /
+                 sysconf(_SC_CLK_TCK);
+    g_strfreev(fields);
+    samples.push_back(
+        {g_get_monotonic_time(), g_ascii_strtoull(status.c_str() + at + 6, nullptr, 10), cpu});
+  }
   /* Waits `seconds` of the scenario while the program must stay up. */
   void keep_running(double seconds) {
-    fail_unless(wait_child(restream, gint64(seconds * G_USEC_PER_SEC)) == -1,
-                "qwenasr-restream exited:\n%s", slurp(log).c_str());
+    gint64 until = g_get_monotonic_time() + gint64(seconds * G_USEC_PER_SEC);
+    for (gint64 now = g_get_monotonic_time(); now < until; now = g_get_monotonic_time()) {
+      fail_unless(wait_child(restream, MIN(until - now, G_USEC_PER_SEC)) == -1,
+                  "qwenasr-restream exited:\n%s", slurp(log).c_str());
+      sample();
+    }
     check_bus(out.pipeline, "viewer of live/out", nullptr, nginx);
   }
   /* SIGTERM ends it cleanly: exit 0. */
@@ -232,6 +259,10 @@ static gint64 longest_stall(const Viewer &v, gint64 from) {
   return longest;
 }
 
+/* The service's VAD hears a sentence's first, quiet sounds up to ~0.35 s before the loudness
+ * threshold above: a caption may start that much before the span. */
+static const GstClockTime kEarly = 500 * GST_MSECOND;
+
 struct CaptionCheck {
   std::vector<gint64> start_errors_ms; /* first captioned frame - sentence start */
   guint missing = 0, off_speech = 0, captioned_frames = 0;
@@ -250,7 +281,7 @@ static CaptionCheck check_captions(const std::vector<const Frame *> &frames,
     c.captioned_frames++;
     bool on_speech = false;
     for (const Span &s : sentences)
-      on_speech |= t + 300 * GST_MSECOND >= s.start && t <= s.end + 1500 * GST_MSECOND;
+      on_speech |= t + kEarly >= s.start && t <= s.end + 1500 * GST_MSECOND;
     c.off_speech += !on_speech;
   }
   std::string intervals, spans;
@@ -268,9 +299,8 @@ static CaptionCheck check_captions(const std::vector<const Frame *> &frames,
   for (const Span &s : sentences) {
     if (s.end + GST_SECOND > last_frame)
       break; /* not shown yet when the run ended */
-    auto it = std::find_if(captioned_at.begin(), captioned_at.end(), [&](GstClockTime t) {
-      return t + 500 * GST_MSECOND >= s.start && t <= s.end;
-    });
+    auto it = std::find_if(captioned_at.begin(), captioned_at.end(),
+                           [&](GstClockTime t) { return t + kEarly >= s.start && t <= s.end; });
     if (it == captioned_at.end())
       c.missing++;
     else
@@ -303,6 +333,40 @@ static std::vector<const Frame *> readable(const Viewer &v, gint64 from, gint64 
   return frames;
 }
 
+/* One publishing of `input` through the program with `options`, watched to its end. */
+struct Outcome {
+  guint frames = 0;     /* readable output frames */
+  gint64 stall_us = 0;  /* longest time between two output frames after the first */
+  gint64 delay_us = 0;  /* median, publisher to viewer */
+  gint64 spread_us = 0; /* of that delay, 1st to 99th percentile */
+  CaptionCheck captions;
+};
+
+static Outcome stream_through(Run &run, const Input &input, const std::vector<std::string> &options,
+                              double tail_s) {
+  start_rtmp_viewer(run.out, run.nginx.url("out"));
+  run.start_restream(options);
+  gint64 published = g_get_monotonic_time();
+  GPid publisher = run.publish(input.flv);
+  run.keep_running(input.duration / 1e9 + tail_s);
+  fail_unless_equals_int(wait_child(publisher, 5 * G_USEC_PER_SEC), 0);
+  run.terminate();
+  stop(run.out.pipeline);
+
+  std::lock_guard<std::mutex> guard(run.out.lock);
+  auto frames = readable(run.out, 0, G_MAXINT64);
+  fail_unless(frames.size() > 100, "only %u frames came through", (guint)frames.size());
+  Outcome o;
+  o.frames = frames.size();
+  o.stall_us = longest_stall(run.out, frames.front()->wall);
+  std::vector<gint64> d = delays(frames, published);
+  o.delay_us = median(d);
+  std::sort(d.begin(), d.end());
+  o.spread_us = d[d.size() * 99 / 100] - d[d.size() / 100];
+  o.captions = check_captions(frames, input.sentences);
+  return o;
+}
+
 /* ------------------------------------------------------------------------------------------
  * Tests.
  * ---------------------------------------------------------------------------------------- */
@@ -327,44 +391,32 @@ GST_START_TEST(test_real_speech_is_captioned_on_its_sentences_at_a_constant_dela
   Run run(std::move(options));
   Input input = make_input(sentences(), 3, "qwenasr-restream-speech.flv");
   g_print("input: %.1f s, %u sentences\n", input.duration / 1e9, (guint)input.sentences.size());
-  start_rtmp_viewer(run.out, run.nginx.url("out"));
-  run.start_restream({"--language", "en"});
-  gint64 published = g_get_monotonic_time();
-  GPid publisher = run.publish(input.flv);
-  /* The whole input, then the output delay (latency 10 s + 1.5 s) and a little more. */
-  run.keep_running(input.duration / 1e9 + 14);
-  fail_unless_equals_int(wait_child(publisher, 5 * G_USEC_PER_SEC), 0);
-  run.terminate();
-  stop(run.out.pipeline);
-
-  std::lock_guard<std::mutex> guard(run.out.lock);
-  auto frames = readable(run.out, 0, G_MAXINT64);
-  fail_unless(frames.size() > input.duration / kFrameDuration * 9 / 10,
-              "%u of %u frames came through", (guint)frames.size(),
-              (guint)(input.duration / kFrameDuration));
-  gint64 stall = longest_stall(run.out, frames.front()->wall);
-  std::vector<gint64> d = delays(frames, published);
-  std::vector<gint64> sorted = d;
-  std::sort(sorted.begin(), sorted.end());
-  gint64 spread = sorted[sorted.size() * 99 / 100] - sorted[sorted.size() / 100];
-  CaptionCheck c = check_captions(frames, input.sentences);
+  /* The local recogniser, PocketSphinx, needs up to ~3 s after a sentence ends on two cores
+   * busy with the rest of the run (the cloud service answers within about a second): a
+   * latency above the longest sentence (6.5 s) with that margin. The run: the whole input,
+   * then the output delay (latency 12 s + 1.5 s) and a little more. */
+  Outcome o = stream_through(run, input, {"--language", "en", "--latency", "12000"}, 16);
+  const CaptionCheck &c = o.captions;
   g_print("real speech: %u frames, longest stall %" G_GINT64_FORMAT " ms; delay publisher -> "
           "viewer median %" G_GINT64_FORMAT " ms, p1-p99 spread %" G_GINT64_FORMAT " ms\n"
           "  %u sentences, %u without a caption, %u captioned frames, %u off speech; caption "
           "start errors (ms): %s\n",
-          (guint)frames.size(), stall / 1000, median(d) / 1000, spread / 1000,
+          o.frames, o.stall_us / 1000, o.delay_us / 1000, o.spread_us / 1000,
           (guint)input.sentences.size(), c.missing, c.captioned_frames, c.off_speech,
           list(c.start_errors_ms).c_str());
-  fail_unless(stall <= kMaxFreezeUs, "the output stalled for %" G_GINT64_FORMAT " ms",
-              stall / 1000);
-  fail_unless(spread <= 500 * 1000, "the delay varies by %" G_GINT64_FORMAT " ms", spread / 1000);
+  fail_unless(o.frames > input.duration / kFrameDuration * 9 / 10, "%u of %u frames came through",
+              o.frames, (guint)(input.duration / kFrameDuration));
+  fail_unless(o.stall_us <= kMaxFreezeUs, "the output stalled for %" G_GINT64_FORMAT " ms",
+              o.stall_us / 1000);
+  fail_unless(o.spread_us <= 500 * 1000, "the delay varies by %" G_GINT64_FORMAT " ms",
+              o.spread_us / 1000);
   fail_unless(c.start_errors_ms.size() >= input.sentences.size() - 1, "only %u sentences judged",
               (guint)c.start_errors_ms.size());
   fail_unless_equals_int(c.missing, 0);
   fail_unless_equals_int(c.off_speech, 0);
   for (gint64 e : c.start_errors_ms)
-    fail_unless(e >= -300 && e <= 500, "a caption starts %" G_GINT64_FORMAT " ms off its sentence",
-                e);
+    fail_unless(e >= -GstClockTimeDiff(kEarly / GST_MSECOND) && e <= 500,
+                "a caption starts %" G_GINT64_FORMAT " ms off its sentence", e);
   std::string log = slurp(run.log);
   fail_unless(log.find("came after its speech") == std::string::npos &&
                   log.find("took longer than latency") == std::string::npos,
@@ -466,11 +518,59 @@ GST_START_TEST(test_a_refused_key_or_output_ends_the_program_with_its_exit_code)
 }
 GST_END_TEST;
 
+/* Not a test of the suite: the benchmark `restream_soak` (tests/bench/run.sh) runs this for
+ * QWENASR_RESTREAM_SOAK_S seconds of input (default 1200) and writes its figures as JSON to
+ * QWENASR_RESTREAM_SOAK_JSON: memory flat, delay constant, no stall, CPU per stream. */
+GST_START_TEST(test_restream_soak) {
+  const char *seconds_env = g_getenv("QWENASR_RESTREAM_SOAK_S");
+  double seconds = seconds_env ? g_ascii_strtod(seconds_env, nullptr) : 1200;
+  Run run;
+  std::vector<std::string> clips = sentences();
+  Input input = make_input(clips, MAX(1, int(seconds / 37)), "qwenasr-restream-soak.flv");
+  Outcome o = stream_through(run, input, {"--health-interval", "60"}, 14);
+  const CaptionCheck &c = o.captions;
+  /* Memory after two minutes (warmed up) against the end. */
+  guint64 rss_warm = 0, rss_end = run.samples.back().rss_kb, rss_max = 0;
+  for (const auto &s : run.samples) {
+    if (s.wall - run.samples.front().wall <= 120 * G_USEC_PER_SEC)
+      rss_warm = s.rss_kb;
+    rss_max = MAX(rss_max, s.rss_kb);
+  }
+  double cpu = run.samples.back().cpu_s;
+  double audio_h = input.duration / 1e9 / 3600;
+  gchar *json = g_strdup_printf(
+      "{\"input_s\":%.1f,\"sentences\":%u,\"captions_missing\":%u,\"captions_off_speech\":%u,"
+      "\"longest_stall_ms\":%" G_GINT64_FORMAT ",\"delay_median_ms\":%" G_GINT64_FORMAT
+      ",\"delay_spread_ms\":%" G_GINT64_FORMAT ",\"rss_kb_at_2min\":%" G_GUINT64_FORMAT
+      ",\"rss_kb_end\":%" G_GUINT64_FORMAT ",\"rss_kb_max\":%" G_GUINT64_FORMAT
+      ",\"cpu_s\":%.1f,\"cpu_s_per_stream_hour\":%.0f}",
+      input.duration / 1e9, (guint)input.sentences.size(), c.missing, c.off_speech,
+      o.stall_us / 1000, o.delay_us / 1000, o.spread_us / 1000, rss_warm, rss_end, rss_max, cpu,
+      cpu / audio_h);
+  g_print("restream_soak: %s\n", json);
+  if (const char *path = g_getenv("QWENASR_RESTREAM_SOAK_JSON"))
+    fail_unless(g_file_set_contents(path, json, -1, nullptr));
+  g_free(json);
+  fail_unless(o.stall_us <= kMaxFreezeUs, "stall of %" G_GINT64_FORMAT " ms", o.stall_us / 1000);
+  fail_unless(o.spread_us <= 500 * 1000, "the delay varies by %" G_GINT64_FORMAT " ms",
+              o.spread_us / 1000);
+  fail_unless(rss_end <= rss_warm + 10 * 1024,
+              "memory grew from %" G_GUINT64_FORMAT " kB to %" G_GUINT64_FORMAT " kB", rss_warm,
+              rss_end);
+  g_unlink(input.flv.c_str());
+}
+GST_END_TEST;
+
 static Suite *restream_suite(void) {
   Suite *s = suite_create("restream");
   TCase *tc = tcase_create("general");
   suite_add_tcase(s, tc);
   tcase_set_timeout(tc, 300);
+  if (g_getenv("QWENASR_RESTREAM_SOAK_S")) {
+    tcase_set_timeout(tc, 7200);
+    tcase_add_test(tc, test_restream_soak);
+    return s;
+  }
   tcase_add_test(tc, test_a_refused_key_or_output_ends_the_program_with_its_exit_code);
   tcase_add_test(tc,
                  test_a_publisher_that_leaves_and_returns_is_captioned_again_with_a_slate_between);
