@@ -116,6 +116,8 @@ void post_client_error(GstElement *element, const ClientError &error, const Sett
 void post_never_established(GstElement *element, const std::string &host, const std::string &cause,
                             const Settings &settings) {
   std::string why = cause.empty() ? "no answer to the WebSocket handshake" : cause;
+  if (!why.empty() && why.back() == '.')
+    why.pop_back(); /* GIO's messages end with one; ours follows */
   GST_ELEMENT_ERROR(element, RESOURCE, OPEN_READ_WRITE,
                     ("No session with the service at %s was ever established, so no audio was "
                      "transcribed: %s.%s",

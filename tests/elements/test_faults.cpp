@@ -59,6 +59,7 @@ static std::vector<Caption> caption_run(const std::string &url, const Audio &aud
 static guint64 stat(const GstStructure *stats, const char *name) {
   guint64 value = G_MAXUINT64;
   fail_unless(gst_structure_get_uint64(stats, name, &value), "no %s in stats", name);
+  g_print("  stats %s = %" G_GUINT64_FORMAT "\n", name, value);
   return value;
 }
 
@@ -85,6 +86,7 @@ static void assert_one_warning(const std::vector<GstMessage *> &messages,
                                std::initializer_list<const char *> parts) {
   std::vector<std::string> warnings = texts_of(messages, GST_MESSAGE_WARNING);
   fail_unless_equals_int(warnings.size(), 1);
+  g_print("  warning: %s\n", warnings[0].c_str());
   for (const char *part : parts)
     fail_unless(warnings[0].find(part) != std::string::npos, "no \"%s\" in: %s", part,
                 warnings[0].c_str());
@@ -97,6 +99,10 @@ static void assert_finals_in_order(const std::vector<GstMessage *> &messages, co
   auto finals = transcripts(messages, true);
   fail_unless_equals_int(finals.size(), audio.utterances.size());
   for (gsize i = 0; i < finals.size(); i++) {
+    g_print("  final %" G_GSIZE_FORMAT ": \"%s\" %" GST_TIME_FORMAT " - %" GST_TIME_FORMAT "\n", i,
+            gst_structure_get_string(finals[i], "text"),
+            GST_TIME_ARGS(structure_time(finals[i], "start-time")),
+            GST_TIME_ARGS(structure_time(finals[i], "end-time")));
     std::string expected = audio.transcript_of(audio.utterances[i]) + suffix;
     fail_unless_equals_string(gst_structure_get_string(finals[i], "text"), expected.c_str());
     assert_time_near(structure_time(finals[i], "start-time"),
@@ -109,6 +115,8 @@ static void assert_finals_in_order(const std::vector<GstMessage *> &messages, co
 static void assert_captions_in_order(const std::vector<Caption> &captions, const Audio &audio) {
   fail_unless_equals_int(captions.size(), audio.utterances.size());
   for (gsize i = 0; i < captions.size(); i++) {
+    g_print("  caption %" G_GSIZE_FORMAT " at %" GST_TIME_FORMAT ": \"%s\"\n", i,
+            GST_TIME_ARGS(captions[i].pts), captions[i].text.c_str());
     fail_unless_equals_string(captions[i].text.c_str(),
                               audio.transcript_of(audio.utterances[i]).c_str());
     assert_time_near(captions[i].pts, audio.utterances[i].start_ms * GST_MSECOND, "caption pts");
@@ -154,22 +162,26 @@ static FaultOptions reversing() {
 
 /* Case 1. */
 GST_START_TEST(test_a_final_delivered_twice_is_posted_once_and_counted) {
+  g_print("%s\n", "test_a_final_delivered_twice_is_posted_once_and_counted");
   check_finals(repeating(), "repeated-finals", 2);
 }
 GST_END_TEST;
 
 GST_START_TEST(test_a_final_delivered_twice_is_captioned_once) {
+  g_print("%s\n", "test_a_final_delivered_twice_is_captioned_once");
   check_captions(repeating());
 }
 GST_END_TEST;
 
 /* Case 2. */
 GST_START_TEST(test_finals_in_reverse_order_are_posted_in_audio_order) {
+  g_print("%s\n", "test_finals_in_reverse_order_are_posted_in_audio_order");
   check_finals(reversing(), "out-of-order-finals", 0);
 }
 GST_END_TEST;
 
 GST_START_TEST(test_finals_in_reverse_order_are_captioned_in_audio_order_at_their_times) {
+  g_print("%s\n", "test_finals_in_reverse_order_are_captioned_in_audio_order_at_their_times");
   check_captions(reversing());
 }
 GST_END_TEST;
@@ -191,16 +203,19 @@ static void check_repaired(const char *raw_suffix, const char *warning_names) {
 }
 
 GST_START_TEST(test_a_lone_surrogate_escape_is_repaired_not_dropped) {
+  g_print("%s\n", "test_a_lone_surrogate_escape_is_repaired_not_dropped");
   check_repaired(" \\ud83d", "half a UTF-16 surrogate pair");
 }
 GST_END_TEST;
 
 GST_START_TEST(test_invalid_utf8_is_repaired_not_dropped) {
+  g_print("%s\n", "test_invalid_utf8_is_repaired_not_dropped");
   check_repaired(" \xff", "invalid UTF-8");
 }
 GST_END_TEST;
 
 GST_START_TEST(test_malformed_frames_are_warned_about_once_and_counted) {
+  g_print("%s\n", "test_malformed_frames_are_warned_about_once_and_counted");
   FaultOptions faults;
   faults.malformed_frames = true;
   auto service = scripted(faults);
@@ -217,6 +232,7 @@ GST_END_TEST;
 
 /* Case 4. */
 GST_START_TEST(test_an_utterance_never_finalized_is_warned_about_with_its_span) {
+  g_print("%s\n", "test_an_utterance_never_finalized_is_warned_about_with_its_span");
   FaultOptions faults;
   faults.drop_final_of = 1;
   auto service = scripted(faults);
@@ -236,6 +252,7 @@ GST_START_TEST(test_an_utterance_never_finalized_is_warned_about_with_its_span) 
 GST_END_TEST;
 
 GST_START_TEST(test_a_manual_commit_never_finalized_is_warned_about_with_its_span) {
+  g_print("%s\n", "test_a_manual_commit_never_finalized_is_warned_about_with_its_span");
   /* Commits every second of 2.5 s: [0, 1), [1, 2), then [2, 2.5) at EOS; the first gets no
    * final, the later ones are posted without waiting for it past the end. */
   FaultOptions faults;
@@ -258,6 +275,7 @@ GST_START_TEST(test_a_manual_commit_never_finalized_is_warned_about_with_its_spa
 GST_END_TEST;
 
 GST_START_TEST(test_finals_after_session_finished_are_still_taken) {
+  g_print("%s\n", "test_finals_after_session_finished_are_still_taken");
   FaultOptions faults;
   faults.finals_after_finished_from = 1; /* both */
   auto service = scripted(faults);
@@ -274,6 +292,7 @@ GST_END_TEST;
 
 /* Case 5. */
 GST_START_TEST(test_wss_to_a_plain_server_is_an_error_naming_tls_and_host) {
+  g_print("%s\n", "test_wss_to_a_plain_server_is_an_error_naming_tls_and_host");
   auto service = start_service();
   std::string url = "wss://" + service->url().substr(strlen("ws://"));
   Audio audio = make_audio(16000, {{300, false}, {300, true}, {400, false}});
@@ -283,6 +302,7 @@ GST_START_TEST(test_wss_to_a_plain_server_is_an_error_naming_tls_and_host) {
   std::vector<GstMessage *> messages = sink_run(url, audio, &stats, "connect-timeout=1000");
   std::vector<std::string> errors = texts_of(messages, GST_MESSAGE_ERROR);
   fail_unless_equals_int(errors.size(), 1);
+  g_print("  error: %s\n", errors[0].c_str());
   fail_unless(errors[0].find("127.0.0.1") != std::string::npos, "%s", errors[0].c_str());
   fail_unless(errors[0].find("TLS handshake got no answer") != std::string::npos, "%s",
               errors[0].c_str());
@@ -297,6 +317,7 @@ GST_START_TEST(test_wss_to_a_plain_server_is_an_error_naming_tls_and_host) {
 GST_END_TEST;
 
 GST_START_TEST(test_a_session_never_established_at_eos_is_an_error_naming_the_cause) {
+  g_print("%s\n", "test_a_session_never_established_at_eos_is_an_error_naming_the_cause");
   /* Every handshake refused with 503 (retried): EOS comes before the attempts run out. */
   FaultOptions faults;
   faults.reject_handshakes = G_MAXUINT;
@@ -308,6 +329,7 @@ GST_START_TEST(test_a_session_never_established_at_eos_is_an_error_naming_the_ca
       service->url(), audio, &stats, "max-reconnects=100 connect-timeout=1000 finish-timeout=500");
   std::vector<std::string> errors = texts_of(messages, GST_MESSAGE_ERROR);
   fail_unless_equals_int(errors.size(), 1);
+  g_print("  error: %s\n", errors[0].c_str());
   fail_unless(errors[0].find("No session with the service at 127.0.0.1 was ever established") !=
                   std::string::npos,
               "%s", errors[0].c_str());
@@ -320,6 +342,7 @@ GST_START_TEST(test_a_session_never_established_at_eos_is_an_error_naming_the_ca
 GST_END_TEST;
 
 GST_START_TEST(test_a_rate_limited_handshake_waits_as_told_by_retry_after) {
+  g_print("%s\n", "test_a_rate_limited_handshake_waits_as_told_by_retry_after");
   FaultOptions faults;
   faults.reject_handshakes = 1;
   faults.reject_status = 429;
@@ -334,6 +357,8 @@ GST_START_TEST(test_a_rate_limited_handshake_waits_as_told_by_retry_after) {
     const GstStructure *s = element_structure(m, "qwenasr/session");
     if (s && g_strcmp0(gst_structure_get_string(s, "state"), "reconnecting") == 0) {
       reconnecting++;
+      g_print("  reconnecting after %" GST_TIME_FORMAT "\n",
+              GST_TIME_ARGS(structure_time(s, "delay")));
       fail_unless_equals_uint64(structure_time(s, "delay"), 2 * GST_SECOND);
     }
   }
@@ -344,6 +369,7 @@ GST_START_TEST(test_a_rate_limited_handshake_waits_as_told_by_retry_after) {
 GST_END_TEST;
 
 GST_START_TEST(test_a_resend_buffer_overflow_warns_once_and_sums_up_once) {
+  g_print("%s\n", "test_a_resend_buffer_overflow_warns_once_and_sums_up_once");
   /* One 4 s utterance sent as fast as possible with room for 0.5 s of resend audio: the
    * oldest is given up append after append, but said once, and summed up at the final. */
   auto service = start_service();
@@ -368,6 +394,7 @@ static GstPadProbeReturn count_buffer(GstPad *, GstPadProbeInfo *, gpointer data
 }
 
 GST_START_TEST(test_no_audio_is_sent_while_paused) {
+  g_print("%s\n", "test_no_audio_is_sent_while_paused");
   /* As `qwenasr ! srtenc ! filesink` prerolling a file: nothing reaches the paid service
    * before PLAYING; then all of it. */
   auto service = start_service();
