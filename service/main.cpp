@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* qwenasr-local-service: runs the local Qwen-ASR-Realtime stand-in as a program, for manual
  * testing of clients (gst-launch, SDK samples). Prints the WebSocket URL on stdout once
- * listening and runs until SIGINT or SIGTERM. */
+ * listening (and with --port-file writes the port to a file a script can wait for) and runs
+ * until SIGINT or SIGTERM. */
 #include <glib-unix.h>
 #include <glib.h>
+#include <glib/gstdio.h>
 
 #include <csignal>
 #include <cstdio>
@@ -16,6 +18,15 @@ namespace {
 gboolean on_signal(gpointer data) {
   g_main_loop_quit(static_cast<GMainLoop *>(data));
   return G_SOURCE_CONTINUE;
+}
+
+/* Writes "PORT\n" to `path` under a temporary name first, so that a reader waiting for the file
+ * never sees it half written. */
+bool write_port_file(const char *path, guint port, GError **error) {
+  gchar *text = g_strdup_printf("%u\n", port);
+  const gboolean ok = g_file_set_contents(path, text, -1, error);
+  g_free(text);
+  return ok;
 }
 
 } // namespace
@@ -33,6 +44,7 @@ int main(int argc, char **argv) {
   char *ps_lm = nullptr;
   char *ps_dict = nullptr;
   int ps_decoders = 2;
+  char *port_file = nullptr;
 
   // Faults (FaultOptions); ints so that negative values can be rejected.
   int faulty_sessions = -1; // -1 = all
@@ -55,6 +67,10 @@ int main(int argc, char **argv) {
        "ADDR"},
       {"port", 0, 0, G_OPTION_ARG_INT, &port, "Port to listen on (default 0 = pick a free one)",
        "PORT"},
+      {"port-file", 0, 0, G_OPTION_ARG_FILENAME, &port_file,
+       "Once listening, write the port number to FILE (atomically; removed again on exit), for "
+       "scripts: URL=ws://127.0.0.1:$(cat FILE)/api-ws/v1/realtime",
+       "FILE"},
       {"api-key", 0, 0, G_OPTION_ARG_STRING, &api_key,
        "Key expected in 'Authorization: Bearer KEY' (default \"test-key\"). The key is only "
        "compared, never printed or logged",
@@ -219,6 +235,14 @@ int main(int argc, char **argv) {
       } else {
         std::printf("%s\n", service.url().c_str());
         std::fflush(stdout);
+        if (port_file && !write_port_file(port_file, service.port(), &error)) {
+          g_printerr("Cannot write the port file: %s\n", error->message);
+          g_clear_error(&error);
+          service.stop();
+          rc = 1;
+        }
+      }
+      if (rc == 0) {
         GMainLoop *loop = g_main_loop_new(nullptr, FALSE);
         guint s1 = g_unix_signal_add(SIGINT, on_signal, loop);
         guint s2 = g_unix_signal_add(SIGTERM, on_signal, loop);
@@ -227,6 +251,8 @@ int main(int argc, char **argv) {
         g_source_remove(s2);
         g_main_loop_unref(loop);
         service.stop();
+        if (port_file)
+          g_unlink(port_file);
       }
     } catch (const std::exception &e) {
       g_printerr("Fatal: %s\n", e.what());
@@ -239,5 +265,6 @@ int main(int argc, char **argv) {
   g_free(ps_hmm);
   g_free(ps_lm);
   g_free(ps_dict);
+  g_free(port_file);
   return rc;
 }

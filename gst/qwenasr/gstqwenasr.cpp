@@ -24,6 +24,7 @@
 #include <deque>
 #include <mutex>
 
+#include "capshint.h"
 #include "settings.h"
 #include "transcriber.h"
 
@@ -978,6 +979,7 @@ static void gst_qwen_asr_init(GstQwenAsr *self) {
   gst_pad_set_event_function(self->sinkpad, GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_event));
   GST_PAD_SET_PROXY_ALLOCATION(self->sinkpad);
   gst_element_add_pad(GST_ELEMENT(self), self->sinkpad);
+  qwenasr::watch_sink_caps(GST_ELEMENT(self), self->sinkpad);
   self->srcpad = gst_pad_new_from_static_template(&src_template, "src");
   gst_pad_set_query_function(self->srcpad, GST_DEBUG_FUNCPTR(gst_qwen_asr_src_query));
   gst_pad_set_activatemode_function(self->srcpad,

@@ -20,6 +20,7 @@
 
 #include <mutex>
 
+#include "capshint.h"
 #include "settings.h"
 #include "transcriber.h"
 
@@ -196,6 +197,7 @@ static void gst_qwen_asr_sink_finalize(GObject *object) {
 
 static void gst_qwen_asr_sink_init(GstQwenAsrSink *self) {
   self->priv = new GstQwenAsrSinkPrivate(GST_ELEMENT(self));
+  qwenasr::watch_sink_caps(GST_ELEMENT(self), GST_BASE_SINK_PAD(self));
 }
 
 static void gst_qwen_asr_sink_class_init(GstQwenAsrSinkClass *klass) {

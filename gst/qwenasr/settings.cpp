@@ -89,11 +89,12 @@ bool is_commit_event(GstEvent *event) {
 }
 
 GParamSpec *stats_param_spec() {
-  return g_param_spec_boxed("stats", "Statistics",
-                            "qwenasr/stats: bytes-sent, audio-sent, appends, reconnects, "
-                            "dropped-audio, partials, finals, last-delay, max-delay (times in ns)",
-                            GST_TYPE_STRUCTURE,
-                            static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+  return g_param_spec_boxed(
+      "stats", "Statistics",
+      "Counters since the element started, a qwenasr/stats structure of guint64: bytes-sent, "
+      "audio-sent, appends, reconnects, dropped-audio, partials, finals, last-delay, max-delay "
+      "(times in ns; the delays are 0 until the first final)",
+      GST_TYPE_STRUCTURE, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 }
 
 guint settings_install_properties(GObjectClass *klass, guint first_id) {

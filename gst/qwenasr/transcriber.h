@@ -191,7 +191,7 @@ private:
   bool configured_ = false;      /* the current connection's session */
   bool ever_configured_ = false; /* any session since the last ensure_session() */
   guint64 partials_ = 0, finals_ = 0;
-  GstClockTime last_delay_ = GST_CLOCK_TIME_NONE, max_delay_ = 0;
+  GstClockTime last_delay_ = 0, max_delay_ = 0; /* 0 until the first final */
 };
 
 } // namespace qwenasr

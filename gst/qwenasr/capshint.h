@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Says once, plainly, what the elements take when upstream offers audio they cannot take. */
+#pragma once
+
+#include <gst/gst.h>
+
+namespace qwenasr {
+
+/* The sentence both elements post (as a WARNING, once per element) before GStreamer's own
+ * generic not-negotiated error. */
+constexpr const char *kCapsHint = "takes S16LE mono audio at 8 or 16 kHz; put "
+                                  "`audioconvert ! audioresample` in front of it";
+
+/* Watches `sinkpad` of `element`: a CAPS event it cannot take, or a CAPS query with a filter
+ * that nothing of its template matches, posts the hint with the offered caps as debug text. */
+void watch_sink_caps(GstElement *element, GstPad *sinkpad);
+
+} // namespace qwenasr

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Closed captions over real RTMP, end to end on loopback:
+ *
+ *   publisher --rtmp--> nginx live/in --rtmp--> captioner (the cookbook's restream pipeline:
+ *   qwenasr ! qwenasrcea608enc ! ccconverter ! cccombiner, x264enc ! flvmux ! rtmp2sink)
+ *   --rtmp--> nginx live/out --rtmp--> viewer (writes what it receives to a file)
+ *
+ * The viewer's file is then decoded by Debian's ffmpeg (the SRT a viewer's decoder shows) and
+ * by flvdemux ! avdec_h264 ! ccextractor (the byte pairs). nginx is Debian's nginx with
+ * libnginx-mod-rtmp, started on a free loopback port; without it the program exits 77. */
+#include "testutil.h"
+
+#include "cea608check.h"
+
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+
+#include <csignal>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace testutil;
+using namespace cea608check;
+
+static const char *kNginxModule = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+
+/* The cookbook's restream pipeline, exactly as docs/cookbook.md shows it ($IN, $OUT, $URL and
+ * $MODE substituted). */
+static const char *kRestreamPipeline =
+    "rtmp2src location=$IN ! flvdemux name=d \\\n"
+    "  d.video ! queue max-size-time=0 max-size-buffers=0 max-size-bytes=0 ! h264parse ! \\\n"
+    "    avdec_h264 ! videoconvert ! video/x-raw,format=I420 ! cccombiner name=c ! \\\n"
+    "    x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=800 ! \\\n"
+    "    h264parse ! queue ! flvmux name=m streamable=true ! rtmp2sink location=$OUT \\\n"
+    "  d.audio ! aacparse ! tee name=a \\\n"
+    "  a. ! queue max-size-time=0 max-size-buffers=0 max-size-bytes=0 ! m. \\\n"
+    "  a. ! queue ! avdec_aac ! audioconvert ! audioresample ! \\\n"
+    "    qwenasr language-code=en url=$URL latency=2000 vad-silence-ms=200 ! \\\n"
+    "    qwenasrcea608enc mode=$MODE ! closedcaption/x-cea-608,framerate=30/1 ! ccconverter ! \\\n"
+    "    closedcaption/x-cea-708,format=cc_data ! c.caption";
+
+static guint16 free_port() {
+  GSocket *socket =
+      g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, nullptr);
+  GInetAddress *loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *address = g_inet_socket_address_new(loopback, 0);
+  fail_unless(g_socket_bind(socket, address, FALSE, nullptr), "cannot bind 127.0.0.1:0");
+  GSocketAddress *bound = g_socket_get_local_address(socket, nullptr);
+  guint16 port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+  g_object_unref(bound);
+  g_object_unref(address);
+  g_object_unref(loopback);
+  g_socket_close(socket, nullptr);
+  g_object_unref(socket);
+  return port;
+}
+
+static bool port_accepts(guint16 port) {
+  GSocketClient *client = g_socket_client_new();
+  GSocketConnection *connection =
+      g_socket_client_connect_to_host(client, "127.0.0.1", port, nullptr, nullptr);
+  if (connection)
+    g_object_unref(connection);
+  g_object_unref(client);
+  return connection != nullptr;
+}
+
+static void die_with_parent(gpointer) {
+  /* A failing check test exits without unwinding: nginx must not outlive it. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+/* nginx with the RTMP module on a free loopback port, in a temp dir, for one test. */
+class Nginx {
+public:
+  Nginx() {
+    gchar *dir = g_dir_make_tmp("qwenasr-cc-rtmp-XXXXXX", nullptr);
+    dir_ = dir;
+    g_free(dir);
+    port_ = free_port();
+    std::string conf =
+        "load_module " + std::string(kNginxModule) + ";\ndaemon off;\nmaster_process off;\npid " +
+        dir_ + "/nginx.pid;\nerror_log " + dir_ +
+        "/error.log info;\nevents { worker_connections 64; }\n"
+        "rtmp { server { listen 127.0.0.1:" +
+        std::to_string(port_) +
+        "; chunk_size 4096;\n"
+        "  application live { live on; record off; wait_key on; wait_video on; } } }\n";
+    std::string conf_path = dir_ + "/nginx.conf", prefix = dir_ + "/";
+    std::string error_log = dir_ + "/error.log";
+    fail_unless(g_file_set_contents(conf_path.c_str(), conf.c_str(), -1, nullptr));
+    gchar *nginx = g_find_program_in_path("nginx");
+    std::string binary = nginx ? nginx : "/usr/sbin/nginx";
+    g_free(nginx);
+    const gchar *argv[] = {binary.c_str(), "-e", error_log.c_str(), "-p",
+                           prefix.c_str(), "-c", conf_path.c_str(), nullptr};
+    GError *error = nullptr;
+    fail_unless(g_spawn_async(nullptr, const_cast<gchar **>(argv), nullptr,
+                              static_cast<GSpawnFlags>(G_SPAWN_DO_NOT_REAP_CHILD |
+                                                       G_SPAWN_STDOUT_TO_DEV_NULL),
+                              die_with_parent, nullptr, &pid_, &error),
+                "cannot run nginx: %s", error ? error->message : "");
+    for (int i = 0; i < 100 && !port_accepts(port_); i++)
+      g_usleep(50000);
+    fail_unless(port_accepts(port_), "nginx does not listen on %u", port_);
+  }
+  ~Nginx() {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    g_spawn_close_pid(pid_);
+    for (const char *name : {"nginx.conf", "nginx.pid", "error.log"})
+      g_unlink((dir_ + "/" + name).c_str());
+    for (const char *name :
+         {"client_body_temp", "proxy_temp", "fastcgi_temp", "uwsgi_temp", "scgi_temp", "logs"})
+      g_rmdir((dir_ + "/" + name).c_str());
+    g_rmdir(dir_.c_str());
+  }
+  std::string url(const char *stream) const {
+    return "rtmp://127.0.0.1:" + std::to_string(port_) + "/live/" + stream;
+  }
+
+private:
+  std::string dir_;
+  guint16 port_ = 0;
+  GPid pid_ = 0;
+};
+
+static GstElement *launch(const std::string &description) {
+  GError *error = nullptr;
+  GstElement *pipeline = gst_parse_launch(description.c_str(), &error);
+  fail_unless(pipeline && !error, "%s: %s", description.c_str(), error ? error->message : "");
+  fail_unless(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE,
+              "cannot start %s", description.c_str());
+  return pipeline;
+}
+
+/* Waits for EOS (failing on an error) up to `timeout`; then sends one if none came, so that
+ * muxers finish, and waits for it again. */
+static void finish(GstElement *pipeline, GstClockTime timeout, const char *what) {
+  GstBus *bus = gst_element_get_bus(pipeline);
+  for (int round = 0; round < 2; round++) {
+    GstMessage *m = gst_bus_timed_pop_filtered(
+        bus, timeout, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+    if (m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR) {
+      GError *error = nullptr;
+      gst_message_parse_error(m, &error, nullptr);
+      fail("%s: error from %s: %s", what, GST_OBJECT_NAME(GST_MESSAGE_SRC(m)), error->message);
+    }
+    if (m) {
+      gst_message_unref(m);
+      break;
+    }
+    std::printf("%s: no EOS within %" GST_TIME_FORMAT ", sending one\n", what,
+                GST_TIME_ARGS(timeout));
+    gst_element_send_event(pipeline, gst_event_new_eos());
+  }
+  gst_object_unref(bus);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
+}
+
+static void check_round_trip(const char *mode) {
+  Nginx nginx;
+  auto service = start_service();
+  Audio audio = make_audio(16000, kThreeUtterances);
+  gchar *wav = write_wav(audio);
+  std::string received = temp_path(".flv");
+  g_setenv("DASHSCOPE_API_KEY", "test-key", TRUE);
+
+  /* The viewer first (nginx holds it until the stream is published), then the captioner. */
+  GstElement *viewer =
+      launch("rtmp2src location=" + nginx.url("out") + " ! filesink location=" + received);
+  std::map<guint64, guint16> sent;
+  GstElement *captioner = launch(substitute(kRestreamPipeline, {{"$IN", nginx.url("in")},
+                                                                {"$OUT", nginx.url("out")},
+                                                                {"$URL", service->url()},
+                                                                {"$MODE", mode}}));
+  watch_encoder(captioner, "qwenasrcea608enc0", &sent);
+  /* A live publisher: 10 s of video at 30 fps, the speech as AAC. */
+  GstElement *publisher =
+      launch("videotestsrc is-live=true num-buffers=300 ! "
+             "video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! "
+             "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 ! h264parse ! "
+             "flvmux name=m streamable=true ! rtmp2sink location=" +
+             nginx.url("in") + " filesrc location=" + wav +
+             " ! wavparse ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=2 ! "
+             "avenc_aac ! aacparse ! m.");
+  finish(publisher, 30 * GST_SECOND, "publisher");
+  finish(captioner, 10 * GST_SECOND, "captioner");
+  finish(viewer, 5 * GST_SECOND, "viewer");
+  g_setenv("DASHSCOPE_API_KEY", "", TRUE);
+
+  /* AAC is lossy: the words are those the service heard, in order, one per utterance. */
+  std::vector<std::string> heard;
+  for (const auto &session : service->sessions())
+    heard.insert(heard.end(), session.transcripts.begin(), session.transcripts.end());
+  fail_unless_equals_int(heard.size(), audio.utterances.size());
+  std::vector<Sentence> sentences;
+  for (gsize i = 0; i < heard.size(); i++) {
+    const Utterance &u = audio.utterances[i];
+    sentences.push_back({heard[i], u.start_ms * GST_MSECOND, u.end_ms * GST_MSECOND});
+  }
+  std::vector<Cue> cues = ffmpeg_cues(received);
+  assert_every_sentence_on_screen_in_time(cues, sentences,
+                                          std::string(mode) + ", RTMP round trip (live/out)");
+  /* The live publisher's frame times jitter by a millisecond or so, which can move a pair to
+   * the neighbouring frame index: compare the sequence. */
+  assert_caption_sequence_survives(sent, extracted_pairs(received));
+  g_unlink(received.c_str());
+  g_unlink(wav);
+  g_free(wav);
+}
+
+GST_START_TEST(test_cookbook_shows_the_restream_pipeline_the_suite_runs) {
+  assert_cookbook_shows(kRestreamPipeline);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_embedded_captions_survive_an_rtmp_round_trip_in_pop_on) {
+  check_round_trip("pop-on");
+}
+GST_END_TEST;
+
+GST_START_TEST(test_embedded_captions_survive_an_rtmp_round_trip_in_roll_up) {
+  check_round_trip("roll-up2");
+}
+GST_END_TEST;
+
+static Suite *rtmp_cea608_suite(void) {
+  Suite *s = suite_create("rtmp cea608");
+  TCase *tc = tcase_create("general");
+  suite_add_tcase(s, tc);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_cookbook_shows_the_restream_pipeline_the_suite_runs);
+  tcase_add_test(tc, test_embedded_captions_survive_an_rtmp_round_trip_in_pop_on);
+  tcase_add_test(tc, test_embedded_captions_survive_an_rtmp_round_trip_in_roll_up);
+  return s;
+}
+
+int main(int argc, char **argv) {
+  gst_check_init(&argc, &argv);
+  gchar *nginx = g_find_program_in_path("nginx");
+  bool have_nginx = nginx || g_file_test("/usr/sbin/nginx", G_FILE_TEST_IS_EXECUTABLE);
+  g_free(nginx);
+  if (!have_nginx || !g_file_test(kNginxModule, G_FILE_TEST_EXISTS)) {
+    std::printf("SKIP: nginx with its RTMP module is not installed (Debian: nginx "
+                "libnginx-mod-rtmp)\n");
+    return 77;
+  }
+  return gst_check_run_suite(rtmp_cea608_suite(), "rtmp_cea608", __FILE__);
+}
