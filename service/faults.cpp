@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+/* The fault decisions of the local service (see faults.h): which handshakes to refuse, what a
+ * session does after an append, which junk precedes an event, and what becomes of a final. */
 #include "faults.h"
 
 namespace qwenasr::local {
@@ -78,14 +80,15 @@ std::optional<HandshakeFaults::Rejection> HandshakeFaults::check(gint64 now_us) 
       seen_++;
     const guint status = opts_.reject_status > 0 ? static_cast<guint>(opts_.reject_status) : 503;
     return Rejection{status, code_for_status(status), "Handshake rejected by an injected fault.",
-                     status == 429};
+                     status == 429 ? opts_.retry_after_s : 0};
   }
   if (opts_.max_connections_per_second > 0) {
     while (!admitted_.empty() && admitted_.front() <= now_us - G_USEC_PER_SEC)
       admitted_.pop_front();
     if (admitted_.size() >= opts_.max_connections_per_second)
       return Rejection{429, "Throttling.RateQuota",
-                       "Requests rate limit exceeded, please try again later.", true};
+                       "Requests rate limit exceeded, please try again later.",
+                       opts_.retry_after_s};
     admitted_.push_back(now_us);
   }
   return std::nullopt;
@@ -132,6 +135,32 @@ std::vector<JunkFrame> SessionFaults::junk_before_event() {
   JunkFrame one = all[junk_rotation_ % all.size()];
   junk_rotation_++;
   return {one};
+}
+
+SessionFaults::FinalFate SessionFaults::final_fate(guint utterance) const {
+  if (!active_)
+    return FinalFate::Send;
+  if (opts_.drop_final_of > 0 && utterance == opts_.drop_final_of)
+    return FinalFate::Drop;
+  if (opts_.finals_after_finished_from > 0 && utterance >= opts_.finals_after_finished_from)
+    return FinalFate::AfterFinished;
+  if (opts_.reverse_finals)
+    return FinalFate::SwapWithNext;
+  if (opts_.repeat_finals)
+    return FinalFate::Repeat;
+  return FinalFate::Send;
+}
+
+std::string SessionFaults::transcript_json(const std::string &escaped) const {
+  if (!active_ || opts_.transcript_raw_suffix.empty() || escaped.size() < 2)
+    return escaped;
+  return escaped.substr(0, escaped.size() - 1) + opts_.transcript_raw_suffix + "\"";
+}
+
+bool SessionFaults::finals_binary() const {
+  return active_ &&
+         !g_utf8_validate(opts_.transcript_raw_suffix.data(),
+                          static_cast<gssize>(opts_.transcript_raw_suffix.size()), nullptr);
 }
 
 } // namespace qwenasr::local

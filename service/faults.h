@@ -25,7 +25,7 @@ public:
     guint status;
     const char *code;
     const char *message;
-    bool retry_after; // add "Retry-After: 1"
+    guint retry_after_s; // add "Retry-After: N" when nonzero
   };
 
   /* Called once per handshake, in arrival order, on the service thread. */
@@ -66,6 +66,14 @@ public:
 
   /* Junk to send before the next real (non session.created) event. */
   std::vector<JunkFrame> junk_before_event();
+
+  /* What happens to the final of the session's `utterance`th utterance (from 1). */
+  enum class FinalFate { Send, Repeat, Drop, SwapWithNext, AfterFinished };
+  FinalFate final_fate(guint utterance) const;
+  /* The completed event's JSON string member as written, from the escaped one ("\"...\""). */
+  std::string transcript_json(const std::string &escaped) const;
+  /* Whether completed events must leave as binary frames (their text is not UTF-8). */
+  bool finals_binary() const;
 
 private:
   FaultOptions opts_;

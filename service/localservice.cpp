@@ -257,7 +257,7 @@ struct LocalService::Impl {
   void thread_main();
   void shutdown_on_thread();
   void reject(SoupServerMessage *msg, guint status, const char *code, const char *message,
-              bool retry_after = false);
+              guint retry_after_s = 0);
 };
 
 /* One WebSocket connection = one recognition session (one session per socket, protocol §2.4). */
@@ -410,8 +410,11 @@ private:
     Outgoing o;
     o.data = std::move(json);
     o.type = type;
-    if (transcript)
+    if (transcript) {
       o.transcript = *transcript;
+      if (faults_.finals_binary())
+        o.kind = Outgoing::Kind::Binary; // libsoup sends no text that is not UTF-8
+    }
     post(std::move(o));
   }
 
@@ -580,7 +583,10 @@ private:
         r.finished = true;
     });
     impl_->log(id_ + " -> " + o.data);
-    soup_websocket_connection_send_text(conn_, o.data.c_str());
+    if (o.kind == Outgoing::Kind::Binary)
+      soup_websocket_connection_send_binary(conn_, o.data.data(), o.data.size());
+    else
+      soup_websocket_connection_send_text(conn_, o.data.c_str());
   }
 
   // ---- Faults: the hook after each append and the closes it may decide. ----
@@ -1165,13 +1171,7 @@ private:
         slot->emit = [this, item, lang, r] {
           const std::string language = r.language.empty() ? lang : r.language;
           send_text_now(item, language, r.emotion, r.final_partial);
-          send("conversation.item.input_audio_transcription.completed",
-               {{"item_id", jstr(item)},
-                {"content_index", "0"},
-                {"language", jstr(language)},
-                {"emotion", jstr(r.emotion)},
-                {"transcript", jstr(r.transcript)}},
-               &r.transcript);
+          send_completed(item, language, r.emotion, r.transcript);
         };
         slot->ready = true;
         drain_slots();
@@ -1219,16 +1219,61 @@ private:
       return;
     }
     send_text(rec_->final_partial());
-    const std::string transcript = rec_->transcript();
-    send("conversation.item.input_audio_transcription.completed",
-         {{"item_id", jstr(item_id_)},
-          {"content_index", "0"},
-          {"language", jstr(language())},
-          {"emotion", jstr(rec_->emotion())},
-          {"transcript", jstr(transcript)}},
-         &transcript);
+    send_completed(item_id_, language(), rec_->emotion(), rec_->transcript());
     prev_item_id_ = item_id_;
     rec_.reset();
+  }
+
+  /* The completed event of one utterance, as the scripted faults want it: sent, repeated,
+   * dropped, swapped with the next one's, or kept until after session.finished. */
+  void send_completed(const std::string &item, const std::string &language,
+                      const std::string &emotion, const std::string &transcript) {
+    auto emit = [this, item, language, emotion, transcript] {
+      send("conversation.item.input_audio_transcription.completed",
+           {{"item_id", jstr(item)},
+            {"content_index", "0"},
+            {"language", jstr(language)},
+            {"emotion", jstr(emotion)},
+            {"transcript", faults_.transcript_json(jstr(transcript))}},
+           &transcript);
+    };
+    const guint utterance = ++finals_produced_;
+    switch (faults_.final_fate(utterance)) {
+    case SessionFaults::FinalFate::Drop:
+      note_fault("drop_final");
+      impl_->log(id_ + " !! fault: the final of utterance " + std::to_string(utterance) +
+                 " is not sent");
+      return;
+    case SessionFaults::FinalFate::Repeat:
+      note_fault("repeat_final");
+      emit();
+      emit();
+      return;
+    case SessionFaults::FinalFate::AfterFinished:
+      note_fault("final_after_finished");
+      after_finished_.push_back(emit);
+      return;
+    case SessionFaults::FinalFate::SwapWithNext:
+      if (!swapped_) {
+        swapped_ = emit;
+        return;
+      }
+      note_fault("reverse_finals");
+      emit();
+      flush_swapped();
+      return;
+    case SessionFaults::FinalFate::Send:
+      emit();
+      return;
+    }
+  }
+
+  void flush_swapped() {
+    if (!swapped_)
+      return;
+    std::function<void()> held = std::move(swapped_);
+    swapped_ = nullptr;
+    held();
   }
 
   void handle_commit(const std::optional<std::string> &evid) {
@@ -1261,7 +1306,11 @@ private:
     rec_.reset();
     // After any final still being decoded; the close timeout counts from when it is sent.
     in_order([this] {
+      flush_swapped();                  // an odd last final of reverse_finals
       send_now("session.finished", {}); // SessionRecord::finished is set when it is written
+      for (auto &emit : after_finished_)
+        emit();
+      after_finished_.clear();
       // The client should close now (protocol §2.4); close ourselves if it does not.
       close_timer_ = g_timeout_source_new(impl_->opts.finish_close_timeout_ms);
       g_source_set_callback(close_timer_, on_close_timeout_cb, this, nullptr);
@@ -1313,6 +1362,9 @@ private:
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true); // expires with the session
   std::string item_id_;
   std::optional<std::string> prev_item_id_;
+  guint finals_produced_ = 0;                         // utterances whose final was produced
+  std::function<void()> swapped_;                     // reverse_finals: waits for the next final
+  std::vector<std::function<void()>> after_finished_; // finals_after_finished_from
 };
 
 void LocalService::Impl::remove_session(Session *s) {
@@ -1322,13 +1374,14 @@ void LocalService::Impl::remove_session(Session *s) {
 }
 
 void LocalService::Impl::reject(SoupServerMessage *msg, guint status, const char *code,
-                                const char *message, bool retry_after) {
+                                const char *message, guint retry_after_s) {
   // [UNK] body of the real rejection; mirrors the general Model Studio HTTP error shape.
   std::string body = jobj(
       {{"code", jstr(code)}, {"message", jstr(message)}, {"request_id", jstr(random_id("req_"))}});
   soup_server_message_set_status(msg, status, nullptr);
-  if (retry_after)
-    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Retry-After", "1");
+  if (retry_after_s > 0)
+    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Retry-After",
+                                 std::to_string(retry_after_s).c_str());
   soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_COPY, body.data(),
                                    body.size());
   rejected++;
@@ -1349,7 +1402,7 @@ void http_handler(SoupServer *, SoupServerMessage *msg, const char *path, GHashT
       return;
     }
     if (auto r = impl->handshake_faults.check(g_get_monotonic_time())) {
-      impl->reject(msg, r->status, r->code, r->message, r->retry_after);
+      impl->reject(msg, r->status, r->code, r->message, r->retry_after_s);
       return;
     }
     if (g_strcmp0(path, kPath) != 0) {

@@ -62,6 +62,25 @@ struct FaultOptions {
   /* 0 unlimited; a handshake that would be the (N+1)th admitted one within the last 1 s gets
    * HTTP 429 (with Retry-After: 1). Handshakes answered 429 by this limit are not counted. */
   guint max_connections_per_second = 0;
+  /* Seconds in the Retry-After header of handshakes rejected with 429. */
+  guint retry_after_s = 1;
+
+  /* Scripted results, as seen from real servers (utterances counted from 1 per session, in the
+   * order their finals are produced). Each completed event is sent twice: */
+  bool repeat_finals = false;
+  /* Finals of consecutive utterances swapped in pairs (2 before 1, 4 before 3, ...); an odd
+   * last one is sent before session.finished. */
+  bool reverse_finals = false;
+  /* Raw JSON text put at the end of every transcript string as it is written, unescaped: e.g.
+   * "\\ud83d" (half a surrogate pair) or "\xff" (invalid UTF-8; then the event goes out as
+   * a binary frame, since libsoup refuses to send such text). SessionRecord::transcripts keeps
+   * the clean text. */
+  std::string transcript_raw_suffix;
+  /* The final (.text and completed) of this utterance is never sent; 0 none. */
+  guint drop_final_of = 0;
+  /* Finals of utterances numbered >= this are sent only after session.finished (before the
+   * close); 0 never. */
+  guint finals_after_finished_from = 0;
 };
 
 struct ServiceOptions {
@@ -106,7 +125,8 @@ struct SessionRecord {
   std::vector<std::string> transcripts;
   guint junk_frames = 0; // malformed_frames junk sent
   /* Faults that fired on this session, in order: "stall", "freeze", "server_error",
-   * "close_1011", "close_abrupt". */
+   * "close_1011", "close_abrupt", and per final scripted: "repeat_final", "reverse_finals"
+   * (per swapped pair), "drop_final", "final_after_finished". */
   std::vector<std::string> injected_faults;
   bool fault_closed = false;     // the service closed this session by a fault
   bool finished = false;         // session.finished sent

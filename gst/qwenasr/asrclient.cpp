@@ -25,6 +25,8 @@ constexpr guint64 kMaxIncomingPayload = 16 * 1024 * 1024;
 /* How long stop() lets the closing handshake take before dropping the connection. */
 constexpr guint kCloseTimeoutMs = 500;
 constexpr guint kMaxReconnectDelayMs = 8000;
+/* A Retry-After on a refused handshake is honoured up to this long. */
+constexpr guint kMaxRetryAfterMs = 30000;
 /* With the resend buffer full, new audio waits this long for finals to make room before the
  * oldest unsettled audio is given up (continuous speech may go that long without a final). */
 constexpr gint64 kResendFullWaitUs = 2 * G_USEC_PER_SEC;
@@ -102,7 +104,9 @@ struct AsrClient::Impl {
   GSource *resend_wait = nullptr; /* retries the pump while the resend buffer is full */
   gint64 resend_full_since = 0;   /* monotonic µs; 0: not waiting */
   gint64 last_activity = 0;       /* monotonic µs of the last frame or pong received */
-  guint attempts = 0;             /* reconnection attempts since the last configured session */
+  /* How far the current connection attempt got (GSocketClient's network events). */
+  GSocketClientEvent network_event = G_SOCKET_CLIENT_RESOLVING;
+  guint attempts = 0; /* reconnection attempts since the last configured session */
   /* audio_format "opus": this session's Ogg stream; a new one for every session, since the
    * service decodes each connection's audio as a stream of its own. */
   std::unique_ptr<OggOpusWriter> ogg;
@@ -135,6 +139,11 @@ struct AsrClient::Impl {
   bool output_writable();
   void arm_writable_source();
   void handle_text(const char *data, gsize size);
+  void forget_message() {
+    if (message)
+      g_signal_handlers_disconnect_by_data(message, this);
+    g_clear_object(&message);
+  }
   void begin_stop();
   void schedule_pump_locked();
   void remove_source(GSource **source) {
@@ -174,7 +183,7 @@ void AsrClient::Impl::run() {
   g_main_context_pop_thread_default(context);
 }
 
-static void on_ws_message(SoupWebsocketConnection *, gint type, GBytes *message,
+static void on_ws_message(SoupWebsocketConnection *, gint /* type */, GBytes *message,
                           gpointer user_data) {
   auto *impl = static_cast<AsrClient::Impl *>(user_data);
   if (impl->is_stopping())
@@ -182,11 +191,11 @@ static void on_ws_message(SoupWebsocketConnection *, gint type, GBytes *message,
   impl->last_activity = g_get_monotonic_time();
   gsize size = 0;
   const char *data = static_cast<const char *>(g_bytes_get_data(message, &size));
-  if (type != SOUP_WEBSOCKET_DATA_TEXT) {
-    impl->listener->on_bad_frame("binary frame of " + std::to_string(size) + " bytes ignored");
-    return;
-  }
-  impl->handle_text(data, size);
+  /* Events are documented as text frames, but libsoup closes the connection (1007) on a text
+   * frame that is not UTF-8 rather than pass it on; a server that knows this may send such
+   * text as binary. Either way the frame is decoded (and repaired) like text: a binary frame
+   * that is no event counts as one bad frame, nothing more. */
+  impl->handle_text(data ? data : "", size);
 }
 
 /* Our writable-source polls the connection's socket: it must go before libsoup closes the
@@ -246,7 +255,21 @@ static void on_ws_connected(GObject *source, GAsyncResult *result, gpointer user
       error.kind = ClientErrorKind::Unauthorized;
     else if (status >= 200 && status != SOUP_STATUS_SWITCHING_PROTOCOLS)
       error.kind = ClientErrorKind::Handshake;
-    error.detail = gerror->message;
+    if (impl->message && error.kind == ClientErrorKind::Handshake) {
+      /* Delay-seconds only; an HTTP-date is rare and the backoff then applies. */
+      const char *retry_after = soup_message_headers_get_one(
+          soup_message_get_response_headers(impl->message), "Retry-After");
+      gchar *end = nullptr;
+      guint64 seconds = retry_after ? g_ascii_strtoull(retry_after, &end, 10) : 0;
+      if (retry_after && end && end != retry_after && *end == '\0')
+        error.retry_after_ms = static_cast<guint>(MIN(seconds * 1000, kMaxRetryAfterMs));
+    }
+    error.tls = gerror->domain == G_TLS_ERROR;
+    if (error.tls)
+      error.detail = std::string(gerror->message) +
+                     " (TLS failed: is the server speaking TLS? a ws:// server needs a ws:// url)";
+    else
+      error.detail = gerror->message;
     g_error_free(gerror);
     impl->fail(error);
     return;
@@ -279,8 +302,21 @@ static gboolean on_connect_timeout(gpointer user_data) {
   error.detail = impl->phase == Phase::Connecting       ? "no WebSocket connection"
                  : impl->phase == Phase::WaitingCreated ? "no session.created"
                                                         : "no session.updated";
+  if (impl->phase == Phase::Connecting && impl->network_event == G_SOCKET_CLIENT_TLS_HANDSHAKING) {
+    /* A plain server waits for an HTTP request and never answers a TLS hello. */
+    error.detail += ": the TLS handshake got no answer (TLS failed: is the server speaking TLS? "
+                    "a plain server needs a ws:// url)";
+    error.tls = true;
+  } else if (impl->phase == Phase::Connecting && impl->network_event < G_SOCKET_CLIENT_CONNECTED) {
+    error.detail += ": no TCP connection";
+  }
   impl->fail(error);
   return G_SOURCE_REMOVE;
+}
+
+static void on_network_event(SoupMessage *, GSocketClientEvent event, GIOStream *,
+                             gpointer user_data) {
+  static_cast<AsrClient::Impl *>(user_data)->network_event = event;
 }
 
 /* The SoupSession lives as long as the client; connections come and go on it. */
@@ -327,7 +363,7 @@ void AsrClient::Impl::connect() {
   }
   listener->on_session_start(base, attempts);
 
-  g_clear_object(&message);
+  forget_message();
   message = soup_message_new(SOUP_METHOD_GET, settings.url.c_str());
   if (!message) {
     fail(ClientError(ClientErrorKind::Connect, host, "the URL cannot be parsed"));
@@ -341,6 +377,8 @@ void AsrClient::Impl::connect() {
   if (!settings.workspace.empty())
     soup_message_headers_replace(headers, "X-DashScope-WorkSpace", settings.workspace.c_str());
 
+  network_event = G_SOCKET_CLIENT_RESOLVING;
+  g_signal_connect(message, "network-event", G_CALLBACK(on_network_event), this);
   connect_timeout = add_timeout(settings.connect_timeout_ms, on_connect_timeout);
   GST_INFO("connecting to %s", host.c_str());
   soup_session_websocket_connect_async(session, message, nullptr, nullptr, G_PRIORITY_DEFAULT,
@@ -368,7 +406,7 @@ void AsrClient::Impl::teardown() {
   drop_connection();
   remove_source(&close_timeout);
   remove_source(&reconnect_timer);
-  g_clear_object(&message);
+  forget_message();
   if (session) {
     soup_session_abort(session);
     g_clear_object(&session);
@@ -416,6 +454,7 @@ void AsrClient::Impl::fail(ClientError error) {
     attempts++;
     guint delay = settings.reconnect_delay_ms << MIN(attempts - 1, 16u);
     delay = MIN(delay, kMaxReconnectDelayMs);
+    delay = MAX(delay, error.retry_after_ms); /* the service said when (bounded) */
     GST_WARNING("connection to %s lost (%s): reconnecting in %u ms, attempt %u", host.c_str(),
                 error.detail.c_str(), delay, attempts);
     drop_connection();
@@ -466,7 +505,11 @@ void AsrClient::Impl::send_update_if_ready() {
 void AsrClient::Impl::handle_text(const char *data, gsize size) {
   ServerEvent event;
   std::string problem;
-  if (!decode_server_event(data, static_cast<gssize>(size), &event, &problem)) {
+  unsigned repairs = kRepairNone;
+  bool decoded = decode_server_event(data, static_cast<gssize>(size), &event, &problem, &repairs);
+  if (decoded && repairs != kRepairNone)
+    listener->on_frame_repaired(repairs);
+  if (!decoded) {
     listener->on_bad_frame(problem);
     return;
   }
@@ -516,8 +559,8 @@ void AsrClient::Impl::handle_text(const char *data, gsize size) {
       finished = true;
     }
     cond.notify_all();
-    if (soup_websocket_connection_get_state(conn) == SOUP_WEBSOCKET_STATE_OPEN)
-      soup_websocket_connection_close(conn, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
+    /* The connection stays open: finals the service sends after session.finished are still
+     * taken; stop() closes it once the listener stops waiting for them (bounded). */
     return;
   case ServerEventType::TranscriptionCompleted:
     /* Real progress: the next outage gets the full reconnection budget again. A session
@@ -944,6 +987,9 @@ bool ClientError::retryable() const {
   case ClientErrorKind::Handshake:
     /* Rate limits and server trouble pass; other refusals (bad path, model) will not. */
     return http_status == 408 || http_status == 429 || http_status >= 500;
+  case ClientErrorKind::Connect:
+  case ClientErrorKind::Timeout:
+    return !tls; /* e.g. wss:// to a plain server, a certificate refused */
   default:
     return true;
   }

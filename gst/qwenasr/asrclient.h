@@ -69,8 +69,10 @@ struct ClientError {
   ClientErrorKind kind;
   std::string host;
   guint http_status = 0;
-  std::string detail;   /* the underlying GError or close reason; never contains the key */
-  ServiceError service; /* for Rejected / Service */
+  std::string detail;       /* the underlying GError or close reason; never contains the key */
+  guint retry_after_ms = 0; /* HTTP Retry-After of a refused handshake; 0 if none */
+  bool tls = false;         /* a TLS failure: retrying the same host cannot help */
+  ServiceError service;     /* for Rejected / Service */
 
   /* Whether a new connection may fix it: not for a rejected key or configuration. */
   bool retryable() const;
@@ -102,6 +104,8 @@ public:
    * closes the connection afterwards. */
   virtual void on_failure(const ClientError &error) = 0;
   virtual void on_bad_frame(const std::string &problem) = 0;
+  /* A frame was repaired before decoding (a FrameRepair set); its event follows. */
+  virtual void on_frame_repaired(unsigned repairs) { (void)repairs; }
 };
 
 enum class WaitResult { Done, Interrupted, Timeout, Failed };

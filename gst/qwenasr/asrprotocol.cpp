@@ -5,6 +5,8 @@
 
 #include <json-glib/json-glib.h>
 
+#include <algorithm>
+#include <cstring>
 #include <memory>
 
 namespace qwenasr {
@@ -200,11 +202,136 @@ std::string encode_finish(const std::string &event_id) {
   return simple_event("session.finish", event_id);
 }
 
-bool decode_server_event(const char *json, gssize length, ServerEvent *event,
-                         std::string *problem) {
+const char *frame_repair_name(FrameRepair repair) {
+  switch (repair) {
+  case kRepairInvalidUtf8:
+    return "invalid UTF-8";
+  case kRepairLoneSurrogate:
+    return "an escape of half a UTF-16 surrogate pair";
+  default:
+    return "nothing";
+  }
+}
+
+namespace {
+
+constexpr char kReplacement[] = "\xEF\xBF\xBD"; /* U+FFFD in UTF-8 */
+
+int hex_value(char c) {
+  return g_ascii_xdigit_value(c);
+}
+
+/* The code unit of a \uXXXX escape at `p` (which points at the backslash), or -1. */
+long escape_unit(const char *p, const char *end) {
+  if (end - p < 6 || p[0] != '\\' || p[1] != 'u')
+    return -1;
+  long unit = 0;
+  for (int i = 2; i < 6; i++) {
+    int v = hex_value(p[i]);
+    if (v < 0)
+      return -1;
+    unit = unit * 16 + v;
+  }
+  return unit;
+}
+
+bool is_high_surrogate(long unit) {
+  return unit >= 0xD800 && unit <= 0xDBFF;
+}
+
+bool is_low_surrogate(long unit) {
+  return unit >= 0xDC00 && unit <= 0xDFFF;
+}
+
+/* Replaces lone surrogate escapes; other escapes and bytes are copied. */
+unsigned repair_escapes(const std::string &in, std::string *out) {
+  unsigned repairs = kRepairNone;
+  const char *p = in.data(), *end = in.data() + in.size();
+  out->clear();
+  out->reserve(in.size());
+  while (p < end) {
+    if (*p != '\\') {
+      out->push_back(*p++);
+      continue;
+    }
+    long unit = escape_unit(p, end);
+    if (unit < 0 || !(is_high_surrogate(unit) || is_low_surrogate(unit))) {
+      /* Any other escape: copy it whole, so an escaped backslash is not read as a start. */
+      gsize n = std::min<gsize>(unit < 0 ? 2 : 6, end - p);
+      out->append(p, n);
+      p += n;
+      continue;
+    }
+    if (is_high_surrogate(unit) && is_low_surrogate(escape_unit(p + 6, end))) {
+      out->append(p, 12);
+      p += 12;
+      continue;
+    }
+    out->append("\\ufffd");
+    p += 6;
+    repairs |= kRepairLoneSurrogate;
+  }
+  return repairs;
+}
+
+bool has_surrogate_escape(const char *json, gsize length) {
+  const char *p = json, *end = json + length;
+  while (p < end) {
+    p = static_cast<const char *>(memchr(p, '\\', end - p));
+    if (!p)
+      return false;
+    long unit = escape_unit(p, end);
+    if (is_high_surrogate(unit) || is_low_surrogate(unit))
+      return true;
+    p += unit < 0 ? 2 : 6;
+  }
+  return false;
+}
+
+} // namespace
+
+unsigned repair_json_text(const char *json, gsize length, std::string *out) {
+  unsigned repairs = kRepairNone;
+  std::string text;
+  const char *valid_end = nullptr;
+  if (!g_utf8_validate_len(json, length, &valid_end)) {
+    /* Each byte that does not start a valid sequence (NUL included) becomes U+FFFD. */
+    const char *p = json, *end = json + length;
+    while (p < end) {
+      if (g_utf8_validate_len(p, end - p, &valid_end)) {
+        text.append(p, end - p);
+        break;
+      }
+      text.append(p, valid_end - p);
+      text.append(kReplacement);
+      p = valid_end + 1;
+    }
+    repairs |= kRepairInvalidUtf8;
+  } else if (has_surrogate_escape(json, length)) {
+    text.assign(json, length);
+  } else {
+    return kRepairNone; /* the common case: nothing copied */
+  }
+  std::string escaped;
+  repairs |= repair_escapes(text, &escaped);
+  *out = std::move(escaped);
+  return repairs;
+}
+
+bool decode_server_event(const char *json, gssize length, ServerEvent *event, std::string *problem,
+                         unsigned *repairs) {
+  gsize size = length < 0 ? strlen(json) : static_cast<gsize>(length);
+  std::string repaired;
+  unsigned made = repair_json_text(json, size, &repaired);
+  if (repairs)
+    *repairs = made;
+  if (made != kRepairNone) {
+    json = repaired.data();
+    size = repaired.size();
+  }
   GObjectPtr<JsonParser> parser(json_parser_new());
   GError *error = nullptr;
-  if (!json_parser_load_from_data(parser.get(), json, length, &error)) {
+  if (!json_parser_load_from_data(parser.get(), json, static_cast<gssize>(size), &error)) {
     *problem = std::string("invalid JSON: ") + error->message;
     g_error_free(error);
     return false;

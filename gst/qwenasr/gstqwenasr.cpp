@@ -125,6 +125,16 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
    * to tell a service that stopped taking audio from a pipeline that stopped sending it. */
   std::atomic<gint64> push_entered{0};
 
+  /* Whether audio may go to the service: not while PAUSED before the first output of a
+   * timeline (see wait_for_playing); written by the state-change thread and flush events,
+   * guarded by `play_lock` (a leaf, like `lock`). */
+  std::mutex play_lock;
+  std::condition_variable play_cond;
+  bool playing = false;
+  bool play_flushing = false;
+  bool task_pushing = false; /* the output task is inside pushes downstream */
+  guint64 task_rounds = 0;   /* times the output task took the output queue */
+
   /* filled on the client thread, emptied under `out_lock`; guarded by `lock` */
   std::mutex lock;
   std::deque<PendingCaption> pending;
@@ -532,6 +542,17 @@ static void queue_event(GstQwenAsr *self, GstEvent *event) {
  * text this element owes), so output cannot wait for the next chain call; and a push may block
  * for long (textoverlay holds a caption until the video has passed it), so it must not hold up
  * the audio input, which is what would let the video through. */
+/* The output task tells a chain waiting in PAUSED (wait_for_playing) whether it is inside
+ * pushes, and that it took the queue (`took`). */
+static void note_task_pushing(GstQwenAsrPrivate *priv, bool pushing, bool took) {
+  {
+    std::lock_guard<std::mutex> guard(priv->play_lock);
+    priv->task_pushing = pushing;
+    priv->task_rounds += took ? 1 : 0;
+  }
+  priv->play_cond.notify_all();
+}
+
 static void output_task(GstQwenAsr *self) {
   GstQwenAsrPrivate *priv = self->priv;
   {
@@ -547,6 +568,7 @@ static void output_task(GstQwenAsr *self) {
       push_output(self, FALSE);
     items.swap(priv->outq);
   }
+  note_task_pushing(priv, !items.empty(), true);
   for (GstMiniObject *item : items) {
     if (GST_IS_EVENT(item)) {
       gst_pad_push_event(self->srcpad, GST_EVENT_CAST(item));
@@ -562,6 +584,7 @@ static void output_task(GstQwenAsr *self) {
       GST_DEBUG_OBJECT(self, "caption push: %s", gst_flow_get_name(ret));
     priv->out_flow = ret;
   }
+  note_task_pushing(priv, false, false);
 }
 
 static gboolean gst_qwen_asr_src_activate_mode(GstPad *pad, GstObject *parent, GstPadMode mode,
@@ -592,6 +615,56 @@ static void learn_liveness(GstQwenAsr *self) {
   gst_query_unref(query);
 }
 
+static void set_play_gate(GstQwenAsrPrivate *priv, bool playing, bool flushing) {
+  {
+    std::lock_guard<std::mutex> guard(priv->play_lock);
+    priv->playing = playing;
+    priv->play_flushing = flushing;
+  }
+  priv->play_cond.notify_all();
+}
+
+static void set_play_flushing(GstQwenAsrPrivate *priv, bool flushing) {
+  {
+    std::lock_guard<std::mutex> guard(priv->play_lock);
+    priv->play_flushing = flushing;
+  }
+  priv->play_cond.notify_all();
+}
+
+/* Not PLAYING: audio goes to the (paid) service only as long as downstream takes output, i.e.
+ * until it has prerolled; then it waits for PLAYING, so that nothing is sent that a seek while
+ * paused would throw away. A new timeline first queues a GAP at its start, which a sink
+ * prerolls on. Downstream that needs more to preroll (a muxer) returns from its pushes, and
+ * audio keeps flowing until it does not. Returns FLUSHING when a flush or shutdown ends it. */
+static GstFlowReturn wait_for_playing(GstQwenAsr *self) {
+  GstQwenAsrPrivate *priv = self->priv;
+  guint64 rounds;
+  {
+    std::lock_guard<std::mutex> guard(priv->play_lock);
+    if (priv->playing)
+      return GST_FLOW_OK;
+    rounds = priv->task_rounds;
+  }
+  bool queued = false;
+  {
+    std::lock_guard<std::mutex> guard(priv->out_lock);
+    if (!GST_CLOCK_TIME_IS_VALID(priv->position) && priv->caps_pushed) {
+      priv->position = priv->in_segment.start;
+      enqueue(priv, GST_MINI_OBJECT_CAST(gst_event_new_gap(priv->position, 0)));
+      queued = true;
+    }
+  }
+  if (queued)
+    priv->wake_task();
+  std::unique_lock<std::mutex> guard(priv->play_lock);
+  priv->play_cond.wait(guard, [&] {
+    return priv->playing || priv->play_flushing ||
+           ((!queued || priv->task_rounds > rounds) && !priv->task_pushing);
+  });
+  return priv->play_flushing && !priv->playing ? GST_FLOW_FLUSHING : GST_FLOW_OK;
+}
+
 static GstFlowReturn gst_qwen_asr_chain(GstPad *, GstObject *parent, GstBuffer *buffer) {
   GstQwenAsr *self = GST_QWEN_ASR(parent);
   GstQwenAsrPrivate *priv = self->priv;
@@ -601,6 +674,10 @@ static GstFlowReturn gst_qwen_asr_chain(GstPad *, GstObject *parent, GstBuffer *
   GstClockTime end = GST_CLOCK_TIME_NONE;
   if (GST_CLOCK_TIME_IS_VALID(pts) && priv->rate > 0)
     end = pts + gst_util_uint64_scale_int(gst_buffer_get_size(buffer) / 2, GST_SECOND, priv->rate);
+  if (wait_for_playing(self) != GST_FLOW_OK) {
+    gst_buffer_unref(buffer);
+    return GST_FLOW_FLUSHING;
+  }
   priv->push_entered = g_get_monotonic_time();
   GstFlowReturn ret = priv->transcriber.push(buffer, stream_time, priv->upstream_live, nullptr);
   priv->push_entered = 0;
@@ -699,6 +776,7 @@ static gboolean gst_qwen_asr_sink_event(GstPad *pad, GstObject *parent, GstEvent
     return TRUE;
   case GST_EVENT_FLUSH_START:
     priv->transcriber.set_flushing(true);
+    set_play_flushing(priv, true);
     gst_pad_push_event(self->srcpad, event);
     /* Waits for the output task, which flush-start released from any push. */
     priv->wake_task();
@@ -711,6 +789,7 @@ static gboolean gst_qwen_asr_sink_event(GstPad *pad, GstObject *parent, GstEvent
       reset_output(self);
     }
     priv->transcriber.set_flushing(false);
+    set_play_flushing(priv, false);
     gboolean ok = gst_pad_push_event(self->srcpad, event);
     if (GST_PAD_MODE(self->srcpad) == GST_PAD_MODE_PUSH)
       gst_pad_start_task(self->srcpad, reinterpret_cast<GstTaskFunction>(output_task), self,
@@ -844,6 +923,8 @@ static GstStateChangeReturn gst_qwen_asr_change_state(GstElement *element,
   case GST_STATE_CHANGE_READY_TO_PAUSED: {
     GST_OBJECT_LOCK(self);
     qwenasr::Settings settings = priv->settings;
+    /* Finals wait for earlier utterances at most as long as captions may be late. */
+    GstClockTime order_hold = (priv->latency_ms + priv->lateness_ms) * GST_MSECOND;
     GST_OBJECT_UNLOCK(self);
     gst_segment_init(&priv->in_segment, GST_FORMAT_TIME);
     priv->have_segment = FALSE;
@@ -854,15 +935,24 @@ static GstStateChangeReturn gst_qwen_asr_change_state(GstElement *element,
       priv->captions_late = 0;
       reset_output(self);
     }
+    priv->transcriber.set_order_hold(order_hold);
+    set_play_gate(priv, false, false);
     if (!priv->transcriber.start(settings)) {
       priv->transcriber.stop();
       return GST_STATE_CHANGE_FAILURE;
     }
     break;
   }
+  case GST_STATE_CHANGE_PAUSED_TO_PLAYING:
+    set_play_gate(priv, true, false);
+    break;
+  case GST_STATE_CHANGE_PLAYING_TO_PAUSED:
+    set_play_gate(priv, false, false);
+    break;
   case GST_STATE_CHANGE_PAUSED_TO_READY:
     /* Pad deactivation takes the stream lock: release a chain function waiting on us. */
     priv->transcriber.set_flushing(true);
+    set_play_gate(priv, false, true);
     break;
   default:
     break;

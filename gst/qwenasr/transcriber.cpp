@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The session lifecycle shared by both elements: starting, feeding, draining and ending
+ * sessions, and turning what the client reports into bus messages, warnings and errors. */
 #include "transcriber.h"
 
 #include "config.h"
+#include "messages.h"
 
 GST_DEBUG_CATEGORY_STATIC(qwenasr_transcriber_debug);
 #define GST_CAT_DEFAULT qwenasr_transcriber_debug
@@ -87,6 +90,11 @@ bool Transcriber::start(const Settings &settings) {
 
 void Transcriber::stop() {
   end_session();
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    repairs_warned_ = 0;
+    bad_frames_warned_ = false;
+  }
   rate_ = 0;
   flow_ = GST_FLOW_OK;
   error_claimed_ = false;
@@ -104,18 +112,17 @@ bool Transcriber::ensure_session() {
     std::lock_guard<std::mutex> lock(lock_);
     map_.reset(rate_);
     session_base_ = 0;
-    items_.clear();
-    lost_open_start_.reset();
-    unfinished_commits_.clear();
-    pending_commits_.clear();
-    last_commit_sample_ = 0;
+    utterances_.reset();
     sent_marks_.clear();
     session_id_.clear();
     configured_ = false;
+    ever_configured_ = false;
+    last_connect_problem_.clear();
   }
   bytes_in_ = 0;
   commit_bytes_ = 0;
   dropping_ = false;
+  dropped_bytes_ = 0;
   gst_adapter_clear(adapter_);
   adapter_time_ = GST_CLOCK_TIME_NONE;
   /* Sessions start with the rate known (first caps, or the first buffer after a drain). */
@@ -160,18 +167,20 @@ void Transcriber::end_session() {
   gst_adapter_clear(adapter_);
   adapter_time_ = GST_CLOCK_TIME_NONE;
   std::lock_guard<std::mutex> lock(lock_);
-  items_.clear();
-  lost_open_start_.reset();
-  unfinished_commits_.clear();
-  pending_commits_.clear();
+  utterances_.reset();
 }
 
 void Transcriber::flush() {
   end_session();
+  std::lock_guard<std::mutex> lock(lock_);
+  repairs_warned_ = 0;
+  bad_frames_warned_ = false;
 }
 
 void Transcriber::set_flushing(bool flushing) {
   flushing_ = flushing;
+  { std::lock_guard<std::mutex> lock(lock_); }
+  finals_cond_.notify_all();
   std::lock_guard<std::mutex> lock(client_lock_);
   if (client_)
     client_->wake();
@@ -226,6 +235,7 @@ GstFlowReturn Transcriber::send_chunk(const guint8 *data, gsize size, GstClockTi
                              settings_.max_queue_ms),
                             ("%" G_GSIZE_FORMAT " bytes dropped", dropped));
       dropping_ = true;
+      dropped_bytes_ += dropped;
     }
     switch (result) {
     case WaitResult::Done:
@@ -302,6 +312,7 @@ GstFlowReturn Transcriber::push(GstBuffer *buffer, GstClockTime stream_time, boo
     adapter_time_ = stream_time;
   bytes_in_ += size;
   gst_adapter_push(adapter_, gst_buffer_ref(buffer));
+  release_finals(false); /* a held final whose hold ran out while no event came */
   GstFlowReturn ret = send_pending(false, live, on_pause);
   if (ret != GST_FLOW_OK)
     return ret;
@@ -350,13 +361,29 @@ GstFlowReturn Transcriber::drain(const PauseHandler &on_pause) {
                                                  G_TIME_SPAN_MILLISECOND;
   for (;;) {
     WaitResult result = client_->wait_finished(deadline, [&] { return bool(flushing_); });
-    if (result == WaitResult::Done)
+    if (result == WaitResult::Done) {
+      wait_open_finals(std::min(deadline, g_get_monotonic_time() +
+                                              kFinishGraceMs * gint64(G_TIME_SPAN_MILLISECOND)));
       break;
+    }
     if (result == WaitResult::Failed) {
       ret = flow_ != GST_FLOW_OK ? GstFlowReturn(flow_) : GST_FLOW_FLUSHING;
       break;
     }
     if (result == WaitResult::Timeout) {
+      bool never_started;
+      std::string cause;
+      {
+        std::lock_guard<std::mutex> lock(lock_);
+        never_started = !ever_configured_;
+        cause = last_connect_problem_;
+      }
+      if (never_started) {
+        /* No audio ever reached a service: that is a failure, not a slow finish. */
+        post_connect_failure(cause);
+        ret = GST_FLOW_ERROR;
+        break;
+      }
       GST_ELEMENT_WARNING(element_, RESOURCE, READ,
                           ("The service did not finish the session within %u ms; the last "
                            "transcripts may be missing. Consider a larger finish-timeout.",
@@ -368,8 +395,44 @@ GstFlowReturn Transcriber::drain(const PauseHandler &on_pause) {
     if (ret != GST_FLOW_OK)
       return ret;
   }
+  release_finals(true);
+  if (ret == GST_FLOW_OK)
+    report_lost();
+  if (dropping_)
+    /* The episode's summary: the warning at its start said only that it began. */
+    GST_ELEMENT_WARNING(element_, RESOURCE, WRITE,
+                        ("In all %" G_GUINT64_FORMAT " ms of live audio were dropped in this "
+                         "session because the service did not keep up.",
+                         gst_util_uint64_scale_int(dropped_bytes_ / 2, 1000, std::max(rate_, 1))),
+                        (nullptr));
   end_session();
   return ret;
+}
+
+void Transcriber::wait_open_finals(gint64 deadline) {
+  std::unique_lock<std::mutex> lock(lock_);
+  auto until = std::chrono::steady_clock::now() +
+               std::chrono::microseconds(std::max<gint64>(0, deadline - g_get_monotonic_time()));
+  finals_cond_.wait_until(lock, until, [&] { return !utterances_.any_open() || flushing_; });
+}
+
+void Transcriber::report_lost() {
+  std::vector<std::pair<GstClockTime, GstClockTime>> spans;
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    for (const LostSpan &span : utterances_.take_lost())
+      spans.emplace_back(map_.time_at_sample(span.start_sample),
+                         span.end_sample ? map_.end_time_at_sample(*span.end_sample)
+                                         : map_.end_time());
+  }
+  post_lost_utterances(element_, spans);
+}
+
+void Transcriber::post_connect_failure(const std::string &cause) {
+  if (!claim_error())
+    return;
+  post_never_established(element_, host_, cause, settings_);
+  flow_ = GST_FLOW_ERROR;
 }
 
 GstClockTime Transcriber::input_end_time() const {
@@ -377,25 +440,59 @@ GstClockTime Transcriber::input_end_time() const {
   return map_.end_time();
 }
 
-GstClockTime Transcriber::earliest_open_start() const {
-  std::lock_guard<std::mutex> lock(lock_);
-  std::optional<guint64> earliest;
-  auto consider = [&](guint64 sample) {
-    if (!earliest || sample < *earliest)
-      earliest = sample;
-  };
-  for (const auto &entry : items_) {
-    if (entry.second.start_sample)
-      consider(*entry.second.start_sample);
+GstClockTime Transcriber::earliest_open_start() {
+  std::lock_guard<std::mutex> post(post_lock_);
+  std::vector<Transcript> released;
+  GstClockTime earliest;
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    released = release_locked(false);
+    std::optional<guint64> uncommitted;
+    if (client_ && settings_.turn_detection == GST_QWEN_ASR_TURN_DETECTION_MANUAL &&
+        map_.samples() > utterances_.last_commit_sample())
+      uncommitted = utterances_.last_commit_sample();
+    earliest = time_at_sample_locked(utterances_.earliest_unreleased(uncommitted));
   }
-  for (const CommitRange &range : unfinished_commits_)
-    consider(range.start_sample);
-  if (lost_open_start_)
-    consider(*lost_open_start_);
-  if (client_ && settings_.turn_detection == GST_QWEN_ASR_TURN_DETECTION_MANUAL &&
-      map_.samples() > last_commit_sample_)
-    consider(last_commit_sample_);
-  return time_at_sample_locked(earliest);
+  for (const Transcript &t : released)
+    post_transcript(t);
+  return earliest;
+}
+
+Transcript Transcriber::transcript_locked(const ReleasedFinal &released) const {
+  Transcript t;
+  t.final = true;
+  t.item_id = released.final.item_id;
+  t.text = released.final.text;
+  t.stable_text = released.final.text;
+  t.language = released.final.language;
+  t.emotion = released.final.emotion;
+  t.session_id = released.final.session_id;
+  t.start = time_at_sample_locked(released.start_sample);
+  if (released.end_sample)
+    t.end = map_.end_time_at_sample(*released.end_sample);
+  return t;
+}
+
+std::vector<Transcript> Transcriber::release_locked(bool all) {
+  std::vector<Transcript> out;
+  for (const ReleasedFinal &released :
+       utterances_.release(g_get_monotonic_time(), order_hold_ / GST_USECOND, all)) {
+    out.push_back(transcript_locked(released));
+    if (observer_)
+      observer_->on_transcript(out.back());
+  }
+  return out;
+}
+
+void Transcriber::release_finals(bool all) {
+  std::lock_guard<std::mutex> post(post_lock_);
+  std::vector<Transcript> released;
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    released = release_locked(all);
+  }
+  for (const Transcript &t : released)
+    post_transcript(t);
 }
 
 /* ---- client thread ---- */
@@ -406,28 +503,14 @@ void Transcriber::post_session_state(const char *state) {
     std::lock_guard<std::mutex> lock(lock_);
     session_id = session_id_;
   }
-  GstStructure *s = gst_structure_new("qwenasr/session", "state", G_TYPE_STRING, state,
-                                      "session-id", G_TYPE_STRING, session_id.c_str(), nullptr);
-  gst_element_post_message(element_, gst_message_new_element(GST_OBJECT(element_), s));
-}
-
-void Transcriber::post_speech(const char *name, const std::string &item_id, GstClockTime time) {
-  GstStructure *s = gst_structure_new(name, "item-id", G_TYPE_STRING, item_id.c_str(), "time",
-                                      G_TYPE_UINT64, time, nullptr);
-  gst_element_post_message(element_, gst_message_new_element(GST_OBJECT(element_), s));
+  post_session_message(element_, state, session_id);
 }
 
 void Transcriber::post_transcript(const Transcript &t) {
-  GstStructure *s = gst_structure_new(
-      "qwenasr/transcript", "text", G_TYPE_STRING, t.text.c_str(), "stable-text", G_TYPE_STRING,
-      t.stable_text.c_str(), "final", G_TYPE_BOOLEAN, t.final, "item-id", G_TYPE_STRING,
-      t.item_id.c_str(), "language", G_TYPE_STRING, t.language.c_str(), "emotion", G_TYPE_STRING,
-      t.emotion.c_str(), "start-time", G_TYPE_UINT64, t.start, "end-time", G_TYPE_UINT64, t.end,
-      "session-id", G_TYPE_STRING, t.session_id.c_str(), nullptr);
   GST_DEBUG_OBJECT(element_, "%s transcript %s [%" GST_TIME_FORMAT " - %" GST_TIME_FORMAT "]: %s",
                    t.final ? "final" : "partial", t.item_id.c_str(), GST_TIME_ARGS(t.start),
                    GST_TIME_ARGS(t.end), t.text.c_str());
-  gst_element_post_message(element_, gst_message_new_element(GST_OBJECT(element_), s));
+  post_transcript_message(element_, t);
 }
 
 GstClockTime Transcriber::time_at_sample_locked(const std::optional<guint64> &sample) const {
@@ -446,15 +529,8 @@ void Transcriber::on_session_start(guint64 base_sample, guint reconnect_attempt)
   std::lock_guard<std::mutex> lock(lock_);
   session_base_ = base_sample;
   /* Items of a lost session will never complete; their audio is being resent and comes back
-   * under new ids, but the utterance is still open meanwhile. Unfinished commits are resent
-   * too, and acknowledged again in order. */
-  for (const auto &entry : items_) {
-    if (entry.second.start_sample &&
-        (!lost_open_start_ || *entry.second.start_sample < *lost_open_start_))
-      lost_open_start_ = entry.second.start_sample;
-  }
-  items_.clear();
-  pending_commits_ = unfinished_commits_;
+   * under new ids, but the utterance is still open meanwhile (see Utterances). */
+  utterances_.session_restarted();
   configured_ = false;
   GST_DEBUG_OBJECT(element_, "session starts at sample %" G_GUINT64_FORMAT " (attempt %u)",
                    base_sample, reconnect_attempt);
@@ -480,10 +556,9 @@ void Transcriber::on_audio_sent(guint64 offset, guint64 samples, GstClockTime ti
         break;
       target = mark.end_sample;
     }
-    for (const auto &entry : items_) {
-      if (target && entry.second.start_sample)
-        target = std::min(*target, *entry.second.start_sample);
-    }
+    std::optional<guint64> open = utterances_.earliest_unreleased(std::nullopt);
+    if (target && open)
+      target = std::min(*target, *open);
     if (target)
       settle_locked(*target);
   }
@@ -491,10 +566,7 @@ void Transcriber::on_audio_sent(guint64 offset, guint64 samples, GstClockTime ti
 
 void Transcriber::on_commit_sent(guint64 offset) {
   std::lock_guard<std::mutex> lock(lock_);
-  CommitRange range{last_commit_sample_, offset};
-  last_commit_sample_ = offset;
-  unfinished_commits_.push_back(range);
-  pending_commits_.push_back(range);
+  utterances_.commit_sent(offset);
 }
 
 void Transcriber::on_reconnecting(const ClientError &error, guint attempt, guint delay_ms) {
@@ -505,29 +577,40 @@ void Transcriber::on_reconnecting(const ClientError &error, guint attempt, guint
   {
     std::lock_guard<std::mutex> lock(lock_);
     session_id = session_id_;
+    last_connect_problem_ = error.http_status > 0
+                                ? "HTTP " + std::to_string(error.http_status) + ": " + error.detail
+                                : error.detail;
   }
-  GstStructure *s =
-      gst_structure_new("qwenasr/session", "state", G_TYPE_STRING, "reconnecting", "session-id",
-                        G_TYPE_STRING, session_id.c_str(), "attempt", G_TYPE_UINT, attempt, "delay",
-                        G_TYPE_UINT64, static_cast<guint64>(delay_ms) * GST_MSECOND, "reason",
-                        G_TYPE_STRING, error.detail.c_str(), nullptr);
-  gst_element_post_message(element_, gst_message_new_element(GST_OBJECT(element_), s));
+  post_reconnecting_message(element_, session_id, error, attempt, delay_ms);
 }
 
+/* One warning when audio starts being given up, one summary when finals make room again:
+ * per episode, not per append. */
 void Transcriber::on_resend_dropped(guint64 samples) {
-  guint64 ms = gst_util_uint64_scale_int(samples, 1000, std::max(map_.sample_rate(), 1));
+  bool first;
+  int rate;
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    first = !resend_dropping_;
+    resend_dropping_ = true;
+    resend_dropped_samples_ += samples;
+    rate = std::max(map_.sample_rate(), 1);
+  }
+  if (!first)
+    return;
+  guint64 ms = gst_util_uint64_scale_int(samples, 1000, rate);
   GST_ELEMENT_WARNING(element_, RESOURCE, WRITE,
                       ("%" G_GUINT64_FORMAT " ms of audio waiting for its transcript could not "
                        "be kept for a reconnection (max-resend-time %u ms); it may go "
-                       "untranscribed if the connection drops.",
+                       "untranscribed if the connection drops. More may follow until a "
+                       "transcript makes room; a summary is posted then.",
                        ms, settings_.max_resend_ms),
                       (nullptr));
 }
 
 /* Caller holds lock_. */
 void Transcriber::settle_locked(guint64 sample) {
-  if (lost_open_start_ && *lost_open_start_ < sample)
-    lost_open_start_.reset();
+  utterances_.settled(sample);
   while (!sent_marks_.empty() && sent_marks_.front().end_sample <= sample)
     sent_marks_.pop_front();
   std::lock_guard<std::mutex> lock(client_lock_);
@@ -548,6 +631,7 @@ void Transcriber::on_event(const ServerEvent &event) {
       if (!event.session_id.empty())
         session_id_ = event.session_id;
       configured_ = true;
+      ever_configured_ = true;
     }
     post_session_state("configured");
     break;
@@ -563,79 +647,101 @@ void Transcriber::on_event(const ServerEvent &event) {
     {
       std::lock_guard<std::mutex> lock(lock_);
       if (ms) {
-        ItemTiming &item = items_[event.item_id];
         guint64 sample = global_sample_locked(*ms);
-        (started ? item.start_sample : item.end_sample) = sample;
+        if (!(started ? utterances_.speech_started(event.item_id, sample)
+                      : utterances_.speech_stopped(event.item_id, sample)))
+          break; /* about an item already final: ignored, counted */
         time = started ? map_.time_at_sample(sample) : map_.end_time_at_sample(sample);
       }
     }
-    post_speech(started ? "qwenasr/speech-started" : "qwenasr/speech-stopped", event.item_id, time);
+    post_speech_message(element_, started ? "qwenasr/speech-started" : "qwenasr/speech-stopped",
+                        event.item_id, time);
     if (started && observer_ && GST_CLOCK_TIME_IS_VALID(time))
       observer_->on_speech_started(time);
     break;
   }
   case ServerEventType::Committed: {
     std::lock_guard<std::mutex> lock(lock_);
-    /* Manual commits are answered in order; VAD commits carry no new timing. */
-    if (settings_.turn_detection == GST_QWEN_ASR_TURN_DETECTION_MANUAL &&
-        !pending_commits_.empty()) {
-      ItemTiming &item = items_[event.item_id];
-      item.start_sample = pending_commits_.front().start_sample;
-      item.end_sample = pending_commits_.front().end_sample;
-      pending_commits_.pop_front();
-    }
+    if (settings_.turn_detection == GST_QWEN_ASR_TURN_DETECTION_MANUAL)
+      utterances_.committed(event.item_id);
     break;
   }
-  case ServerEventType::TranscriptionText:
-  case ServerEventType::TranscriptionCompleted: {
+  case ServerEventType::TranscriptionText: {
     Transcript t;
-    t.final = event.type == ServerEventType::TranscriptionCompleted;
     t.item_id = event.item_id;
-    t.text = t.final ? event.transcript : event.text + event.stash;
-    t.stable_text = t.final ? event.transcript : event.text;
+    t.text = event.text + event.stash;
+    t.stable_text = event.text;
     t.language = event.language;
     t.emotion = event.emotion;
     {
       std::lock_guard<std::mutex> lock(lock_);
+      if (!utterances_.partial(event.item_id))
+        break; /* a preview of an item already final */
       t.session_id = session_id_;
-      (t.final ? finals_ : partials_)++;
-      auto it = items_.find(event.item_id);
-      if (it != items_.end()) {
-        t.start = time_at_sample_locked(it->second.start_sample);
-        if (it->second.end_sample)
-          t.end = map_.end_time_at_sample(*it->second.end_sample);
-        if (t.final && it->second.end_sample) {
-          guint64 end = *it->second.end_sample;
-          /* The service delay: from sending the utterance's last audio to its final. */
-          for (const SentMark &mark : sent_marks_) {
-            if (mark.end_sample >= end) {
-              last_delay_ = (g_get_monotonic_time() - mark.wall) * GST_USECOND;
-              max_delay_ = std::max(max_delay_, last_delay_);
-              break;
-            }
-          }
-          /* Final: its audio needs no resend, and later utterances start after it. */
-          while (!unfinished_commits_.empty() && unfinished_commits_.front().end_sample <= end)
-            unfinished_commits_.pop_front();
-          map_.forget_before_sample(end);
-          settle_locked(end);
-        }
-      }
-      /* Handed over before the utterance stops being open, under the same lock: whoever asks
-       * earliest_open_start() and then collects results cannot miss it in both. */
+      partials_++;
+      /* Times as far as known: a preview is not held for order. */
+      std::optional<guint64> start, end;
+      utterances_.span(event.item_id, &start, &end);
+      t.start = time_at_sample_locked(start);
+      if (end)
+        t.end = map_.end_time_at_sample(*end);
       if (observer_)
         observer_->on_transcript(t);
-      if (t.final && it != items_.end())
-        items_.erase(it);
     }
     post_transcript(t);
+    break;
+  }
+  case ServerEventType::TranscriptionCompleted: {
+    bool resend_summary = false;
+    guint64 resend_dropped = 0;
+    int rate = 1;
+    {
+      std::lock_guard<std::mutex> lock(lock_);
+      FinalText final{event.item_id, event.transcript, event.language, event.emotion, session_id_};
+      std::optional<guint64> settle;
+      if (!utterances_.final_arrived(final, g_get_monotonic_time(), &settle)) {
+        GST_DEBUG_OBJECT(element_, "ignoring a repeated final of item %s", event.item_id.c_str());
+        break;
+      }
+      finals_++;
+      if (settle) {
+        /* The service delay: from sending the utterance's last audio to its final. */
+        for (const SentMark &mark : sent_marks_) {
+          if (mark.end_sample >= *settle) {
+            last_delay_ = (g_get_monotonic_time() - mark.wall) * GST_USECOND;
+            max_delay_ = std::max(max_delay_, last_delay_);
+            break;
+          }
+        }
+        /* Its audio needs no resend (up to the first utterance still open). */
+        map_.forget_before_sample(*settle);
+        settle_locked(*settle);
+      }
+      if (resend_dropping_) {
+        resend_summary = true;
+        resend_dropped = resend_dropped_samples_;
+        rate = std::max(map_.sample_rate(), 1);
+        resend_dropping_ = false;
+        resend_dropped_samples_ = 0;
+      }
+    }
+    finals_cond_.notify_all();
+    if (resend_summary)
+      GST_ELEMENT_WARNING(element_, RESOURCE, WRITE,
+                          ("In all %" G_GUINT64_FORMAT " ms of audio could not be kept for a "
+                           "reconnection (max-resend-time %u ms) before transcripts made room.",
+                           gst_util_uint64_scale_int(resend_dropped, 1000, rate),
+                           settings_.max_resend_ms),
+                          (nullptr));
     break;
   }
   case ServerEventType::TranscriptionFailed: {
     {
       std::lock_guard<std::mutex> lock(lock_);
-      items_.erase(event.item_id);
+      if (!utterances_.failed(event.item_id))
+        break;
     }
+    finals_cond_.notify_all();
     GST_ELEMENT_WARNING(element_, STREAM, DECODE,
                         ("The service could not transcribe an utterance (%s): %s",
                          event.error.code.c_str(), event.error.message.c_str()),
@@ -653,6 +759,8 @@ void Transcriber::on_event(const ServerEvent &event) {
     GST_DEBUG_OBJECT(element_, "ignoring event %s", event.type_name.c_str());
     break;
   }
+  /* Every event is a chance for held finals whose turn came (or whose hold ran out). */
+  release_finals(false);
 }
 
 GstStructure *Transcriber::stats() const {
@@ -677,7 +785,11 @@ GstStructure *Transcriber::stats() const {
       client.appends, "reconnects", G_TYPE_UINT64, client.reconnects, "dropped-audio",
       G_TYPE_UINT64, gst_util_uint64_scale_int(client.dropped_samples, GST_SECOND, rate),
       "partials", G_TYPE_UINT64, partials_, "finals", G_TYPE_UINT64, finals_, "last-delay",
-      G_TYPE_UINT64, last_delay_, "max-delay", G_TYPE_UINT64, max_delay_, nullptr);
+      G_TYPE_UINT64, last_delay_, "max-delay", G_TYPE_UINT64, max_delay_, "repeated-finals",
+      G_TYPE_UINT64, utterances_.repeated_finals(), "ignored-events", G_TYPE_UINT64,
+      utterances_.ignored_events(), "lost-utterances", G_TYPE_UINT64, utterances_.lost_utterances(),
+      "out-of-order-finals", G_TYPE_UINT64, utterances_.out_of_order_finals(), "repaired-frames",
+      G_TYPE_UINT64, repaired_frames_, "bad-frames", G_TYPE_UINT64, bad_frames_, nullptr);
 }
 
 void Transcriber::on_failure(const ClientError &error) {
@@ -685,68 +797,45 @@ void Transcriber::on_failure(const ClientError &error) {
    * after it is posted, so that ours is the first error upstream elements can follow. */
   if (!claim_error())
     return;
-  const char *host = error.host.c_str();
-/* The HTTP status rides along as a details field for applications that branch on it. */
-#define DETAILS ("http-status-code", G_TYPE_UINT, error.http_status, NULL)
-  switch (error.kind) {
-  case ClientErrorKind::Unauthorized:
-    GST_ELEMENT_ERROR_WITH_DETAILS(
-        element_, RESOURCE, NOT_AUTHORIZED,
-        ("The service at %s (%s) rejected the API key (HTTP %u). Check the api-key "
-         "property or DASHSCOPE_API_KEY: keys only work in the region that issued them.",
-         host, settings_.region_name(), error.http_status),
-        ("%s: %s", host, error.detail.c_str()), DETAILS);
-    break;
-  case ClientErrorKind::Handshake:
-    GST_ELEMENT_ERROR_WITH_DETAILS(
-        element_, RESOURCE, OPEN_READ_WRITE,
-        ("The service at %s refused the connection with HTTP %u.", host, error.http_status),
-        ("%s", error.detail.c_str()), DETAILS);
-    break;
-  case ClientErrorKind::Connect:
-    /* GIO's messages usually name the host already ("Could not connect to HOST: ..."). */
-    if (error.detail.find(error.host) != std::string::npos)
-      GST_ELEMENT_ERROR_WITH_DETAILS(element_, RESOURCE, OPEN_READ_WRITE,
-                                     ("%s.", error.detail.c_str()), (nullptr), DETAILS);
-    else
-      GST_ELEMENT_ERROR_WITH_DETAILS(element_, RESOURCE, OPEN_READ_WRITE,
-                                     ("Could not connect to %s: %s.", host, error.detail.c_str()),
-                                     (nullptr), DETAILS);
-    break;
-  case ClientErrorKind::Timeout:
-    GST_ELEMENT_ERROR_WITH_DETAILS(element_, RESOURCE, OPEN_READ_WRITE,
-                                   ("No session with %s within connect-timeout (%u ms): %s.", host,
-                                    settings_.connect_timeout_ms, error.detail.c_str()),
-                                   (nullptr), DETAILS);
-    break;
-  case ClientErrorKind::Rejected:
-    GST_ELEMENT_ERROR_WITH_DETAILS(
-        element_, RESOURCE, SETTINGS,
-        ("The service rejected the session configuration: %s%s%s", error.service.message.c_str(),
-         error.service.param.empty() ? "" : " (parameter ",
-         error.service.param.empty() ? "" : (error.service.param + ")").c_str()),
-        ("type %s, code %s", error.service.type.c_str(), error.service.code.c_str()), DETAILS);
-    break;
-  case ClientErrorKind::Service:
-    GST_ELEMENT_ERROR_WITH_DETAILS(
-        element_, RESOURCE, FAILED,
-        ("The service reported an internal error: %s", error.service.message.c_str()),
-        ("code %s", error.service.code.c_str()), DETAILS);
-    break;
-  case ClientErrorKind::Closed:
-    GST_ELEMENT_ERROR_WITH_DETAILS(
-        element_, RESOURCE, WRITE,
-        ("The service at %s closed the connection before the session finished (%s).", host,
-         error.detail.c_str()),
-        (nullptr), DETAILS);
-    break;
-  }
-#undef DETAILS
+  post_client_error(element_, error, settings_);
   flow_ = GST_FLOW_ERROR;
 }
 
+/* A frame that could not be used: counted, and warned about once per stream (the service
+ * may send many; each costs only itself). */
 void Transcriber::on_bad_frame(const std::string &problem) {
   GST_WARNING_OBJECT(element_, "ignoring a frame from the service: %s", problem.c_str());
+  bool first;
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    bad_frames_++;
+    first = !bad_frames_warned_;
+    bad_frames_warned_ = true;
+  }
+  if (first)
+    GST_ELEMENT_WARNING(element_, STREAM, DECODE,
+                        ("Ignoring a frame from the service that is not a usable event; further "
+                         "ones are only counted (stats bad-frames)."),
+                        ("%s", problem.c_str()));
+}
+
+void Transcriber::on_frame_repaired(unsigned repairs) {
+  unsigned fresh;
+  {
+    std::lock_guard<std::mutex> lock(lock_);
+    repaired_frames_++;
+    fresh = repairs & ~repairs_warned_;
+    repairs_warned_ |= repairs;
+  }
+  for (unsigned kind : {kRepairInvalidUtf8, kRepairLoneSurrogate}) {
+    if (fresh & kind)
+      GST_ELEMENT_WARNING(element_, STREAM, DECODE,
+                          ("The service sent text with %s; it was replaced by U+FFFD and the "
+                           "event kept. Further such frames are only counted (stats "
+                           "repaired-frames).",
+                           frame_repair_name(static_cast<FrameRepair>(kind))),
+                          (nullptr));
+  }
 }
 
 } // namespace qwenasr

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* What qwenasrsink and qwenasr share: sessions with the service over an AsrClient, chunking,
- * manual commits, the timing map, and the bus messages and errors. The elements are glue
- * around this: they feed it buffers and events and tell it when to stop waiting. */
+/* What qwenasrsink and qwenasr share: the session lifecycle with the service over an
+ * AsrClient, chunking, manual commits and the timing map; utterances.h keeps the books of
+ * the results and messages.h builds what is posted. The elements are glue around this: they
+ * feed it buffers and events and tell it when to stop waiting. */
 #pragma once
 
 #include <gst/base/gstadapter.h>
 #include <gst/gst.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
@@ -16,27 +18,17 @@
 #include <string>
 
 #include "asrclient.h"
+#include "messages.h"
 #include "settings.h"
 #include "timingmap.h"
+#include "utterances.h"
 
 namespace qwenasr {
 
-/* One transcript result, with times on the input's stream-time timeline. */
-struct Transcript {
-  std::string item_id;
-  std::string text;        /* final transcript, or the preview text + stash */
-  std::string stable_text; /* the part the service will not change any more */
-  std::string language;
-  std::string emotion;
-  std::string session_id;
-  bool final = false;
-  GstClockTime start = GST_CLOCK_TIME_NONE;
-  GstClockTime end = GST_CLOCK_TIME_NONE;
-};
-
-/* Receives results as they arrive, on the client thread, for elements that output them;
- * on_transcript() is called with the Transcriber's lock held, so an observer must not call
- * back into the Transcriber. */
+/* Receives results for elements that output them: partials as they arrive, finals once each
+ * and in audio order (see Utterances). on_transcript() is called with the Transcriber's lock
+ * held (on the client thread, or on whichever thread's call released a held final), so an
+ * observer must not call back into the Transcriber. */
 class TranscriptObserver {
 public:
   virtual ~TranscriptObserver() = default;
@@ -77,10 +69,15 @@ public:
 
   /* Before start(): who else gets the transcripts (not owned; may be null). */
   void set_observer(TranscriptObserver *observer) { observer_ = observer; }
-  /* Streaming thread: the earliest input time at which a transcript may still start: the
-   * start of an utterance without a final yet, or in manual mode of the audio not committed.
-   * NONE when nothing is open. */
-  GstClockTime earliest_open_start() const;
+  /* Before start(): how long a final may wait for an earlier utterance's final before it is
+   * released out of order (qwenasr: its latency). */
+  void set_order_hold(GstClockTime hold) { order_hold_ = hold; }
+  /* Any thread: releases the finals whose turn has come (or whose hold ran out), then says
+   * the earliest input time at which a transcript may still start: the start of an utterance
+   * whose final is not released yet, or in manual mode of the audio not committed. NONE when
+   * nothing is open. The two are one snapshot: a final is handed to the observer in the same
+   * critical section in which it stops counting as open. */
+  GstClockTime earliest_open_start();
   /* Input time just after the last sample given to the current session; NONE if none. */
   GstClockTime input_end_time() const;
   /* Streaming thread: whether a session is running (false after drain or flush). */
@@ -105,17 +102,13 @@ public:
   void on_event(const ServerEvent &event) override;
   void on_failure(const ClientError &error) override;
   void on_bad_frame(const std::string &problem) override;
+  void on_frame_repaired(unsigned repairs) override;
+
+  /* How long, after session.finished, finals still owed are waited for (the connection stays
+   * open meanwhile), within finish-timeout. */
+  static constexpr guint kFinishGraceMs = 1500;
 
 private:
-  /* Samples are global: numbered in the order first sent, over all sessions (see
-   * ClientListener::on_session_start). */
-  struct ItemTiming {
-    std::optional<guint64> start_sample;
-    std::optional<guint64> end_sample;
-  };
-  struct CommitRange {
-    guint64 start_sample, end_sample;
-  };
   struct SentMark {
     guint64 end_sample;
     gint64 wall; /* monotonic µs when it was first sent */
@@ -127,19 +120,32 @@ private:
                            const PauseHandler &on_pause);
   GstFlowReturn send_pending(bool all, bool live, const PauseHandler &on_pause);
   void settle_locked(guint64 sample);
+  /* Takes the finals whose turn has come from utterances_ (all of them with `all`), hands
+   * them to the observer and posts them, in order. Takes post_lock_, then lock_. */
+  void release_finals(bool all);
+  std::vector<Transcript> release_locked(bool all);
+  Transcript transcript_locked(const ReleasedFinal &released) const;
+  /* End of a session: one warning naming the utterances that got no final. */
+  void report_lost();
+  /* Waits (bounded) for finals still owed after session.finished. */
+  void wait_open_finals(gint64 deadline);
+  void post_connect_failure(const std::string &cause);
   /* True for the one caller who should post the error (and then set `flow_`). */
   bool claim_error();
   GstFlowReturn after_interruption(const PauseHandler &on_pause);
   void post_session_state(const char *state);
-  void post_speech(const char *name, const std::string &item_id, GstClockTime time);
   void post_transcript(const Transcript &transcript);
   GstClockTime time_at_sample_locked(const std::optional<guint64> &sample) const;
   /* A service offset of the current session as a global sample. */
   guint64 global_sample_locked(gint64 ms) const;
 
-  GstElement *element_;                    /* not owned: the element owns us */
-  TranscriptObserver *observer_ = nullptr; /* not owned; set before start() */
-  bool reconnecting_ = false;              /* client thread only: a connection was lost */
+  /* Lock order: post_lock_, then lock_, then client_lock_ (settle_locked() takes it under
+   * lock_); nothing is taken while holding client_lock_ except the client's own mutex. */
+
+  GstElement *element_;                      /* not owned: the element owns us */
+  TranscriptObserver *observer_ = nullptr;   /* not owned; set before start() */
+  GstClockTime order_hold_ = 8 * GST_SECOND; /* set before start(); read-only after */
+  bool reconnecting_ = false;                /* client thread only: a connection was lost */
 
   /* settings snapshot: written by start() on the state-change thread, read-only after */
   Settings settings_;
@@ -156,9 +162,13 @@ private:
   GstAdapter *adapter_ = nullptr;                   /* owned; audio not yet cut into appends */
   GstClockTime adapter_time_ = GST_CLOCK_TIME_NONE; /* input time of its first byte */
   int rate_ = 0;
-  guint64 bytes_in_ = 0;     /* bytes given to the current session, including odd bytes */
-  guint64 commit_bytes_ = 0; /* bytes_in_ at the last commit */
-  bool dropping_ = false;    /* live audio was dropped: warned once per session */
+  guint64 bytes_in_ = 0;      /* bytes given to the current session, including odd bytes */
+  guint64 commit_bytes_ = 0;  /* bytes_in_ at the last commit */
+  bool dropping_ = false;     /* live audio was dropped: warned once per session */
+  guint64 dropped_bytes_ = 0; /* live audio dropped this session, for the summary at drain */
+
+  /* held while finals are released and posted, so bus order is release order */
+  std::mutex post_lock_;
 
   std::atomic<bool> flushing_{false};
   std::atomic<GstFlowReturn> flow_{GST_FLOW_OK}; /* sticky error from the client thread */
@@ -167,17 +177,19 @@ private:
   /* shared between the streaming and client threads, guarded by lock_ */
   mutable std::mutex lock_;
   TimingMap map_;
-  guint64 session_base_ = 0; /* global sample at the current session's audio_*_ms == 0 */
-  std::map<std::string, ItemTiming> items_;
-  std::deque<CommitRange> unfinished_commits_; /* sent, no final yet */
-  /* The earliest start of an utterance left open by a lost session: it stays open (its audio
-   * is resent) until audio past it is settled. */
-  std::optional<guint64> lost_open_start_;
-  std::deque<CommitRange> pending_commits_; /* sent, not yet acknowledged by committed */
-  guint64 last_commit_sample_ = 0;
-  std::deque<SentMark> sent_marks_; /* for the service delay, pruned as finals arrive */
+  std::condition_variable finals_cond_; /* a final arrived, or set_flushing() */
+  guint64 session_base_ = 0;            /* global sample at the current session's audio_*_ms == 0 */
+  Utterances utterances_;               /* items, commits, finals seen and held, their order */
+  std::deque<SentMark> sent_marks_;     /* for the service delay, pruned as finals arrive */
+  std::string last_connect_problem_;    /* why the last connection attempt failed */
+  unsigned repairs_warned_ = 0;         /* FrameRepair kinds warned about this stream */
+  bool bad_frames_warned_ = false;      /* a dropped frame was warned about this stream */
+  bool resend_dropping_ = false;        /* a resend-buffer overflow episode is going on */
+  guint64 resend_dropped_samples_ = 0;  /* in the current episode */
+  guint64 repaired_frames_ = 0, bad_frames_ = 0;
   std::string session_id_;
-  bool configured_ = false;
+  bool configured_ = false;      /* the current connection's session */
+  bool ever_configured_ = false; /* any session since the last ensure_session() */
   guint64 partials_ = 0, finals_ = 0;
   GstClockTime last_delay_ = 0, max_delay_ = 0; /* 0 until the first final */
 };

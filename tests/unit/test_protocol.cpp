@@ -183,6 +183,57 @@ GST_START_TEST(test_decode_rejects_non_events) {
 }
 GST_END_TEST;
 
+/* Decodes `json` and says what was repaired. */
+static ServerEvent decode_repaired(const std::string &json, unsigned *repairs) {
+  ServerEvent event;
+  std::string problem;
+  fail_unless(decode_server_event(json.data(), json.size(), &event, &problem, repairs),
+              "rejected %s: %s", json.c_str(), problem.c_str());
+  return event;
+}
+
+static const char kCompletedHead[] =
+    "{\"type\":\"conversation.item.input_audio_transcription.completed\",\"item_id\":\"A\","
+    "\"transcript\":\"";
+
+GST_START_TEST(test_decode_repairs_a_lone_surrogate_escape) {
+  unsigned repairs = 0;
+  ServerEvent e = decode_repaired(std::string(kCompletedHead) + "alpha \\ud83d\"}", &repairs);
+  fail_unless(e.type == ServerEventType::TranscriptionCompleted, "type");
+  fail_unless_equals_string(e.transcript.c_str(), "alpha \xEF\xBF\xBD");
+  fail_unless_equals_int(repairs, qwenasr::kRepairLoneSurrogate);
+  /* A lone low half, and a high half followed by something else. */
+  e = decode_repaired(std::string(kCompletedHead) + "\\udc00x\\ud83dy\\u0041\"}", &repairs);
+  fail_unless_equals_string(e.transcript.c_str(), "\xEF\xBF\xBDx\xEF\xBF\xBDyA");
+  /* A whole pair stays, and an escaped backslash before "ud83d" is no escape. */
+  e = decode_repaired(std::string(kCompletedHead) + "\\ud83d\\ude00 \\\\ud83d\"}", &repairs);
+  fail_unless_equals_string(e.transcript.c_str(), "\xF0\x9F\x98\x80 \\ud83d");
+  fail_unless_equals_int(repairs, qwenasr::kRepairNone);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_decode_repairs_invalid_utf8) {
+  unsigned repairs = 0;
+  ServerEvent e =
+      decode_repaired(std::string(kCompletedHead) + "caf\xE9 \xC3\xA9t\xE9\xFF\"}", &repairs);
+  fail_unless_equals_string(e.transcript.c_str(),
+                            "caf\xEF\xBF\xBD \xC3\xA9t\xEF\xBF\xBD\xEF\xBF\xBD");
+  fail_unless_equals_int(repairs, qwenasr::kRepairInvalidUtf8);
+  /* Both kinds in one frame. */
+  e = decode_repaired(std::string(kCompletedHead) + "\xFE\\ud800\"}", &repairs);
+  fail_unless_equals_string(e.transcript.c_str(), "\xEF\xBF\xBD\xEF\xBF\xBD");
+  fail_unless_equals_int(repairs, qwenasr::kRepairInvalidUtf8 | qwenasr::kRepairLoneSurrogate);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_valid_frames_are_not_copied_for_repair) {
+  std::string out = "untouched";
+  const char json[] = "{\"type\":\"x\",\"t\":\"\\u00e9 \\\\ \xC3\xA9\"}";
+  fail_unless_equals_int(qwenasr::repair_json_text(json, sizeof json - 1, &out), 0);
+  fail_unless_equals_string(out.c_str(), "untouched");
+}
+GST_END_TEST;
+
 static Suite *protocol_suite(void) {
   Suite *s = suite_create("asrprotocol");
   TCase *tc = tcase_create("general");
@@ -194,6 +245,9 @@ static Suite *protocol_suite(void) {
   tcase_add_test(tc, test_decode_documented_server_events);
   tcase_add_test(tc, test_decode_tolerates_wrong_types_and_unknown_events);
   tcase_add_test(tc, test_decode_rejects_non_events);
+  tcase_add_test(tc, test_decode_repairs_a_lone_surrogate_escape);
+  tcase_add_test(tc, test_decode_repairs_invalid_utf8);
+  tcase_add_test(tc, test_valid_frames_are_not_copied_for_repair);
   return s;
 }
 
