@@ -19,7 +19,8 @@ packages=(
   libpocketsphinx-dev pocketsphinx-en-us pocketsphinx-testdata
   # the Python embedding example
   python3-gi gir1.2-gstreamer-1.0
-  # the RTMP end-to-end tests run their own nginx with the RTMP module; ffmpeg publishes
+  # the RTMP end-to-end tests run their own nginx with the RTMP module; ffmpeg publishes to
+  # it, and decodes the closed captions as a viewer's player does (an independent decoder)
   nginx libnginx-mod-rtmp ffmpeg
 )
 

@@ -9,11 +9,13 @@
 #include <gst/gst.h>
 
 #include "gstqwenasr.h"
+#include "gstqwenasrcea608enc.h"
 #include "gstqwenasrsink.h"
 
 static gboolean plugin_init(GstPlugin *plugin) {
   gboolean ok = GST_ELEMENT_REGISTER(qwenasrsink, plugin);
   ok |= GST_ELEMENT_REGISTER(qwenasr, plugin);
+  ok |= GST_ELEMENT_REGISTER(qwenasrcea608enc, plugin);
   return ok;
 }
 
