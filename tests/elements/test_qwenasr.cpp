@@ -160,9 +160,10 @@ GST_START_TEST(test_captions_follow_a_segment_that_starts_later) {
 }
 GST_END_TEST;
 
-GST_START_TEST(test_min_duration_extends_short_captions_without_overlap) {
+GST_START_TEST(test_min_duration_gives_way_to_the_next_utterance) {
   auto service = start_service();
-  /* Two 300 ms utterances 500 ms apart: the first caption's 1 s minimum pushes the second. */
+  /* Two 300 ms utterances 500 ms apart: the first caption's 1 s minimum would overlap the
+   * second, so it is shortened; the second starts with its speech. */
   Audio audio =
       make_audio(16000, {{200, false}, {300, true}, {500, false}, {300, true}, {1000, false}});
   GstHarness *h = caption_harness(service->url(), 16000, "vad-silence-ms=400");
@@ -171,11 +172,47 @@ GST_START_TEST(test_min_duration_extends_short_captions_without_overlap) {
   auto captions = out.captions();
   fail_unless_equals_int(captions.size(), 2);
   assert_time_near(captions[0].start, 200 * GST_MSECOND, "first PTS");
-  fail_unless_equals_uint64(captions[0].duration, GST_SECOND);
-  /* Never back in time, never overlapping: the second starts where the first ends. */
-  fail_unless_equals_uint64(captions[1].start, captions[0].start + captions[0].duration);
+  assert_time_near(captions[1].start, 1000 * GST_MSECOND, "second PTS");
+  fail_unless_equals_uint64(captions[0].start + captions[0].duration, captions[1].start);
+  fail_unless_equals_uint64(captions[1].duration, GST_SECOND);
   assert_continuous(out, 0, 2300 * GST_MSECOND);
   teardown_harness(h);
+}
+GST_END_TEST;
+
+/* `count` bursts of 300 ms, 800 ms apart (the issue's drift case): every caption within
+ * `tolerance` of its burst, none overlapping, the timeline continuous. */
+static void check_bursts_do_not_drift(guint count, GstClockTime tolerance) {
+  auto service = start_service();
+  std::vector<Stretch> stretches;
+  for (guint i = 0; i < count; i++) {
+    stretches.push_back({300, true});
+    stretches.push_back({500, false});
+  }
+  Audio audio = make_audio(16000, stretches);
+  GstHarness *h = caption_harness(service->url(), 16000, "vad-silence-ms=300");
+  Output out;
+  stream_to_eos(h, audio, &out);
+  auto captions = out.captions();
+  fail_unless_equals_int(captions.size(), count);
+  for (guint i = 0; i < count; i++) {
+    GstClockTime truth = audio.utterances[i].start_ms * GST_MSECOND;
+    GstClockTime off =
+        captions[i].start > truth ? captions[i].start - truth : truth - captions[i].start;
+    fail_unless(off <= tolerance, "caption %u at %" GST_TIME_FORMAT ", speech at %" GST_TIME_FORMAT,
+                i, GST_TIME_ARGS(captions[i].start), GST_TIME_ARGS(truth));
+  }
+  assert_continuous(out, 0, count * 800 * GST_MSECOND);
+  teardown_harness(h);
+}
+
+GST_START_TEST(test_five_bursts_captions_start_with_their_speech) {
+  check_bursts_do_not_drift(5, kTolerance);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_forty_bursts_never_drift_more_than_150_ms) {
+  check_bursts_do_not_drift(40, 150 * GST_MSECOND);
 }
 GST_END_TEST;
 
@@ -533,6 +570,106 @@ GST_START_TEST(test_audio_keeps_flowing_while_downstream_holds_a_caption) {
 }
 GST_END_TEST;
 
+static GstPadProbeReturn record_order(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  std::string *order = static_cast<std::string *>(data);
+  if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
+    *order += 'B';
+  } else if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) == GST_EVENT_TAG) {
+    GstTagList *tags;
+    gchar *code = nullptr;
+    gst_event_parse_tag(GST_PAD_PROBE_INFO_EVENT(info), &tags);
+    if (gst_tag_list_get_string(tags, GST_TAG_LANGUAGE_CODE, &code))
+      *order += std::string("[") + code + "]";
+    g_free(code);
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+GST_START_TEST(test_a_language_tag_precedes_the_first_caption) {
+  auto service = start_service();
+  GstHarness *h = caption_harness(service->url(), 16000, "language-code=zh");
+  GstPad *src = gst_element_get_static_pad(h->element, "src");
+  std::string order;
+  gst_pad_add_probe(
+      src,
+      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+      record_order, &order, nullptr);
+  Output out;
+  stream_to_eos(h, make_audio(16000, kTwoUtterances), &out);
+  /* One tag, before the first caption; the language does not change after it. */
+  fail_unless(order.rfind("[zh]B", 0) == 0, "order: %s", order.c_str());
+  fail_unless(order.find('[', 1) == std::string::npos, "tagged again: %s", order.c_str());
+  gst_object_unref(src);
+  teardown_harness(h);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_a_long_utterance_becomes_consecutive_two_line_captions) {
+  auto service = start_service();
+  /* 12 s of speech: 60 words of the local engine, one long transcript. */
+  Audio audio = make_audio(16000, {{500, false}, {12000, true}, {1000, false}});
+  GstHarness *h = caption_harness(service->url(), 16000, "latency=30000");
+  Output out;
+  stream_to_eos(h, audio, &out);
+  auto captions = out.captions();
+  fail_unless(captions.size() >= 4, "only %zu captions", captions.size());
+  std::string words;
+  GstClockTime previous = 0;
+  for (const auto &c : captions) {
+    gchar **lines = g_strsplit(c.text.c_str(), "\n", -1);
+    fail_unless(g_strv_length(lines) <= 2, "more than two lines: %s", c.text.c_str());
+    for (gchar **l = lines; *l; l++) {
+      fail_unless(g_utf8_strlen(*l, -1) <= 42, "line longer than 42: %s", *l);
+      words += (words.empty() ? "" : " ") + std::string(*l);
+    }
+    g_strfreev(lines);
+    fail_unless(c.start >= 500 * GST_MSECOND && c.start < 12500 * GST_MSECOND,
+                "caption outside its utterance");
+    fail_unless(c.start >= previous, "captions out of order");
+    fail_unless(c.duration <= 7 * GST_SECOND, "caption up longer than 7 s");
+    previous = c.start;
+  }
+  /* Every word exactly once, in order. */
+  std::string expected = audio.transcript_of(audio.utterances[0]);
+  fail_unless_equals_string(words.c_str(), expected.c_str());
+  assert_time_near(captions[0].start, 500 * GST_MSECOND, "first caption");
+  GstStructure *stats = nullptr;
+  g_object_get(h->element, "stats", &stats, nullptr);
+  guint64 split = 0;
+  fail_unless(gst_structure_get_uint64(stats, "captions-split", &split));
+  fail_unless_equals_uint64(split, 1);
+  gst_structure_free(stats);
+  teardown_harness(h);
+}
+GST_END_TEST;
+
+static void record_warning(const gchar *, GLogLevelFlags, const gchar *message, gpointer data) {
+  *static_cast<std::string *>(data) = message;
+}
+
+GST_START_TEST(test_nonsensical_layout_values_are_refused_when_set) {
+  GstElement *asr = gst_element_factory_make("qwenasr", nullptr);
+  guint length = 99, lines = 99;
+  g_object_set(asr, "max-line-length", 32, "max-lines", 3, nullptr);
+  /* Too short for words: the element says so (GLib says so for values out of range). */
+  std::string warning;
+  guint handler = g_log_set_handler("qwenasr", G_LOG_LEVEL_WARNING, record_warning, &warning);
+  g_object_set(asr, "max-line-length", 3, nullptr);
+  g_log_remove_handler("qwenasr", handler);
+  fail_unless(warning.find("max-line-length 3 refused") != std::string::npos, "warning: %s",
+              warning.c_str());
+  ASSERT_WARNING(g_object_set(asr, "max-lines", 0, nullptr));
+  ASSERT_WARNING(g_object_set(asr, "max-line-length", 100000, nullptr));
+  g_object_get(asr, "max-line-length", &length, "max-lines", &lines, nullptr);
+  fail_unless_equals_int(length, 32);
+  fail_unless_equals_int(lines, 3);
+  g_object_set(asr, "max-line-length", 0, nullptr); /* by script */
+  g_object_get(asr, "max-line-length", &length, nullptr);
+  fail_unless_equals_int(length, 0);
+  gst_object_unref(asr);
+}
+GST_END_TEST;
+
 static Suite *qwenasr_suite(void) {
   Suite *s = suite_create("qwenasr");
   TCase *tc = tcase_create("general");
@@ -540,7 +677,12 @@ static Suite *qwenasr_suite(void) {
   tcase_add_test(tc, test_captions_carry_utterance_times_16k);
   tcase_add_test(tc, test_captions_carry_utterance_times_8k);
   tcase_add_test(tc, test_captions_follow_a_segment_that_starts_later);
-  tcase_add_test(tc, test_min_duration_extends_short_captions_without_overlap);
+  tcase_add_test(tc, test_min_duration_gives_way_to_the_next_utterance);
+  tcase_add_test(tc, test_five_bursts_captions_start_with_their_speech);
+  tcase_add_test(tc, test_forty_bursts_never_drift_more_than_150_ms);
+  tcase_add_test(tc, test_a_language_tag_precedes_the_first_caption);
+  tcase_add_test(tc, test_a_long_utterance_becomes_consecutive_two_line_captions);
+  tcase_add_test(tc, test_nonsensical_layout_values_are_refused_when_set);
   tcase_add_test(tc, test_gaps_cover_silence_while_audio_flows);
   tcase_add_test(tc, test_latency_query_adds_latency_and_lateness_for_live_upstream);
   tcase_add_test(tc, test_new_segment_drains_and_starts_a_new_session);
