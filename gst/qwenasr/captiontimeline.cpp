@@ -50,6 +50,21 @@ gint64 DelayStats::percentile(guint p) const {
   return sorted[rank > 0 ? rank - 1 : 0];
 }
 
+std::string escape_markup(const std::string &text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '&')
+      out += "&amp;";
+    else if (c == '<')
+      out += "&lt;";
+    else if (c == '>')
+      out += "&gt;";
+    else
+      out += c;
+  }
+  return out;
+}
+
 std::string iso639_language(const std::string &language) {
   std::string code;
   for (char c : language) {

@@ -42,6 +42,10 @@ struct Cue {
     gint64 max_ = 0;
   };
 
+  /* Text for pango-markup and for WebVTT cue text alike: '&', '<' and '>' as entities, nothing
+   * else (quotes stay as they are, valid in both). */
+  std::string escape_markup(const std::string &text);
+
   /* ISO 639 code of its utterance, "" when unknown */
   GstClockTime speech_start = GST_CLOCK_TIME_NONE; /* where its utterance starts */
   bool final = true;
@@ -70,6 +74,10 @@ private:
   gsize next_ = 0;
   gint64 max_ = 0;
 };
+
+/* Text for pango-markup and for WebVTT cue text alike: '&', '<' and '>' as entities, nothing
+ * else (quotes stay as they are, valid in both). */
+std::string escape_markup(const std::string &text);
 
 /* ISO 639 code of a service language name or tag ("zh", "Chinese", "en-US" → "en"); "" when
  * it is none. */

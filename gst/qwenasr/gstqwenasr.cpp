@@ -264,6 +264,37 @@ static void clear_outq(GstQwenAsrPrivate *priv) {
   priv->outq.clear();
 }
 
+/* Whether the text goes (through queues) to webvttenc, which in 1.22 writes the buffer's
+ * text verbatim into the cue: there '<', '&' and "-->" must be escaped, as pango-markup
+ * is (srtenc writes verbatim too, but SRT has no escapes: it gets utf8). */
+static gboolean downstream_writes_webvtt(GstQwenAsr *self) {
+  GstPad *peer = gst_pad_get_peer(self->srcpad);
+  gboolean webvtt = FALSE;
+  for (int hops = 0; peer && hops < 8; hops++) {
+    GstElement *element = gst_pad_get_parent_element(peer);
+    gst_object_unref(peer);
+    peer = nullptr;
+    if (!element)
+      break;
+    GstElementFactory *factory = gst_element_get_factory(element);
+    const gchar *name = factory ? GST_OBJECT_NAME(factory) : "";
+    if (g_strcmp0(name, "webvttenc") == 0) {
+      webvtt = TRUE;
+    } else if (g_strcmp0(name, "queue") == 0 || g_strcmp0(name, "queue2") == 0 ||
+               g_strcmp0(name, "capsfilter") == 0 || g_strcmp0(name, "identity") == 0) {
+      GstPad *src = gst_element_get_static_pad(element, "src");
+      if (src) {
+        peer = gst_pad_get_peer(src);
+        gst_object_unref(src);
+      }
+    }
+    gst_object_unref(element);
+  }
+  if (peer)
+    gst_object_unref(peer);
+  return webvtt;
+}
+
 /* Chooses the text format downstream takes and queues its caps, once per stream. */
 static void ensure_output_caps(GstQwenAsr *self) {
   GstQwenAsrPrivate *priv = self->priv;
@@ -271,7 +302,10 @@ static void ensure_output_caps(GstQwenAsr *self) {
     return;
   GstCaps *utf8 = gst_caps_from_string("text/x-raw, format=(string)utf8");
   GstCaps *peer = gst_pad_peer_query_caps(self->srcpad, nullptr);
-  priv->markup = peer && !gst_caps_can_intersect(peer, utf8);
+  GstCaps *markup = gst_caps_from_string("text/x-raw, format=(string)pango-markup");
+  priv->markup = peer && (!gst_caps_can_intersect(peer, utf8) ||
+                          (gst_caps_can_intersect(peer, markup) && downstream_writes_webvtt(self)));
+  gst_caps_unref(markup);
   gst_caps_unref(utf8);
   if (peer)
     gst_caps_unref(peer);
@@ -382,8 +416,8 @@ static void push_cue(GstQwenAsr *self, const qwenasr::Cue &cue) {
       priv->screen_delays.add((g_get_monotonic_time() - sent) / 1000);
   }
 
-  gchar *text =
-      priv->markup ? g_markup_escape_text(cue.text.c_str(), -1) : g_strdup(cue.text.c_str());
+  std::string escaped = priv->markup ? qwenasr::escape_markup(cue.text) : cue.text;
+  gchar *text = g_strdup(escaped.c_str());
   gsize size = strlen(text);
   GstBuffer *buffer = gst_buffer_new_wrapped(text, size);
   GST_BUFFER_PTS(buffer) = cue.pts;

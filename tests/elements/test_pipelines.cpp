@@ -88,16 +88,41 @@ static std::string captioner(const std::string &url) {
   return "audioconvert ! audioresample ! qwenasr api-key=test-key language-code=en url=" + url;
 }
 
+static GstPadProbeReturn record_format(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_CAPS) {
+    GstCaps *caps;
+    gst_event_parse_caps(event, &caps);
+    *static_cast<std::string *>(data) =
+        gst_structure_get_string(gst_caps_get_structure(caps, 0), "format");
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+/* The text format qwenasr (named asr) negotiates in the pipeline `before_start` is given. */
+static std::function<void(GstElement *)> watch_format(std::string *format) {
+  return [format](GstElement *pipeline) {
+    GstElement *asr = gst_bin_get_by_name(GST_BIN(pipeline), "asr");
+    GstPad *pad = gst_element_get_static_pad(asr, "src");
+    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, record_format, format, nullptr);
+    gst_object_unref(pad);
+    gst_object_unref(asr);
+  };
+}
+
 GST_START_TEST(test_srt_file_holds_one_cue_per_utterance_at_the_right_times) {
   auto service = start_service();
   Audio audio = make_audio(16000, kThreeUtterances);
   gchar *wav = write_wav(audio);
   std::string srt = temp_path(".srt");
+  std::string format;
   std::vector<GstMessage *> messages =
       run_pipeline(std::string("filesrc location=") + wav + " ! decodebin ! " +
-                       captioner(service->url()) + " ! srtenc ! filesink location=" + srt,
-                   30 * GST_SECOND);
+                       captioner(service->url()) + " name=asr ! srtenc ! filesink location=" + srt,
+                   30 * GST_SECOND, watch_format(&format));
   free_messages(messages);
+  /* SRT has no escapes: the transcript goes in as it is. */
+  fail_unless_equals_string(format.c_str(), "utf8");
   std::string text = read_file(srt);
   std::vector<Cue> cues = parse_cues(text);
   assert_cues_match(cues, audio);
@@ -113,11 +138,15 @@ GST_START_TEST(test_webvtt_file_holds_one_cue_per_utterance_at_the_right_times) 
   Audio audio = make_audio(16000, kThreeUtterances);
   gchar *wav = write_wav(audio);
   std::string vtt = temp_path(".vtt");
-  std::vector<GstMessage *> messages =
-      run_pipeline(std::string("filesrc location=") + wav + " ! decodebin ! " +
-                       captioner(service->url()) + " ! webvttenc ! filesink location=" + vtt,
-                   30 * GST_SECOND);
+  std::string format;
+  std::vector<GstMessage *> messages = run_pipeline(
+      std::string("filesrc location=") + wav + " ! decodebin ! " + captioner(service->url()) +
+          " name=asr ! queue ! webvttenc ! filesink location=" + vtt,
+      30 * GST_SECOND, watch_format(&format));
   free_messages(messages);
+  /* webvttenc (1.22) writes the text verbatim into the cue: it gets escaped markup, so '<',
+   * '&' and "-->" in a transcript stay text. */
+  fail_unless_equals_string(format.c_str(), "pango-markup");
   std::string text = read_file(vtt);
   fail_unless(text.rfind("WEBVTT", 0) == 0, "no WEBVTT header");
   assert_cues_match(parse_cues(text), audio);

@@ -284,6 +284,32 @@ GST_START_TEST(test_languages_become_iso_639_codes) {
 }
 GST_END_TEST;
 
+GST_START_TEST(test_markup_escaping_keeps_the_transcript_literal) {
+  const std::string text = "if a < b && c > d then --> <b>bold</b> don't \"quote\"";
+  std::string escaped = qwenasr::escape_markup(text);
+  fail_unless_equals_string(
+      escaped.c_str(),
+      "if a &lt; b &amp;&amp; c &gt; d then --&gt; &lt;b&gt;bold&lt;/b&gt; don't \"quote\"");
+  /* Nothing left that pango-markup or a WebVTT cue would read as a tag or a timing line. */
+  fail_unless(escaped.find('<') == std::string::npos && escaped.find("-->") == std::string::npos);
+  /* And a markup parser gives the transcript back. */
+  GError *error = nullptr;
+  gchar *wrapped = g_strdup_printf("<t>%s</t>", escaped.c_str());
+  std::string parsed;
+  GMarkupParser parser = {};
+  parser.text = [](GMarkupParseContext *, const gchar *t, gsize n, gpointer data, GError **) {
+    static_cast<std::string *>(data)->append(t, n);
+  };
+  GMarkupParseContext *context =
+      g_markup_parse_context_new(&parser, G_MARKUP_DEFAULT_FLAGS, &parsed, nullptr);
+  fail_unless(g_markup_parse_context_parse(context, wrapped, -1, &error), "%s",
+              error ? error->message : "");
+  g_markup_parse_context_free(context);
+  g_free(wrapped);
+  fail_unless_equals_string(parsed.c_str(), text.c_str());
+}
+GST_END_TEST;
+
 static Suite *captiontimeline_suite(void) {
   Suite *s = suite_create("captiontimeline");
   TCase *tc = tcase_create("general");
@@ -300,6 +326,7 @@ static Suite *captiontimeline_suite(void) {
   tcase_add_test(tc, test_min_duration_zero_keeps_exact_speech_times);
   tcase_add_test(tc, test_a_final_after_its_own_previews_is_not_late);
   tcase_add_test(tc, test_languages_become_iso_639_codes);
+  tcase_add_test(tc, test_markup_escaping_keeps_the_transcript_literal);
   return s;
 }
 
