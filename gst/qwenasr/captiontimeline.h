@@ -27,26 +27,7 @@ struct Cue {
   GstClockTime pts = GST_CLOCK_TIME_NONE;
   GstClockTime duration = 0;
   std::string text;     /* lines joined by '\n' */
-  std::string language; /* Percentiles of the last `capacity` delays (ms) added. */
-  class DelayStats {
-  public:
-    void add(gint64 ms);
-    gint64 percentile(guint p) const; /* 0..100; 0 when empty */
-    gint64 max() const { return max_; }
-    void clear() { values_.clear(), next_ = 0, max_ = 0; }
-
-  private:
-    static const gsize capacity = 1000;
-    std::vector<gint64> values_;
-    gsize next_ = 0;
-    gint64 max_ = 0;
-  };
-
-  /* Text for pango-markup and for WebVTT cue text alike: '&', '<' and '>' as entities, nothing
-   * else (quotes stay as they are, valid in both). */
-  std::string escape_markup(const std::string &text);
-
-  /* ISO 639 code of its utterance, "" when unknown */
+  std::string language; /* ISO 639 code of its utterance, "" when unknown */
   GstClockTime speech_start = GST_CLOCK_TIME_NONE; /* where its utterance starts */
   bool final = true;
   bool first_of_utterance = true; /* its utterance's first screen */
