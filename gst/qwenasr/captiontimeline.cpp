@@ -178,6 +178,27 @@ void CaptionTimeline::add_partial(GstClockTime start, const std::string &text,
   pending_.push_back({cue, config_.partial_duration, 0, 0, false});
 }
 
+void CaptionTimeline::add_window(GstClockTime pts, const std::string &text,
+                                 const std::string &language, gint64 deadline) {
+  if (!GST_CLOCK_TIME_IS_VALID(pts) || text.empty())
+    return;
+  if (!pending_.empty() && pending_.back().window && pending_.back().cue.pts >= pts) {
+    pending_.back().cue.text = text;
+    pending_.back().deadline = MIN(pending_.back().deadline, deadline);
+    return;
+  }
+  Cue cue;
+  cue.pts = pts;
+  cue.text = text;
+  cue.language = iso639_language(language);
+  cue.speech_start = pts;
+  cue.final = false;
+  cue.first_of_utterance = false;
+  Pending p{cue, config_.max_duration, 0, deadline, true};
+  p.window = true;
+  pending_.push_back(p);
+}
+
 void CaptionTimeline::speech_started(GstClockTime start) {
   if (GST_CLOCK_TIME_IS_VALID(start) &&
       (!GST_CLOCK_TIME_IS_VALID(next_speech_) || start > next_speech_))
@@ -197,7 +218,7 @@ std::vector<Cue> CaptionTimeline::take(GstClockTime position, GstClockTime settl
     GstClockTime next = GST_CLOCK_TIME_NONE;
     if (pending_.size() > 1)
       next = pending_[1].cue.pts;
-    else if (GST_CLOCK_TIME_IS_VALID(next_speech_) && next_speech_ > p.cue.pts)
+    else if (!p.window && GST_CLOCK_TIME_IS_VALID(next_speech_) && next_speech_ > p.cue.pts)
       next = next_speech_;
     if (GST_CLOCK_TIME_IS_VALID(next) && next <= p.cue.pts)
       next = GST_CLOCK_TIME_NONE; /* a preview of the same utterance: it follows this one */

@@ -87,6 +87,12 @@ public:
   /* A preview of an utterance starting at `start`: shown at once, for partial_duration. */
   void add_partial(GstClockTime start, const std::string &text, const std::string &language);
 
+  /* A roll-up window (the whole text on screen) from `pts`: up until the next window, at most
+   * max-duration; held like a final's last screen, but not ended by a speech start. A window
+   * not yet taken is replaced by a newer one at the same or an earlier time. */
+  void add_window(GstClockTime pts, const std::string &text, const std::string &language,
+                  gint64 deadline);
+
   /* Speech is known to have started at `start` (an utterance still open). */
   void speech_started(GstClockTime start);
 
@@ -114,6 +120,7 @@ private:
     GstClockTime reading; /* time needed to read it */
     gint64 deadline;
     bool last_of_utterance;
+    bool window = false; /* a roll-up window */
   };
   TimelineConfig config_;
   TimelineStats stats_;

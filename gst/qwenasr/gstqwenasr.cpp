@@ -24,9 +24,11 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 
 #include "captiontimeline.h"
+#include "rollup.h"
 #include "settings.h"
 #include "transcriber.h"
 
@@ -57,6 +59,8 @@ enum {
   PROP_STATS,
   PROP_MAX_LINE_LENGTH,
   PROP_MAX_LINES,
+  PROP_CAPTION_MODE,
+  PROP_ROLL_UP_LINES,
   PROP_SHARED_FIRST,
 };
 
@@ -69,6 +73,25 @@ enum {
 #define MIN_MAX_LINE_LENGTH 8
 #define MAX_MAX_LINE_LENGTH 200
 #define MAX_MAX_LINES 4
+#define DEFAULT_ROLL_UP_LINES 2
+
+/* How captions are made: readable blocks from finals, or confirmed words as they come. */
+enum GstQwenAsrCaptionMode {
+  GST_QWEN_ASR_CAPTION_POP_ON,
+  GST_QWEN_ASR_CAPTION_ROLL_UP,
+};
+
+static GType gst_qwen_asr_caption_mode_get_type(void) {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {GST_QWEN_ASR_CAPTION_POP_ON, "Readable blocks from final transcripts", "pop-on"},
+      {GST_QWEN_ASR_CAPTION_ROLL_UP,
+       "Confirmed words as they come, in a scrolling window of roll-up-lines", "roll-up"},
+      {0, nullptr, nullptr}};
+  if (g_once_init_enter(&type))
+    g_once_init_leave(&type, g_enum_register_static("GstQwenAsrCaptionMode", values));
+  return type;
+}
 
 /* A transcript waiting to be pushed, with when it arrived (monotonic µs). */
 struct PendingCaption {
@@ -95,6 +118,8 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
   gboolean partial_results = FALSE;
   guint max_line_length = DEFAULT_MAX_LINE_LENGTH;
   guint max_lines = DEFAULT_MAX_LINES;
+  GstQwenAsrCaptionMode caption_mode = GST_QWEN_ASR_CAPTION_POP_ON;
+  guint roll_up_lines = DEFAULT_ROLL_UP_LINES;
   /* read-only property, written by the streaming thread */
   std::atomic<guint64> max_observed_delay{0};
 
@@ -122,6 +147,7 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
    * the language last tagged downstream, and how long after their speech captions were
    * ready for output. */
   qwenasr::CaptionTimeline timeline;
+  qwenasr::RollUp rollup; /* caption-mode=roll-up: the window */
   std::string language_tagged;
   qwenasr::DelayStats screen_delays;
   std::atomic<bool> upstream_live{false}; /* from the last LATENCY query, ours or downstream's */
@@ -360,12 +386,32 @@ static void observe_delay(GstQwenAsr *self, const PendingCaption &caption) {
 }
 
 /* Hands a transcript to the caption timeline (which lays it out and decides its times). */
-static void add_to_timeline(GstQwenAsr *self, const PendingCaption &caption, Budgets wait) {
+static void add_to_timeline(GstQwenAsr *self, const PendingCaption &caption, Budgets wait,
+                            gboolean rollup) {
   GstQwenAsrPrivate *priv = self->priv;
   const qwenasr::Transcript &t = caption.transcript;
   GstClockTime start = to_pts(self, t.start);
   if (!GST_CLOCK_TIME_IS_VALID(start))
     start = GST_CLOCK_TIME_IS_VALID(priv->position) ? priv->position : priv->in_segment.start;
+  if (rollup) {
+    /* Confirmed words only (never the provisional stash), shown from the input time the
+     * service had been given when they came: they were spoken by then. */
+    const std::string &confirmed = t.final ? t.text : t.stable_text;
+    if (!priv->rollup.update(std::hash<std::string>()(t.item_id), confirmed, t.language))
+      return;
+    GstClockTime pts = start;
+    for (const SentMark &mark : priv->sent) {
+      if (mark.wall > caption.arrival)
+        break;
+      pts = MAX(pts, mark.end);
+    }
+    GstClockTime end = to_pts(self, t.end);
+    if (t.final && GST_CLOCK_TIME_IS_VALID(end) && end >= start)
+      pts = MIN(pts, end);
+    gint64 deadline = sent_wall_time(priv, pts) + wait.overdue_us;
+    priv->timeline.add_window(pts, priv->rollup.window(), t.language, deadline);
+    return;
+  }
   if (!t.final) {
     priv->timeline.add_partial(start, t.text, t.language);
     return;
@@ -449,6 +495,8 @@ static void push_output(GstQwenAsr *self, gboolean drained) {
   qwenasr::TimelineConfig config;
   GST_OBJECT_LOCK(self);
   gboolean partials = priv->partial_results;
+  gboolean rollup = priv->caption_mode == GST_QWEN_ASR_CAPTION_ROLL_UP;
+  priv->rollup.set_layout(priv->max_line_length, priv->roll_up_lines);
   config.min_duration = priv->min_duration_ms * GST_MSECOND;
   config.max_line_length = priv->max_line_length;
   config.max_lines = priv->max_lines;
@@ -463,11 +511,11 @@ static void push_output(GstQwenAsr *self, gboolean drained) {
         (!GST_CLOCK_TIME_IS_VALID(final_start) || start > final_start))
       final_start = start;
     observe_delay(self, caption);
-    if (!caption.transcript.final && !partials)
+    if (!caption.transcript.final && !partials && !rollup)
       continue;
     if (caption.transcript.text.empty())
       continue;
-    add_to_timeline(self, caption, wait);
+    add_to_timeline(self, caption, wait, rollup);
   }
 
   std::deque<std::pair<GstClockTime, gint64>> starts;
@@ -503,8 +551,9 @@ static void push_output(GstQwenAsr *self, gboolean drained) {
         break;
       safe = mark.end;
     }
-    /* open_now may be the utterance whose final was just taken. */
-    GstClockTime open = open_now;
+    /* open_now may be the utterance whose final was just taken. Roll-up captions show words
+     * from when they were confirmed, never from the utterance start: nothing to hold for. */
+    GstClockTime open = rollup ? GST_CLOCK_TIME_NONE : open_now;
     if (GST_CLOCK_TIME_IS_VALID(final_start) && GST_CLOCK_TIME_IS_VALID(open) &&
         open <= final_start)
       open = GST_CLOCK_TIME_NONE;
@@ -594,6 +643,7 @@ static void reset_output(GstQwenAsr *self) {
   priv->sent.clear();
   priv->position = GST_CLOCK_TIME_NONE;
   priv->timeline.reset();
+  priv->rollup.reset();
   priv->language_tagged.clear();
   priv->eos = FALSE;
   priv->warned_stall = FALSE;
@@ -887,6 +937,12 @@ static void gst_qwen_asr_set_property(GObject *object, guint prop_id, const GVal
   case PROP_MAX_LINES:
     self->priv->max_lines = g_value_get_uint(value);
     break;
+  case PROP_CAPTION_MODE:
+    self->priv->caption_mode = static_cast<GstQwenAsrCaptionMode>(g_value_get_enum(value));
+    break;
+  case PROP_ROLL_UP_LINES:
+    self->priv->roll_up_lines = g_value_get_uint(value);
+    break;
   default:
     if (!qwenasr::settings_set_property(&self->priv->settings, PROP_SHARED_FIRST, prop_id, value))
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -910,7 +966,8 @@ static void gst_qwen_asr_get_property(GObject *object, guint prop_id, GValue *va
                         G_TYPE_UINT64, t.captions_split, "reading-speed-hits", G_TYPE_UINT64,
                         t.reading_speed_hits, "caption-delay-p50-ms", G_TYPE_INT64,
                         d.percentile(50), "caption-delay-p95-ms", G_TYPE_INT64, d.percentile(95),
-                        "caption-delay-max-ms", G_TYPE_INT64, d.max(), nullptr);
+                        "caption-delay-max-ms", G_TYPE_INT64, d.max(), "words-contradicted",
+                        G_TYPE_UINT64, self->priv->rollup.contradicted(), nullptr);
     }
     g_value_take_boxed(value, stats);
     return;
@@ -934,6 +991,12 @@ static void gst_qwen_asr_get_property(GObject *object, guint prop_id, GValue *va
     break;
   case PROP_MAX_LINES:
     g_value_set_uint(value, self->priv->max_lines);
+    break;
+  case PROP_CAPTION_MODE:
+    g_value_set_enum(value, self->priv->caption_mode);
+    break;
+  case PROP_ROLL_UP_LINES:
+    g_value_set_uint(value, self->priv->roll_up_lines);
     break;
   case PROP_MAX_OBSERVED_DELAY:
     g_value_set_uint(value, static_cast<guint>(self->priv->max_observed_delay / GST_MSECOND));
@@ -962,6 +1025,7 @@ static GstStateChangeReturn gst_qwen_asr_change_state(GstElement *element,
     {
       std::lock_guard<std::mutex> guard(priv->out_lock);
       priv->timeline.reset_stats();
+      priv->rollup.reset_stats();
       priv->screen_delays.clear();
       reset_output(self);
     }
@@ -1056,12 +1120,27 @@ static void gst_qwen_asr_class_init(GstQwenAsrClass *klass) {
                         "Lines on one caption; longer transcripts become consecutive captions", 1,
                         MAX_MAX_LINES, DEFAULT_MAX_LINES, playing));
   g_object_class_install_property(
+      gobject_class, PROP_CAPTION_MODE,
+      g_param_spec_enum("caption-mode", "Caption mode",
+                        "pop-on: readable blocks from final transcripts; roll-up: the words the "
+                        "service has confirmed, as they come, in a scrolling window (lower "
+                        "delay; each buffer is the whole window)",
+                        gst_qwen_asr_caption_mode_get_type(), GST_QWEN_ASR_CAPTION_POP_ON,
+                        playing));
+  g_object_class_install_property(
+      gobject_class, PROP_ROLL_UP_LINES,
+      g_param_spec_uint("roll-up-lines", "Roll-up lines",
+                        "Lines of the roll-up window (CEA-608 roll-up: 2 to 4)", 1, MAX_MAX_LINES,
+                        DEFAULT_ROLL_UP_LINES, playing));
+  g_object_class_install_property(
       gobject_class, PROP_MAX_OBSERVED_DELAY,
       g_param_spec_uint("max-observed-delay", "Maximum observed delay",
                         "Largest delay (ms) seen between audio and its final transcript", 0,
                         G_MAXUINT, 0,
                         static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
   g_object_class_install_property(gobject_class, PROP_STATS, qwenasr::stats_param_spec());
+  gst_type_mark_as_plugin_api(gst_qwen_asr_caption_mode_get_type(),
+                              static_cast<GstPluginAPIFlags>(0));
   qwenasr::settings_install_properties(gobject_class, PROP_SHARED_FIRST);
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);

@@ -3,6 +3,7 @@
  * truth, a continuous text timeline, latency answers, drain, segment changes and flushes. */
 #include "testutil.h"
 
+#include <algorithm>
 #include <cmath>
 
 using namespace testutil;
@@ -670,6 +671,79 @@ GST_START_TEST(test_nonsensical_layout_values_are_refused_when_set) {
 }
 GST_END_TEST;
 
+static std::vector<std::string> words_of(const std::string &text) {
+  std::vector<std::string> words;
+  gchar **parts = g_strsplit_set(text.c_str(), " \n", -1);
+  for (gchar **p = parts; *p; p++) {
+    if (**p)
+      words.push_back(*p);
+  }
+  g_strfreev(parts);
+  return words;
+}
+
+GST_START_TEST(test_roll_up_shows_confirmed_words_before_the_utterance_ends) {
+  auto service = start_service();
+  /* 3 s of speech, fed in real time as a live source would: the service confirms words
+   * every 200 ms of audio. */
+  Audio audio = make_audio(16000, {{200, false}, {3000, true}, {1000, false}});
+  GstHarness *h = caption_harness(service->url(), 16000, "caption-mode=roll-up");
+  Audio chunk{16000, {}, {}};
+  for (gsize i = 0; i < audio.samples.size(); i += 320) {
+    chunk.samples.assign(audio.samples.begin() + i,
+                         audio.samples.begin() + MIN(i + 320, audio.samples.size()));
+    fail_unless_equals_int(push_audio(h, chunk, 20, i * GST_SECOND / 16000), GST_FLOW_OK);
+    g_usleep(20000); /* real-time pacing of the simulated live source */
+  }
+  fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
+  Output out;
+  collect(h, &out);
+  auto captions = out.captions();
+  fail_unless(captions.size() >= 3, "only %zu roll-up windows", captions.size());
+  /* The first words were on screen while the utterance was still being spoken. */
+  fail_unless(captions[0].start < 3200 * GST_MSECOND,
+              "first words at %" GST_TIME_FORMAT ", after the utterance ended",
+              GST_TIME_ARGS(captions[0].start));
+  /* Never retracting: each window is the previous one, maybe scrolled, plus new words; the
+   * new words, in order, are the utterance's words (case and punctuation aside). */
+  auto plain = [](const std::string &w) {
+    std::string p;
+    for (char c : w) {
+      if (g_ascii_isalnum(c))
+        p += g_ascii_tolower(c);
+    }
+    return p;
+  };
+  std::vector<std::string> stream;
+  for (const std::string &w : words_of(captions[0].text))
+    stream.push_back(plain(w));
+  for (gsize i = 1; i < captions.size(); i++) {
+    std::vector<std::string> a = words_of(captions[i - 1].text), b = words_of(captions[i].text);
+    gsize kept = G_MAXSIZE;
+    for (gsize k = 0; k <= a.size() && kept == G_MAXSIZE; k++) {
+      if (a.size() - k <= b.size() && std::equal(a.begin() + k, a.end(), b.begin()))
+        kept = a.size() - k;
+    }
+    fail_unless(kept != G_MAXSIZE, "\"%s\" took back words of \"%s\"", captions[i].text.c_str(),
+                captions[i - 1].text.c_str());
+    for (gsize j = kept; j < b.size(); j++)
+      stream.push_back(plain(b[j]));
+  }
+  std::vector<std::string> truth;
+  for (const std::string &w : words_of(audio.transcript_of(audio.utterances[0])))
+    truth.push_back(plain(w));
+  fail_unless(stream == truth, "words shown differ from the utterance's");
+  assert_continuous(out, 0, 4200 * GST_MSECOND);
+  GstStructure *stats = nullptr;
+  g_object_get(h->element, "stats", &stats, nullptr);
+  guint64 contradicted = 99;
+  fail_unless(gst_structure_get_uint64(stats, "words-contradicted", &contradicted));
+  fail_unless_equals_uint64(contradicted, 0);
+  gst_structure_free(stats);
+  teardown_harness(h);
+}
+GST_END_TEST;
+
 static Suite *qwenasr_suite(void) {
   Suite *s = suite_create("qwenasr");
   TCase *tc = tcase_create("general");
@@ -683,6 +757,7 @@ static Suite *qwenasr_suite(void) {
   tcase_add_test(tc, test_a_language_tag_precedes_the_first_caption);
   tcase_add_test(tc, test_a_long_utterance_becomes_consecutive_two_line_captions);
   tcase_add_test(tc, test_nonsensical_layout_values_are_refused_when_set);
+  tcase_add_test(tc, test_roll_up_shows_confirmed_words_before_the_utterance_ends);
   tcase_add_test(tc, test_gaps_cover_silence_while_audio_flows);
   tcase_add_test(tc, test_latency_query_adds_latency_and_lateness_for_live_upstream);
   tcase_add_test(tc, test_new_segment_drains_and_starts_a_new_session);
