@@ -115,7 +115,8 @@ double reading_speed_for(const std::string &text, const std::string &language) {
 }
 
 void CaptionTimeline::add_final(GstClockTime start, GstClockTime end, const std::string &text,
-                                const std::string &language, gint64 deadline) {
+                                const std::string &language, gint64 deadline,
+                                const std::vector<Confirmation> &confirmed) {
   if (!GST_CLOCK_TIME_IS_VALID(start))
     return;
   guint columns = line_length_for(text, language, config_.max_line_length);
@@ -137,14 +138,26 @@ void CaptionTimeline::add_final(GstClockTime start, GstClockTime end, const std:
   double cps = reading_speed_for(text, language);
   std::string code = iso639_language(language);
   /* Screens spread over the utterance by characters: each starts where its first character
-   * falls, and would like to stay up until the next one starts, at least min-duration and at
-   * most max-duration. Their reading time is measured, not enforced: a longer minimum would
-   * move every caption end that min-duration defines. */
+   * falls, or earlier if a partial result had confirmed that character by then (it was
+   * spoken no later), and would like to stay up until the next one starts, at least
+   * min-duration and at most max-duration. Their reading time is measured, not enforced: a
+   * longer minimum would move every caption end that min-duration defines. */
+  std::vector<GstClockTime> starts;
   guint64 before = 0;
   for (gsize i = 0; i < screens.size(); i++) {
     GstClockTime pts = start + gst_util_uint64_scale(span, before, total);
+    for (const Confirmation &c : confirmed) {
+      if (c.chars > before && GST_CLOCK_TIME_IS_VALID(c.by)) {
+        pts = MAX(start, MIN(pts, c.by));
+        break;
+      }
+    }
+    starts.push_back(i > 0 ? MAX(pts, starts.back()) : start);
     before += lengths[i];
-    GstClockTime share = start + gst_util_uint64_scale(span, before, total) - pts;
+  }
+  for (gsize i = 0; i < screens.size(); i++) {
+    GstClockTime pts = starts[i];
+    GstClockTime share = (i + 1 < screens.size() ? starts[i + 1] : start + span) - pts;
     GstClockTime reading = static_cast<GstClockTime>(lengths[i] / cps * GST_SECOND);
     GstClockTime wanted = MAX(share, config_.min_duration);
     wanted = MIN(wanted, MAX(config_.max_duration, config_.min_duration));

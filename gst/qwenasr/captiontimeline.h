@@ -34,6 +34,14 @@ struct Cue {
   bool late = false;              /* the output had passed its time: moved later */
 };
 
+/* A partial result had confirmed the first `chars` perceived characters of an utterance by
+ * input time `by` (the audio handed to the service when it arrived): they were spoken by
+ * then. */
+struct Confirmation {
+  guint chars;
+  GstClockTime by;
+};
+
 /* Counters for the element's stats. */
 struct TimelineStats {
   guint64 captions_split = 0;     /* finals laid out on more than one screen */
@@ -78,11 +86,13 @@ public:
   const TimelineConfig &config() const { return config_; }
 
   /* A final transcript of the utterance [start, end): laid out into screens spread over the
-   * utterance by characters. The last screen is held until the next speech start is known
-   * (to shorten it rather than overlap), its whole duration is settled, or `deadline` (a
-   * monotonic time of the caller's choosing) has passed. Empty text adds nothing. */
+   * utterance by characters, or from `confirmed` (in order) where that says earlier. The last
+   * screen is held until the next speech start is known (to shorten it rather than overlap),
+   * its whole duration is settled, or `deadline` (a monotonic time of the caller's choosing)
+   * has passed. Empty text adds nothing. */
   void add_final(GstClockTime start, GstClockTime end, const std::string &text,
-                 const std::string &language, gint64 deadline);
+                 const std::string &language, gint64 deadline,
+                 const std::vector<Confirmation> &confirmed = {});
 
   /* A preview of an utterance starting at `start`: shown at once, for partial_duration. */
   void add_partial(GstClockTime start, const std::string &text, const std::string &language);

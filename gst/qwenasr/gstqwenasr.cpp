@@ -25,8 +25,10 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 
+#include "captionlayout.h"
 #include "captiontimeline.h"
 #include "rollup.h"
 #include "settings.h"
@@ -148,6 +150,8 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
    * ready for output. */
   qwenasr::CaptionTimeline timeline;
   qwenasr::RollUp rollup; /* caption-mode=roll-up: the window */
+  /* What partial results of the utterances still open had confirmed, and by when. */
+  std::map<std::string, std::vector<qwenasr::Confirmation>> confirmations;
   std::string language_tagged;
   qwenasr::DelayStats screen_delays;
   std::atomic<bool> upstream_live{false}; /* from the last LATENCY query, ours or downstream's */
@@ -385,6 +389,18 @@ static void observe_delay(GstQwenAsr *self, const PendingCaption &caption) {
   }
 }
 
+/* The input time the audio handed to the service had reached at monotonic time `arrival`
+ * (at least `start`): what a result arriving then can have heard. */
+static GstClockTime heard_pts(GstQwenAsrPrivate *priv, gint64 arrival, GstClockTime start) {
+  GstClockTime pts = start;
+  for (const SentMark &mark : priv->sent) {
+    if (mark.wall > arrival)
+      break;
+    pts = MAX(pts, mark.end);
+  }
+  return pts;
+}
+
 /* Hands a transcript to the caption timeline (which lays it out and decides its times). */
 static void add_to_timeline(GstQwenAsr *self, const PendingCaption &caption, Budgets wait,
                             gboolean rollup) {
@@ -399,12 +415,7 @@ static void add_to_timeline(GstQwenAsr *self, const PendingCaption &caption, Bud
     const std::string &confirmed = t.final ? t.text : t.stable_text;
     if (!priv->rollup.update(std::hash<std::string>()(t.item_id), confirmed, t.language))
       return;
-    GstClockTime pts = start;
-    for (const SentMark &mark : priv->sent) {
-      if (mark.wall > caption.arrival)
-        break;
-      pts = MAX(pts, mark.end);
-    }
+    GstClockTime pts = heard_pts(priv, caption.arrival, start);
     GstClockTime end = to_pts(self, t.end);
     if (t.final && GST_CLOCK_TIME_IS_VALID(end) && end >= start)
       pts = MIN(pts, end);
@@ -419,7 +430,11 @@ static void add_to_timeline(GstQwenAsr *self, const PendingCaption &caption, Bud
   /* Held for the next speech start at most as long as an open utterance would hold the
    * output: the latency budget after its audio was handed over. */
   gint64 deadline = sent_wall_time(priv, start) + wait.overdue_us;
-  priv->timeline.add_final(start, to_pts(self, t.end), t.text, t.language, deadline);
+  auto confirmed = priv->confirmations.find(t.item_id);
+  priv->timeline.add_final(start, to_pts(self, t.end), t.text, t.language, deadline,
+                           confirmed != priv->confirmations.end()
+                               ? confirmed->second
+                               : std::vector<qwenasr::Confirmation>());
 }
 
 /* Queues a cue the timeline released: a tag event when its language is new, the GAP before
@@ -511,12 +526,25 @@ static void push_output(GstQwenAsr *self, gboolean drained) {
         (!GST_CLOCK_TIME_IS_VALID(final_start) || start > final_start))
       final_start = start;
     observe_delay(self, caption);
+    const qwenasr::Transcript &t = caption.transcript;
+    if (!t.final && !rollup) {
+      /* When its words were confirmed: the final's captions are timed by it. */
+      guint chars = qwenasr::perceived_length(t.stable_text);
+      auto &confirmed = priv->confirmations[t.item_id];
+      if (chars > 0 && (confirmed.empty() || chars > confirmed.back().chars))
+        confirmed.push_back({chars, heard_pts(priv, caption.arrival, start)});
+    }
     if (!caption.transcript.final && !partials && !rollup)
       continue;
     if (caption.transcript.text.empty())
       continue;
     add_to_timeline(self, caption, wait, rollup);
+    if (t.final)
+      priv->confirmations.erase(t.item_id);
   }
+  /* Utterances whose final never comes (a lost session) must not pile up. */
+  while (priv->confirmations.size() > 16)
+    priv->confirmations.erase(priv->confirmations.begin());
 
   std::deque<std::pair<GstClockTime, gint64>> starts;
   {
@@ -644,6 +672,7 @@ static void reset_output(GstQwenAsr *self) {
   priv->position = GST_CLOCK_TIME_NONE;
   priv->timeline.reset();
   priv->rollup.reset();
+  priv->confirmations.clear();
   priv->language_tagged.clear();
   priv->eos = FALSE;
   priv->warned_stall = FALSE;

@@ -310,6 +310,28 @@ GST_START_TEST(test_markup_escaping_keeps_the_transcript_literal) {
 }
 GST_END_TEST;
 
+GST_START_TEST(test_screens_start_no_later_than_their_words_were_confirmed) {
+  /* Two screens over a 10 s utterance: by characters the second would start at 5 s, but a
+   * partial result had confirmed all its characters by 3 s. */
+  std::string first(40, 'a'), second(40, 'b');
+  std::string text = first + " " + first + " " + second + " " + second;
+  CaptionTimeline timeline;
+  Output out;
+  timeline.add_final(GST_SECOND, 11 * GST_SECOND, text, "en", G_MAXINT64,
+                     {{10, 500 * kMs}, {160, 3 * GST_SECOND}});
+  out.take(timeline, GST_CLOCK_TIME_NONE, 0, true);
+  fail_unless_equals_int(out.cues.size(), 2);
+  /* Never before the utterance start, whatever a confirmation says. */
+  fail_unless_equals_uint64(out.cues[0].pts, GST_SECOND);
+  fail_unless_equals_uint64(out.cues[1].pts, 3 * GST_SECOND);
+  fail_unless_equals_uint64(out.cues[0].duration, 2 * GST_SECOND);
+  /* Without confirmations: spread by characters. */
+  timeline.add_final(20 * GST_SECOND, 30 * GST_SECOND, text, "en", G_MAXINT64);
+  out.take(timeline, GST_CLOCK_TIME_NONE, 0, true);
+  fail_unless_equals_uint64(out.cues[3].pts, 25 * GST_SECOND);
+}
+GST_END_TEST;
+
 static Suite *captiontimeline_suite(void) {
   Suite *s = suite_create("captiontimeline");
   TCase *tc = tcase_create("general");
@@ -327,6 +349,7 @@ static Suite *captiontimeline_suite(void) {
   tcase_add_test(tc, test_a_final_after_its_own_previews_is_not_late);
   tcase_add_test(tc, test_languages_become_iso_639_codes);
   tcase_add_test(tc, test_markup_escaping_keeps_the_transcript_literal);
+  tcase_add_test(tc, test_screens_start_no_later_than_their_words_were_confirmed);
   return s;
 }
 
