@@ -229,12 +229,14 @@ std::vector<Cue> CaptionTimeline::take(GstClockTime position, GstClockTime settl
     const Pending &p = pending_.front();
     /* Where the next caption's speech starts, if known: this one ends there at the latest. */
     GstClockTime next = GST_CLOCK_TIME_NONE;
-    if (pending_.size() > 1)
-      next = pending_[1].cue.pts;
-    else if (!p.window && GST_CLOCK_TIME_IS_VALID(next_speech_) && next_speech_ > p.cue.pts)
+    for (gsize k = 1; k < pending_.size() && !GST_CLOCK_TIME_IS_VALID(next); k++) {
+      /* (Previews of the same utterance follow this one; they do not end it.) */
+      if (pending_[k].cue.pts > p.cue.pts)
+        next = pending_[k].cue.pts;
+    }
+    if (!GST_CLOCK_TIME_IS_VALID(next) && !p.window && GST_CLOCK_TIME_IS_VALID(next_speech_) &&
+        next_speech_ > p.cue.pts)
       next = next_speech_;
-    if (GST_CLOCK_TIME_IS_VALID(next) && next <= p.cue.pts)
-      next = GST_CLOCK_TIME_NONE; /* a preview of the same utterance: it follows this one */
     bool release = all || GST_CLOCK_TIME_IS_VALID(next) || !p.last_of_utterance ||
                    now >= p.deadline ||
                    (GST_CLOCK_TIME_IS_VALID(settled) && settled >= p.cue.pts + p.wanted);
@@ -252,8 +254,15 @@ std::vector<Cue> CaptionTimeline::take(GstClockTime position, GstClockTime settl
                                         : MIN(config_.partial_duration, p.wanted);
       if (cue.final && shortest == 0)
         shortest = MIN(config_.late_duration, p.wanted);
+      if (!cue.final && !p.window && GST_CLOCK_TIME_IS_VALID(next) && next <= position) {
+        pending_.pop_front(); /* a preview overtaken by the next utterance: stale */
+        continue;
+      }
       cue.pts = position;
       end = MAX(end, position + shortest);
+      /* Still never into the next utterance when that starts later. */
+      if (GST_CLOCK_TIME_IS_VALID(next) && next > position)
+        end = MIN(end, next);
       /* After a preview of its own utterance a final is where it belongs. */
       bool after_own_preview = !last_final_ && last_speech_start_ == cue.speech_start;
       if (cue.final && !after_own_preview) {

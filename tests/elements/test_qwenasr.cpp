@@ -744,6 +744,90 @@ GST_START_TEST(test_roll_up_shows_confirmed_words_before_the_utterance_ends) {
 }
 GST_END_TEST;
 
+/* Pushes `audio` in 20 ms buffers at about the pace a live source would. */
+static void push_in_real_time(GstHarness *h, const Audio &audio) {
+  Audio chunk{audio.rate, {}, {}};
+  gsize step = audio.rate / 50;
+  for (gsize i = 0; i < audio.samples.size(); i += step) {
+    chunk.samples.assign(audio.samples.begin() + i,
+                         audio.samples.begin() + MIN(i + step, audio.samples.size()));
+    fail_unless_equals_int(push_audio(h, chunk, 20, i * GST_SECOND / audio.rate), GST_FLOW_OK);
+    g_usleep(20000); /* real-time pacing of the simulated live source */
+  }
+}
+
+GST_START_TEST(test_after_a_service_stall_captions_are_back_on_the_speech_next_utterance) {
+  /* The service sends nothing for 3 s from 2 s of audio on: the second utterance's caption
+   * comes after the text timeline had to pass its speech; the ones after are on time. */
+  qwenasr::local::ServiceOptions options;
+  options.faults.stall_after_appends = 20;
+  options.faults.stall_ms = 3000;
+  auto service = start_service(options);
+  Audio audio = make_audio(16000, {{500, false},
+                                   {1000, true},
+                                   {1500, false},
+                                   {1000, true},
+                                   {1500, false},
+                                   {1000, true},
+                                   {1500, false},
+                                   {1000, true},
+                                   {1000, false}});
+  GstHarness *h = caption_harness(service->url(), 16000, "latency=2500 vad-silence-ms=300");
+  push_in_real_time(h, audio);
+  fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
+  Output out;
+  collect(h, &out);
+  auto captions = out.captions();
+  fail_unless_equals_int(captions.size(), 4);
+  assert_time_near(captions[0].start, 500 * GST_MSECOND, "before the stall");
+  fail_unless(captions[1].start > 3100 * GST_MSECOND, "the stalled caption was not late");
+  for (gsize i = 2; i < 4; i++) {
+    GstClockTime truth = audio.utterances[i].start_ms * GST_MSECOND;
+    GstClockTime off =
+        captions[i].start > truth ? captions[i].start - truth : truth - captions[i].start;
+    fail_unless(off <= 150 * GST_MSECOND, "caption %zu still late by %" GST_TIME_FORMAT, i,
+                GST_TIME_ARGS(off));
+  }
+  assert_continuous(out, 0, 9000 * GST_MSECOND);
+  GstStructure *stats = nullptr;
+  g_object_get(h->element, "stats", &stats, nullptr);
+  guint64 late = 0;
+  fail_unless(gst_structure_get_uint64(stats, "captions-late", &late));
+  fail_unless_equals_uint64(late, 1);
+  gst_structure_free(stats);
+  teardown_harness(h);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_partial_results_do_not_make_later_utterances_drift) {
+  auto service = start_service();
+  /* 1 s utterances 2.5 s apart, previews on: each utterance's first caption at its start. */
+  Audio audio = make_audio(16000, {{500, false},
+                                   {1000, true},
+                                   {1500, false},
+                                   {1000, true},
+                                   {1500, false},
+                                   {1000, true},
+                                   {1500, false},
+                                   {1000, true},
+                                   {1000, false}});
+  GstHarness *h = caption_harness(service->url(), 16000, "partial-results=true");
+  Output out;
+  stream_to_eos(h, audio, &out);
+  auto captions = out.captions();
+  for (const Utterance &u : audio.utterances) {
+    GstClockTime truth = u.start_ms * GST_MSECOND;
+    bool found = false;
+    for (const auto &c : captions)
+      found |= c.start + kTolerance >= truth && c.start <= truth + kTolerance;
+    fail_unless(found, "no caption starts with the utterance at %" GST_TIME_FORMAT,
+                GST_TIME_ARGS(truth));
+  }
+  assert_continuous(out, 0, 9000 * GST_MSECOND);
+  teardown_harness(h);
+}
+GST_END_TEST;
+
 static Suite *qwenasr_suite(void) {
   Suite *s = suite_create("qwenasr");
   TCase *tc = tcase_create("general");
@@ -758,6 +842,8 @@ static Suite *qwenasr_suite(void) {
   tcase_add_test(tc, test_a_long_utterance_becomes_consecutive_two_line_captions);
   tcase_add_test(tc, test_nonsensical_layout_values_are_refused_when_set);
   tcase_add_test(tc, test_roll_up_shows_confirmed_words_before_the_utterance_ends);
+  tcase_add_test(tc, test_after_a_service_stall_captions_are_back_on_the_speech_next_utterance);
+  tcase_add_test(tc, test_partial_results_do_not_make_later_utterances_drift);
   tcase_add_test(tc, test_gaps_cover_silence_while_audio_flows);
   tcase_add_test(tc, test_latency_query_adds_latency_and_lateness_for_live_upstream);
   tcase_add_test(tc, test_new_segment_drains_and_starts_a_new_session);

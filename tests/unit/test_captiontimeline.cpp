@@ -332,6 +332,32 @@ GST_START_TEST(test_screens_start_no_later_than_their_words_were_confirmed) {
 }
 GST_END_TEST;
 
+GST_START_TEST(test_a_caption_moved_later_still_ends_where_the_next_utterance_starts) {
+  CaptionTimeline timeline;
+  Output out;
+  /* Previews of the first utterance took the output to 2.3 s; the next speech is at 3 s. */
+  for (int i = 0; i < 6; i++)
+    timeline.add_partial(500 * kMs, "preview " + std::to_string(i), "en");
+  timeline.add_final(500 * kMs, 1500 * kMs, "final", "en", G_MAXINT64);
+  timeline.speech_started(3 * GST_SECOND);
+  timeline.add_partial(3 * GST_SECOND, "next", "en");
+  out.take(timeline, GST_CLOCK_TIME_NONE, 0, true);
+  fail_unless_equals_int(out.cues.size(), 8);
+  fail_unless_equals_string(out.cues[6].text.c_str(), "final");
+  fail_unless_equals_uint64(out.cues[6].pts + out.cues[6].duration, 3 * GST_SECOND);
+  fail_unless_equals_uint64(out.cues[7].pts, 3 * GST_SECOND);
+  /* A preview the next utterance has overtaken is dropped rather than pushing it later. */
+  CaptionTimeline t2;
+  Output o2;
+  for (int i = 0; i < 12; i++)
+    t2.add_partial(0, "p" + std::to_string(i), "en");
+  t2.add_partial(GST_SECOND, "next", "en");
+  o2.take(t2, GST_CLOCK_TIME_NONE, 0, true);
+  fail_unless_equals_string(o2.cues.back().text.c_str(), "next");
+  fail_unless_equals_uint64(o2.cues.back().pts, GST_SECOND);
+}
+GST_END_TEST;
+
 static Suite *captiontimeline_suite(void) {
   Suite *s = suite_create("captiontimeline");
   TCase *tc = tcase_create("general");
@@ -350,6 +376,7 @@ static Suite *captiontimeline_suite(void) {
   tcase_add_test(tc, test_languages_become_iso_639_codes);
   tcase_add_test(tc, test_markup_escaping_keeps_the_transcript_literal);
   tcase_add_test(tc, test_screens_start_no_later_than_their_words_were_confirmed);
+  tcase_add_test(tc, test_a_caption_moved_later_still_ends_where_the_next_utterance_starts);
   return s;
 }
 
