@@ -5,10 +5,12 @@
  *
  * Transcribes S16LE mono 8 or 16 kHz audio with Alibaba Cloud's Qwen3-ASR-Flash-Realtime and
  * outputs the transcripts as timed `text/x-raw` captions for textoverlay, srtenc, webvttenc,
- * matroskamux or mp4mux. Each caption's PTS is where its utterance starts in the input and
- * its duration lasts until the utterance ends (at least min-duration). GAP events keep the
- * text timeline moving through silence and while results are pending. The bus messages are
- * those of qwenasrsink.
+ * matroskamux or mp4mux. The caption timeline (captiontimeline.h) lays each transcript out in
+ * lines (max-line-length, max-lines) and screens spread over its utterance; a caption starts
+ * where its speech starts and lasts until the utterance ends (at least min-duration, but never
+ * into the next utterance). A tag event names the language. GAP events keep the text timeline
+ * moving through silence and while results are pending. The bus messages are those of
+ * qwenasrsink.
  *
  * ## Example launch line
  * |[
@@ -22,9 +24,14 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
+#include <map>
 #include <mutex>
 
+#include "captionlayout.h"
+#include "captiontimeline.h"
 #include "capshint.h"
+#include "rollup.h"
 #include "settings.h"
 #include "transcriber.h"
 
@@ -44,9 +51,6 @@ static const GstClockTime kDefaultHearingDelay = GST_SECOND;
 static const GstClockTime kMinHearingDelay = 500 * GST_MSECOND;
 /* Audio handed over more recently than this is taken as still flowing. */
 static const gint64 kAudioFlowingUs = 500 * G_TIME_SPAN_MILLISECOND;
-/* A final whose speech the text timeline has already passed is shown for what is left of its
- * utterance, but at least this long (or min-duration, if shorter). */
-static const GstClockTime kLateCaptionDuration = GST_SECOND;
 
 enum {
   PROP_0,
@@ -56,12 +60,41 @@ enum {
   PROP_PARTIAL_RESULTS,
   PROP_MAX_OBSERVED_DELAY,
   PROP_STATS,
+  PROP_MAX_LINE_LENGTH,
+  PROP_MAX_LINES,
+  PROP_CAPTION_MODE,
+  PROP_ROLL_UP_LINES,
   PROP_SHARED_FIRST,
 };
 
 #define DEFAULT_LATENCY_MS 8000
 #define DEFAULT_LATENESS_MS 0
 #define DEFAULT_MIN_DURATION_MS 1000
+#define DEFAULT_MAX_LINE_LENGTH 0
+#define DEFAULT_MAX_LINES 2
+/* Shortest line length that still holds words (below it, 0 means "by script"). */
+#define MIN_MAX_LINE_LENGTH 8
+#define MAX_MAX_LINE_LENGTH 200
+#define MAX_MAX_LINES 4
+#define DEFAULT_ROLL_UP_LINES 2
+
+/* How captions are made: readable blocks from finals, or confirmed words as they come. */
+enum GstQwenAsrCaptionMode {
+  GST_QWEN_ASR_CAPTION_POP_ON,
+  GST_QWEN_ASR_CAPTION_ROLL_UP,
+};
+
+static GType gst_qwen_asr_caption_mode_get_type(void) {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {GST_QWEN_ASR_CAPTION_POP_ON, "Readable blocks from final transcripts", "pop-on"},
+      {GST_QWEN_ASR_CAPTION_ROLL_UP,
+       "Confirmed words as they come, in a scrolling window of roll-up-lines", "roll-up"},
+      {0, nullptr, nullptr}};
+  if (g_once_init_enter(&type))
+    g_once_init_leave(&type, g_enum_register_static("GstQwenAsrCaptionMode", values));
+  return type;
+}
 
 /* A transcript waiting to be pushed, with when it arrived (monotonic µs). */
 struct PendingCaption {
@@ -86,6 +119,10 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
   guint lateness_ms = DEFAULT_LATENESS_MS;
   guint min_duration_ms = DEFAULT_MIN_DURATION_MS;
   gboolean partial_results = FALSE;
+  guint max_line_length = DEFAULT_MAX_LINE_LENGTH;
+  guint max_lines = DEFAULT_MAX_LINES;
+  GstQwenAsrCaptionMode caption_mode = GST_QWEN_ASR_CAPTION_POP_ON;
+  guint roll_up_lines = DEFAULT_ROLL_UP_LINES;
   /* read-only property, written by the streaming thread */
   std::atomic<guint64> max_observed_delay{0};
 
@@ -109,7 +146,15 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
   /* Finals are coming after their speech was passed: warned once when it starts, an INFO
    * when a final is on time again. */
   gboolean late_episode = FALSE;
-  guint64 captions_late = 0;              /* finals shortened because they came late */
+  /* Layout and times of the captions (its late count: finals shown later than their speech),
+   * the language last tagged downstream, and how long after their speech captions were
+   * ready for output. */
+  qwenasr::CaptionTimeline timeline;
+  qwenasr::RollUp rollup; /* caption-mode=roll-up: the window */
+  /* What partial results of the utterances still open had confirmed, and by when. */
+  std::map<std::string, std::vector<qwenasr::Confirmation>> confirmations;
+  std::string language_tagged;
+  qwenasr::DelayStats screen_delays;
   std::atomic<bool> upstream_live{false}; /* from the last LATENCY query, ours or downstream's */
   /* Monotonic µs of the last reconnection: audio handed over before then was resent, so its
    * speech_started says nothing about the hearing delay. */
@@ -260,6 +305,37 @@ static void clear_outq(GstQwenAsrPrivate *priv) {
   priv->outq.clear();
 }
 
+/* Whether the text goes (through queues) to webvttenc, which in 1.22 writes the buffer's
+ * text verbatim into the cue: there '<', '&' and "-->" must be escaped, as pango-markup
+ * is (srtenc writes verbatim too, but SRT has no escapes: it gets utf8). */
+static gboolean downstream_writes_webvtt(GstQwenAsr *self) {
+  GstPad *peer = gst_pad_get_peer(self->srcpad);
+  gboolean webvtt = FALSE;
+  for (int hops = 0; peer && hops < 8; hops++) {
+    GstElement *element = gst_pad_get_parent_element(peer);
+    gst_object_unref(peer);
+    peer = nullptr;
+    if (!element)
+      break;
+    GstElementFactory *factory = gst_element_get_factory(element);
+    const gchar *name = factory ? GST_OBJECT_NAME(factory) : "";
+    if (g_strcmp0(name, "webvttenc") == 0) {
+      webvtt = TRUE;
+    } else if (g_strcmp0(name, "queue") == 0 || g_strcmp0(name, "queue2") == 0 ||
+               g_strcmp0(name, "capsfilter") == 0 || g_strcmp0(name, "identity") == 0) {
+      GstPad *src = gst_element_get_static_pad(element, "src");
+      if (src) {
+        peer = gst_pad_get_peer(src);
+        gst_object_unref(src);
+      }
+    }
+    gst_object_unref(element);
+  }
+  if (peer)
+    gst_object_unref(peer);
+  return webvtt;
+}
+
 /* Chooses the text format downstream takes and queues its caps, once per stream. */
 static void ensure_output_caps(GstQwenAsr *self) {
   GstQwenAsrPrivate *priv = self->priv;
@@ -267,7 +343,10 @@ static void ensure_output_caps(GstQwenAsr *self) {
     return;
   GstCaps *utf8 = gst_caps_from_string("text/x-raw, format=(string)utf8");
   GstCaps *peer = gst_pad_peer_query_caps(self->srcpad, nullptr);
-  priv->markup = peer && !gst_caps_can_intersect(peer, utf8);
+  GstCaps *markup = gst_caps_from_string("text/x-raw, format=(string)pango-markup");
+  priv->markup = peer && (!gst_caps_can_intersect(peer, utf8) ||
+                          (gst_caps_can_intersect(peer, markup) && downstream_writes_webvtt(self)));
+  gst_caps_unref(markup);
   gst_caps_unref(utf8);
   if (peer)
     gst_caps_unref(peer);
@@ -294,84 +373,131 @@ static void push_gap(GstQwenAsr *self, GstClockTime until) {
   priv->position = until;
 }
 
-static void push_caption(GstQwenAsr *self, const PendingCaption &caption) {
+/* Measures how late a final is against the audio it transcribes: max-observed-delay, and the
+ * warning when that is more than the live budget. Under `out_lock`. */
+static void observe_delay(GstQwenAsr *self, const PendingCaption &caption) {
   GstQwenAsrPrivate *priv = self->priv;
   const qwenasr::Transcript &t = caption.transcript;
+  GstClockTime start = to_pts(self, t.start);
+  gint64 sent = GST_CLOCK_TIME_IS_VALID(start) ? sent_wall_time(priv, start) : 0;
+  if (sent <= 0 || !t.final)
+    return;
+  GstClockTime delay = static_cast<guint64>(MAX(caption.arrival - sent, 0)) * GST_USECOND;
+  if (delay <= priv->max_observed_delay)
+    return;
+  priv->max_observed_delay = delay;
+  g_object_notify(G_OBJECT(self), "max-observed-delay");
   GST_OBJECT_LOCK(self);
-  GstClockTime min_duration = priv->min_duration_ms * GST_MSECOND;
   guint latency_ms = priv->latency_ms + priv->lateness_ms;
   GST_OBJECT_UNLOCK(self);
+  if (priv->upstream_live && delay > latency_ms * GST_MSECOND) {
+    GST_ELEMENT_WARNING_WITH_DETAILS(
+        self, CORE, CLOCK,
+        ("Transcripts arrive %" G_GUINT64_FORMAT " ms after their audio, more than latency "
+         "+ lateness (%u ms): captions will show late. Consider a larger latency.",
+         delay / GST_MSECOND, latency_ms),
+        (nullptr), ("new-observed-max-delay", G_TYPE_UINT64, delay, NULL));
+  }
+}
 
+/* The input time the audio handed to the service had reached at monotonic time `arrival`
+ * (at least `start`): what a result arriving then can have heard. */
+static GstClockTime heard_pts(GstQwenAsrPrivate *priv, gint64 arrival, GstClockTime start) {
+  GstClockTime pts = start;
+  for (const SentMark &mark : priv->sent) {
+    if (mark.wall > arrival)
+      break;
+    pts = MAX(pts, mark.end);
+  }
+  return pts;
+}
+
+/* Hands a transcript to the caption timeline (which lays it out and decides its times). */
+static void add_to_timeline(GstQwenAsr *self, const PendingCaption &caption, Budgets wait,
+                            gboolean rollup) {
+  GstQwenAsrPrivate *priv = self->priv;
+  const qwenasr::Transcript &t = caption.transcript;
   GstClockTime start = to_pts(self, t.start);
-  GstClockTime end = to_pts(self, t.end);
   if (!GST_CLOCK_TIME_IS_VALID(start))
     start = GST_CLOCK_TIME_IS_VALID(priv->position) ? priv->position : priv->in_segment.start;
-  GstClockTime duration = t.final ? min_duration : kPartialDuration;
-  if (t.final && GST_CLOCK_TIME_IS_VALID(end) && end > start + duration)
-    duration = end - start;
-
-  /* How late the result is against the audio it transcribes. */
-  gint64 sent = sent_wall_time(priv, start);
-  GstClockTime delay = GST_CLOCK_TIME_NONE;
-  if (sent > 0 && t.final) {
-    delay = static_cast<guint64>(MAX(caption.arrival - sent, 0)) * GST_USECOND;
-    if (delay > priv->max_observed_delay) {
-      priv->max_observed_delay = delay;
-      g_object_notify(G_OBJECT(self), "max-observed-delay");
-      if (priv->upstream_live && delay > latency_ms * GST_MSECOND) {
-        GST_ELEMENT_WARNING_WITH_DETAILS(
-            self, CORE, CLOCK,
-            ("Transcripts arrive %" G_GUINT64_FORMAT " ms after their audio, more than latency "
-             "+ lateness (%u ms): captions will show late. Consider a larger latency.",
-             delay / GST_MSECOND, latency_ms),
-            (nullptr), ("new-observed-max-delay", G_TYPE_UINT64, delay, NULL));
-      }
-    }
+  if (rollup) {
+    /* Confirmed words only (never the provisional stash), shown from the input time the
+     * service had been given when they came: they were spoken by then. */
+    const std::string &confirmed = t.final ? t.text : t.stable_text;
+    if (!priv->rollup.update(std::hash<std::string>()(t.item_id), confirmed, t.language))
+      return;
+    GstClockTime pts = heard_pts(priv, caption.arrival, start);
+    GstClockTime end = to_pts(self, t.end);
+    if (t.final && GST_CLOCK_TIME_IS_VALID(end) && end >= start)
+      pts = MIN(pts, end);
+    gint64 deadline = sent_wall_time(priv, pts) + wait.overdue_us;
+    priv->timeline.add_window(pts, priv->rollup.window(), t.language, deadline);
+    return;
   }
+  if (!t.final) {
+    priv->timeline.add_partial(start, t.text, t.language);
+    return;
+  }
+  /* Held for the next speech start at most as long as an open utterance would hold the
+   * output: the latency budget after its audio was handed over. */
+  gint64 deadline = sent_wall_time(priv, start) + wait.overdue_us;
+  auto confirmed = priv->confirmations.find(t.item_id);
+  priv->timeline.add_final(start, to_pts(self, t.end), t.text, t.language, deadline,
+                           confirmed != priv->confirmations.end()
+                               ? confirmed->second
+                               : std::vector<qwenasr::Confirmation>());
+}
 
-  if (GST_CLOCK_TIME_IS_VALID(priv->position) && start < priv->position) {
-    /* The text timeline has already passed its speech (a final later than the budget, or a
-     * partial overlapping the one before): show what is left of it, at least briefly, rather
-     * than hold every later caption back by its whole length. */
-    GstClockTime end = start + duration;
-    GstClockTime shortest = MIN(min_duration, kLateCaptionDuration);
-    start = priv->position;
-    duration = end > start + shortest ? end - start : shortest;
-    if (t.final) {
-      priv->captions_late++;
-      /* Live, the delay warning above has said it already. */
-      if (!priv->late_episode && !priv->upstream_live) {
-        GST_ELEMENT_WARNING(
-            self, STREAM, FAILED,
-            ("A final transcript came after its speech had already been passed "
-             "in the output (latency + lateness is %u ms): its caption is "
-             "shortened. Raise latency above the longest utterance plus "
-             "vad-silence-ms plus the service's response time.",
-             latency_ms),
-            ("caption %s moved to %" GST_TIME_FORMAT, t.item_id.c_str(), GST_TIME_ARGS(start)));
-      }
-      priv->late_episode = TRUE;
+/* Queues a cue the timeline released: a tag event when its language is new, the GAP before
+ * it, and its buffer. */
+static void push_cue(GstQwenAsr *self, const qwenasr::Cue &cue) {
+  GstQwenAsrPrivate *priv = self->priv;
+  if (cue.late) {
+    GST_OBJECT_LOCK(self);
+    guint latency_ms = priv->latency_ms + priv->lateness_ms;
+    GST_OBJECT_UNLOCK(self);
+    /* Live, the delay warning has said it already. */
+    if (!priv->late_episode && !priv->upstream_live) {
+      GST_ELEMENT_WARNING(self, STREAM, FAILED,
+                          ("A final transcript came after its speech had already been passed "
+                           "in the output (latency + lateness is %u ms): its caption is "
+                           "shortened. Raise latency above the longest utterance plus "
+                           "vad-silence-ms plus the service's response time.",
+                           latency_ms),
+                          ("caption moved from %" GST_TIME_FORMAT " to %" GST_TIME_FORMAT,
+                           GST_TIME_ARGS(cue.speech_start), GST_TIME_ARGS(cue.pts)));
     }
-  } else if (t.final && priv->late_episode) {
+    priv->late_episode = TRUE;
+  } else if (cue.final && priv->late_episode) {
     priv->late_episode = FALSE;
     GST_ELEMENT_INFO(self, STREAM, FAILED,
                      ("Captions are on time again (%" G_GUINT64_FORMAT " came late so far).",
-                      priv->captions_late),
+                      priv->timeline.stats().captions_late),
                      (nullptr));
   }
-  push_gap(self, start);
+  push_gap(self, cue.pts);
+  if (!cue.language.empty() && cue.language != priv->language_tagged) {
+    GstTagList *tags = gst_tag_list_new(GST_TAG_LANGUAGE_CODE, cue.language.c_str(), nullptr);
+    gst_tag_list_set_scope(tags, GST_TAG_SCOPE_STREAM);
+    enqueue(priv, GST_MINI_OBJECT_CAST(gst_event_new_tag(tags)));
+    priv->language_tagged = cue.language;
+  }
+  if (cue.final && cue.first_of_utterance) {
+    gint64 sent = sent_wall_time(priv, cue.speech_start);
+    if (sent > 0)
+      priv->screen_delays.add((g_get_monotonic_time() - sent) / 1000);
+  }
 
-  gchar *text = priv->markup ? g_markup_escape_text(t.text.c_str(), -1) : g_strdup(t.text.c_str());
+  std::string escaped = priv->markup ? qwenasr::escape_markup(cue.text) : cue.text;
+  gchar *text = g_strdup(escaped.c_str());
   gsize size = strlen(text);
   GstBuffer *buffer = gst_buffer_new_wrapped(text, size);
-  GST_BUFFER_PTS(buffer) = start;
-  GST_BUFFER_DURATION(buffer) = duration;
-  priv->position = start + duration;
-  GST_DEBUG_OBJECT(self,
-                   "%s caption %" GST_TIME_FORMAT " + %" GST_TIME_FORMAT " (%" GST_TIME_FORMAT
-                   " after its audio came in): %s",
-                   t.final ? "final" : "partial", GST_TIME_ARGS(start), GST_TIME_ARGS(duration),
-                   GST_TIME_ARGS(delay), t.text.c_str());
+  GST_BUFFER_PTS(buffer) = cue.pts;
+  GST_BUFFER_DURATION(buffer) = cue.duration;
+  priv->position = cue.pts + cue.duration;
+  GST_DEBUG_OBJECT(self, "%s caption %" GST_TIME_FORMAT " + %" GST_TIME_FORMAT ": %s",
+                   cue.final ? "final" : "partial", GST_TIME_ARGS(cue.pts),
+                   GST_TIME_ARGS(cue.duration), cue.text.c_str());
   enqueue(priv, GST_MINI_OBJECT_CAST(buffer));
 }
 
@@ -392,21 +518,44 @@ static void push_output(GstQwenAsr *self, gboolean drained) {
     std::lock_guard<std::mutex> guard(priv->lock);
     ready.swap(priv->pending);
   }
+  qwenasr::TimelineConfig config;
   GST_OBJECT_LOCK(self);
   gboolean partials = priv->partial_results;
+  gboolean rollup = priv->caption_mode == GST_QWEN_ASR_CAPTION_ROLL_UP;
+  priv->rollup.set_layout(priv->max_line_length, priv->roll_up_lines);
+  config.min_duration = priv->min_duration_ms * GST_MSECOND;
+  config.max_line_length = priv->max_line_length;
+  config.max_lines = priv->max_lines;
   GST_OBJECT_UNLOCK(self);
+  config.partial_duration = kPartialDuration;
+  priv->timeline.set_config(config);
+  Budgets wait = budgets(self);
   GstClockTime final_start = GST_CLOCK_TIME_NONE; /* latest start of a final taken here */
   for (const PendingCaption &caption : ready) {
     GstClockTime start = to_pts(self, caption.transcript.start);
     if (caption.transcript.final && GST_CLOCK_TIME_IS_VALID(start) &&
         (!GST_CLOCK_TIME_IS_VALID(final_start) || start > final_start))
       final_start = start;
-    if (!caption.transcript.final && !partials)
+    observe_delay(self, caption);
+    const qwenasr::Transcript &t = caption.transcript;
+    if (!t.final && !rollup) {
+      /* When its words were confirmed: the final's captions are timed by it. */
+      guint chars = qwenasr::perceived_length(t.stable_text);
+      auto &confirmed = priv->confirmations[t.item_id];
+      if (chars > 0 && (confirmed.empty() || chars > confirmed.back().chars))
+        confirmed.push_back({chars, heard_pts(priv, caption.arrival, start)});
+    }
+    if (!caption.transcript.final && !partials && !rollup)
       continue;
     if (caption.transcript.text.empty())
       continue;
-    push_caption(self, caption);
+    add_to_timeline(self, caption, wait, rollup);
+    if (t.final)
+      priv->confirmations.erase(t.item_id);
   }
+  /* Utterances whose final never comes (a lost session) must not pile up. */
+  while (priv->confirmations.size() > 16)
+    priv->confirmations.erase(priv->confirmations.begin());
 
   std::deque<std::pair<GstClockTime, gint64>> starts;
   {
@@ -422,10 +571,14 @@ static void push_output(GstQwenAsr *self, gboolean drained) {
                    GST_TIME_ARGS(start.first), GST_TIME_ARGS(heard));
     priv->hearing_delay = MAX(priv->hearing_delay, heard);
   }
+  /* The next speech start ends the caption held before it. */
+  for (const auto &start : starts)
+    priv->timeline.speech_started(to_pts(self, start.first));
+  if (GST_CLOCK_TIME_IS_VALID(open_now))
+    priv->timeline.speech_started(open_now);
 
   GstClockTime safe = GST_CLOCK_TIME_NONE;
   gint64 now = g_get_monotonic_time();
-  Budgets wait = budgets(self);
   if (drained) {
     safe = to_pts(self, priv->transcriber.input_end_time());
     if (!priv->sent.empty())
@@ -437,8 +590,9 @@ static void push_output(GstQwenAsr *self, gboolean drained) {
         break;
       safe = mark.end;
     }
-    /* open_now may be the utterance whose final was just taken. */
-    GstClockTime open = open_now;
+    /* open_now may be the utterance whose final was just taken. Roll-up captions show words
+     * from when they were confirmed, never from the utterance start: nothing to hold for. */
+    GstClockTime open = rollup ? GST_CLOCK_TIME_NONE : open_now;
     if (GST_CLOCK_TIME_IS_VALID(final_start) && GST_CLOCK_TIME_IS_VALID(open) &&
         open <= final_start)
       open = GST_CLOCK_TIME_NONE;
@@ -484,7 +638,13 @@ static void push_output(GstQwenAsr *self, gboolean drained) {
       }
     }
   }
-  push_gap(self, safe);
+  /* The captions the timeline can release now (all of them once drained), then the GAP up
+   * to the safe point, but not past a caption it still holds. */
+  for (const qwenasr::Cue &cue : priv->timeline.take(priv->position, safe, now, drained))
+    push_cue(self, cue);
+  GstClockTime held = priv->timeline.hold_point();
+  push_gap(self,
+           GST_CLOCK_TIME_IS_VALID(held) && GST_CLOCK_TIME_IS_VALID(safe) ? MIN(held, safe) : safe);
 
   /* Marks before the position are only needed for delay lookups of captions still open. */
   GstClockTime keep_from = priv->position;
@@ -521,6 +681,10 @@ static void reset_output(GstQwenAsr *self) {
   clear_outq(priv);
   priv->sent.clear();
   priv->position = GST_CLOCK_TIME_NONE;
+  priv->timeline.reset();
+  priv->rollup.reset();
+  priv->confirmations.clear();
+  priv->language_tagged.clear();
   priv->eos = FALSE;
   priv->warned_stall = FALSE;
   priv->late_episode = FALSE;
@@ -868,6 +1032,26 @@ static void gst_qwen_asr_set_property(GObject *object, guint prop_id, const GVal
   case PROP_PARTIAL_RESULTS:
     self->priv->partial_results = g_value_get_boolean(value);
     break;
+  case PROP_MAX_LINE_LENGTH: {
+    guint length = g_value_get_uint(value);
+    if (length > 0 && length < MIN_MAX_LINE_LENGTH) {
+      g_warning("qwenasr: max-line-length %u refused: a line must hold at least %u characters "
+                "(or 0: 42, or 16 for Chinese, Japanese and Korean); keeping %u",
+                length, MIN_MAX_LINE_LENGTH, self->priv->max_line_length);
+      break;
+    }
+    self->priv->max_line_length = length;
+    break;
+  }
+  case PROP_MAX_LINES:
+    self->priv->max_lines = g_value_get_uint(value);
+    break;
+  case PROP_CAPTION_MODE:
+    self->priv->caption_mode = static_cast<GstQwenAsrCaptionMode>(g_value_get_enum(value));
+    break;
+  case PROP_ROLL_UP_LINES:
+    self->priv->roll_up_lines = g_value_get_uint(value);
+    break;
   default:
     if (!qwenasr::settings_set_property(&self->priv->settings, PROP_SHARED_FIRST, prop_id, value))
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -885,7 +1069,14 @@ static void gst_qwen_asr_get_property(GObject *object, guint prop_id, GValue *va
     GstStructure *stats = self->priv->transcriber.stats();
     {
       std::lock_guard<std::mutex> guard(self->priv->out_lock);
-      gst_structure_set(stats, "captions-late", G_TYPE_UINT64, self->priv->captions_late, nullptr);
+      const qwenasr::TimelineStats &t = self->priv->timeline.stats();
+      const qwenasr::DelayStats &d = self->priv->screen_delays;
+      gst_structure_set(stats, "captions-late", G_TYPE_UINT64, t.captions_late, "captions-split",
+                        G_TYPE_UINT64, t.captions_split, "reading-speed-hits", G_TYPE_UINT64,
+                        t.reading_speed_hits, "caption-delay-p50-ms", G_TYPE_INT64,
+                        d.percentile(50), "caption-delay-p95-ms", G_TYPE_INT64, d.percentile(95),
+                        "caption-delay-max-ms", G_TYPE_INT64, d.max(), "words-contradicted",
+                        G_TYPE_UINT64, self->priv->rollup.contradicted(), nullptr);
     }
     g_value_take_boxed(value, stats);
     return;
@@ -903,6 +1094,18 @@ static void gst_qwen_asr_get_property(GObject *object, guint prop_id, GValue *va
     break;
   case PROP_PARTIAL_RESULTS:
     g_value_set_boolean(value, self->priv->partial_results);
+    break;
+  case PROP_MAX_LINE_LENGTH:
+    g_value_set_uint(value, self->priv->max_line_length);
+    break;
+  case PROP_MAX_LINES:
+    g_value_set_uint(value, self->priv->max_lines);
+    break;
+  case PROP_CAPTION_MODE:
+    g_value_set_enum(value, self->priv->caption_mode);
+    break;
+  case PROP_ROLL_UP_LINES:
+    g_value_set_uint(value, self->priv->roll_up_lines);
     break;
   case PROP_MAX_OBSERVED_DELAY:
     g_value_set_uint(value, static_cast<guint>(self->priv->max_observed_delay / GST_MSECOND));
@@ -932,7 +1135,9 @@ static GstStateChangeReturn gst_qwen_asr_change_state(GstElement *element,
     priv->max_observed_delay = 0;
     {
       std::lock_guard<std::mutex> guard(priv->out_lock);
-      priv->captions_late = 0;
+      priv->timeline.reset_stats();
+      priv->rollup.reset_stats();
+      priv->screen_delays.clear();
       reset_output(self);
     }
     priv->transcriber.set_order_hold(order_hold);
@@ -1024,12 +1229,39 @@ static void gst_qwen_asr_class_init(GstQwenAsrClass *klass) {
                            "overlapping, never going back in time)",
                            FALSE, playing));
   g_object_class_install_property(
+      gobject_class, PROP_MAX_LINE_LENGTH,
+      g_param_spec_uint("max-line-length", "Maximum line length",
+                        "Characters (as a viewer counts them) on a caption line; 0 = by script: "
+                        "42 for spaced scripts, 16 for Chinese, Japanese and Korean (Netflix "
+                        "style guides). 1 to 7 are refused",
+                        0, MAX_MAX_LINE_LENGTH, DEFAULT_MAX_LINE_LENGTH, playing));
+  g_object_class_install_property(
+      gobject_class, PROP_MAX_LINES,
+      g_param_spec_uint("max-lines", "Maximum lines",
+                        "Lines on one caption; longer transcripts become consecutive captions", 1,
+                        MAX_MAX_LINES, DEFAULT_MAX_LINES, playing));
+  g_object_class_install_property(
+      gobject_class, PROP_CAPTION_MODE,
+      g_param_spec_enum("caption-mode", "Caption mode",
+                        "pop-on: readable blocks from final transcripts; roll-up: the words the "
+                        "service has confirmed, as they come, in a scrolling window (lower "
+                        "delay; each buffer is the whole window)",
+                        gst_qwen_asr_caption_mode_get_type(), GST_QWEN_ASR_CAPTION_POP_ON,
+                        playing));
+  g_object_class_install_property(
+      gobject_class, PROP_ROLL_UP_LINES,
+      g_param_spec_uint("roll-up-lines", "Roll-up lines",
+                        "Lines of the roll-up window (CEA-608 roll-up: 2 to 4)", 1, MAX_MAX_LINES,
+                        DEFAULT_ROLL_UP_LINES, playing));
+  g_object_class_install_property(
       gobject_class, PROP_MAX_OBSERVED_DELAY,
       g_param_spec_uint("max-observed-delay", "Maximum observed delay",
                         "Largest delay (ms) seen between audio and its final transcript", 0,
                         G_MAXUINT, 0,
                         static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
   g_object_class_install_property(gobject_class, PROP_STATS, qwenasr::stats_param_spec());
+  gst_type_mark_as_plugin_api(gst_qwen_asr_caption_mode_get_type(),
+                              static_cast<GstPluginAPIFlags>(0));
   qwenasr::settings_install_properties(gobject_class, PROP_SHARED_FIRST);
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);

@@ -7,6 +7,7 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 
+#include <algorithm>
 #include <cmath>
 
 using namespace testutil;
@@ -63,7 +64,12 @@ static void assert_cues_match(const std::vector<Cue> &cues, const Audio &audio) 
   fail_unless_equals_int(cues.size(), audio.utterances.size());
   for (gsize i = 0; i < cues.size(); i++) {
     std::string expected = audio.transcript_of(audio.utterances[i]);
-    fail_unless_equals_string(cues[i].text.c_str(), expected.c_str());
+    /* Laid out in lines of at most 42 characters: the words, in order, across the lines. */
+    std::string text = cues[i].text;
+    std::replace(text.begin(), text.end(), '\n', ' ');
+    fail_unless_equals_string(text.c_str(), expected.c_str());
+    fail_unless(text.size() <= 42 || cues[i].text.find('\n') != std::string::npos,
+                "a long caption on one line");
     /* Captions stay up for at least min-duration (1 s by default) so they can be read. */
     guint64 start_ms = audio.utterances[i].start_ms;
     guint64 end_ms = MAX(audio.utterances[i].end_ms, start_ms + 1000);
@@ -82,16 +88,41 @@ static std::string captioner(const std::string &url) {
   return "audioconvert ! audioresample ! qwenasr api-key=test-key language-code=en url=" + url;
 }
 
+static GstPadProbeReturn record_format(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_CAPS) {
+    GstCaps *caps;
+    gst_event_parse_caps(event, &caps);
+    *static_cast<std::string *>(data) =
+        gst_structure_get_string(gst_caps_get_structure(caps, 0), "format");
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+/* The text format qwenasr (named asr) negotiates in the pipeline `before_start` is given. */
+static std::function<void(GstElement *)> watch_format(std::string *format) {
+  return [format](GstElement *pipeline) {
+    GstElement *asr = gst_bin_get_by_name(GST_BIN(pipeline), "asr");
+    GstPad *pad = gst_element_get_static_pad(asr, "src");
+    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, record_format, format, nullptr);
+    gst_object_unref(pad);
+    gst_object_unref(asr);
+  };
+}
+
 GST_START_TEST(test_srt_file_holds_one_cue_per_utterance_at_the_right_times) {
   auto service = start_service();
   Audio audio = make_audio(16000, kThreeUtterances);
   gchar *wav = write_wav(audio);
   std::string srt = temp_path(".srt");
+  std::string format;
   std::vector<GstMessage *> messages =
       run_pipeline(std::string("filesrc location=") + wav + " ! decodebin ! " +
-                       captioner(service->url()) + " ! srtenc ! filesink location=" + srt,
-                   30 * GST_SECOND);
+                       captioner(service->url()) + " name=asr ! srtenc ! filesink location=" + srt,
+                   30 * GST_SECOND, watch_format(&format));
   free_messages(messages);
+  /* SRT has no escapes: the transcript goes in as it is. */
+  fail_unless_equals_string(format.c_str(), "utf8");
   std::string text = read_file(srt);
   std::vector<Cue> cues = parse_cues(text);
   assert_cues_match(cues, audio);
@@ -107,11 +138,15 @@ GST_START_TEST(test_webvtt_file_holds_one_cue_per_utterance_at_the_right_times) 
   Audio audio = make_audio(16000, kThreeUtterances);
   gchar *wav = write_wav(audio);
   std::string vtt = temp_path(".vtt");
-  std::vector<GstMessage *> messages =
-      run_pipeline(std::string("filesrc location=") + wav + " ! decodebin ! " +
-                       captioner(service->url()) + " ! webvttenc ! filesink location=" + vtt,
-                   30 * GST_SECOND);
+  std::string format;
+  std::vector<GstMessage *> messages = run_pipeline(
+      std::string("filesrc location=") + wav + " ! decodebin ! " + captioner(service->url()) +
+          " name=asr ! queue ! webvttenc ! filesink location=" + vtt,
+      30 * GST_SECOND, watch_format(&format));
   free_messages(messages);
+  /* webvttenc (1.22) writes the text verbatim into the cue: it gets escaped markup, so '<',
+   * '&' and "-->" in a transcript stay text. */
+  fail_unless_equals_string(format.c_str(), "pango-markup");
   std::string text = read_file(vtt);
   fail_unless(text.rfind("WEBVTT", 0) == 0, "no WEBVTT header");
   assert_cues_match(parse_cues(text), audio);
@@ -221,6 +256,51 @@ GST_START_TEST(test_captions_burned_into_a_recording) {
 }
 GST_END_TEST;
 
+static GstPadProbeReturn record_language(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_TAG) {
+    GstTagList *tags;
+    gst_event_parse_tag(event, &tags);
+    gchar *code = nullptr;
+    if (gst_tag_list_get_string(tags, GST_TAG_LANGUAGE_CODE, &code))
+      *static_cast<std::string *>(data) = code;
+    g_free(code);
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+GST_START_TEST(test_matroska_subtitle_track_is_labelled_zh_for_chinese) {
+  auto service = start_service();
+  Audio audio = make_audio(16000, kThreeUtterances);
+  gchar *wav = write_wav(audio);
+  std::string out = temp_path(".mkv");
+  std::vector<GstMessage *> messages =
+      run_pipeline(std::string("filesrc location=") + wav +
+                       " ! decodebin ! audioconvert ! audioresample ! qwenasr api-key=test-key "
+                       "language-code=zh url=" +
+                       service->url() + " ! matroskamux ! filesink location=" + out,
+                   60 * GST_SECOND);
+  free_messages(messages);
+  /* The demuxer reads the track's language (ISO 639-2 in the file) back as a tag. */
+  std::string language;
+  messages = run_pipeline("filesrc location=" + out +
+                              " ! matroskademux ! text/x-raw ! fakesink name=out sync=false",
+                          30 * GST_SECOND, [&language](GstElement *pipeline) {
+                            GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
+                            GstPad *pad = gst_element_get_static_pad(sink, "sink");
+                            gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM,
+                                              record_language, &language, nullptr);
+                            gst_object_unref(pad);
+                            gst_object_unref(sink);
+                          });
+  free_messages(messages);
+  fail_unless_equals_string(language.c_str(), "zh");
+  g_unlink(out.c_str());
+  g_unlink(wav);
+  g_free(wav);
+}
+GST_END_TEST;
+
 static void count_frame(GstElement *, GstBuffer *, GstPad *, gpointer data) {
   (*static_cast<guint *>(data))++;
 }
@@ -258,6 +338,7 @@ static Suite *pipelines_suite(void) {
   tcase_add_test(tc, test_webvtt_file_holds_one_cue_per_utterance_at_the_right_times);
   tcase_add_test(tc, test_matroska_subtitle_track_demuxes_back_to_the_captions);
   tcase_add_test(tc, test_mp4_subtitle_track_demuxes_back_to_the_captions);
+  tcase_add_test(tc, test_matroska_subtitle_track_is_labelled_zh_for_chinese);
   tcase_add_test(tc, test_captions_burned_into_a_recording);
   tcase_add_test(tc, test_live_textoverlay_pipeline_runs_to_the_end_without_stalling);
   return s;

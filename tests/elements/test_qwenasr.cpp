@@ -3,6 +3,7 @@
  * truth, a continuous text timeline, latency answers, drain, segment changes and flushes. */
 #include "testutil.h"
 
+#include <algorithm>
 #include <cmath>
 
 using namespace testutil;
@@ -160,9 +161,10 @@ GST_START_TEST(test_captions_follow_a_segment_that_starts_later) {
 }
 GST_END_TEST;
 
-GST_START_TEST(test_min_duration_extends_short_captions_without_overlap) {
+GST_START_TEST(test_min_duration_gives_way_to_the_next_utterance) {
   auto service = start_service();
-  /* Two 300 ms utterances 500 ms apart: the first caption's 1 s minimum pushes the second. */
+  /* Two 300 ms utterances 500 ms apart: the first caption's 1 s minimum would overlap the
+   * second, so it is shortened; the second starts with its speech. */
   Audio audio =
       make_audio(16000, {{200, false}, {300, true}, {500, false}, {300, true}, {1000, false}});
   GstHarness *h = caption_harness(service->url(), 16000, "vad-silence-ms=400");
@@ -171,11 +173,47 @@ GST_START_TEST(test_min_duration_extends_short_captions_without_overlap) {
   auto captions = out.captions();
   fail_unless_equals_int(captions.size(), 2);
   assert_time_near(captions[0].start, 200 * GST_MSECOND, "first PTS");
-  fail_unless_equals_uint64(captions[0].duration, GST_SECOND);
-  /* Never back in time, never overlapping: the second starts where the first ends. */
-  fail_unless_equals_uint64(captions[1].start, captions[0].start + captions[0].duration);
+  assert_time_near(captions[1].start, 1000 * GST_MSECOND, "second PTS");
+  fail_unless_equals_uint64(captions[0].start + captions[0].duration, captions[1].start);
+  fail_unless_equals_uint64(captions[1].duration, GST_SECOND);
   assert_continuous(out, 0, 2300 * GST_MSECOND);
   teardown_harness(h);
+}
+GST_END_TEST;
+
+/* `count` bursts of 300 ms, 800 ms apart (the issue's drift case): every caption within
+ * `tolerance` of its burst, none overlapping, the timeline continuous. */
+static void check_bursts_do_not_drift(guint count, GstClockTime tolerance) {
+  auto service = start_service();
+  std::vector<Stretch> stretches;
+  for (guint i = 0; i < count; i++) {
+    stretches.push_back({300, true});
+    stretches.push_back({500, false});
+  }
+  Audio audio = make_audio(16000, stretches);
+  GstHarness *h = caption_harness(service->url(), 16000, "vad-silence-ms=300");
+  Output out;
+  stream_to_eos(h, audio, &out);
+  auto captions = out.captions();
+  fail_unless_equals_int(captions.size(), count);
+  for (guint i = 0; i < count; i++) {
+    GstClockTime truth = audio.utterances[i].start_ms * GST_MSECOND;
+    GstClockTime off =
+        captions[i].start > truth ? captions[i].start - truth : truth - captions[i].start;
+    fail_unless(off <= tolerance, "caption %u at %" GST_TIME_FORMAT ", speech at %" GST_TIME_FORMAT,
+                i, GST_TIME_ARGS(captions[i].start), GST_TIME_ARGS(truth));
+  }
+  assert_continuous(out, 0, count * 800 * GST_MSECOND);
+  teardown_harness(h);
+}
+
+GST_START_TEST(test_five_bursts_captions_start_with_their_speech) {
+  check_bursts_do_not_drift(5, kTolerance);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_forty_bursts_never_drift_more_than_150_ms) {
+  check_bursts_do_not_drift(40, 150 * GST_MSECOND);
 }
 GST_END_TEST;
 
@@ -533,6 +571,263 @@ GST_START_TEST(test_audio_keeps_flowing_while_downstream_holds_a_caption) {
 }
 GST_END_TEST;
 
+static GstPadProbeReturn record_order(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  std::string *order = static_cast<std::string *>(data);
+  if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
+    *order += 'B';
+  } else if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) == GST_EVENT_TAG) {
+    GstTagList *tags;
+    gchar *code = nullptr;
+    gst_event_parse_tag(GST_PAD_PROBE_INFO_EVENT(info), &tags);
+    if (gst_tag_list_get_string(tags, GST_TAG_LANGUAGE_CODE, &code))
+      *order += std::string("[") + code + "]";
+    g_free(code);
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+GST_START_TEST(test_a_language_tag_precedes_the_first_caption) {
+  auto service = start_service();
+  GstHarness *h = caption_harness(service->url(), 16000, "language-code=zh");
+  GstPad *src = gst_element_get_static_pad(h->element, "src");
+  std::string order;
+  gst_pad_add_probe(
+      src,
+      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+      record_order, &order, nullptr);
+  Output out;
+  stream_to_eos(h, make_audio(16000, kTwoUtterances), &out);
+  /* One tag, before the first caption; the language does not change after it. */
+  fail_unless(order.rfind("[zh]B", 0) == 0, "order: %s", order.c_str());
+  fail_unless(order.find('[', 1) == std::string::npos, "tagged again: %s", order.c_str());
+  gst_object_unref(src);
+  teardown_harness(h);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_a_long_utterance_becomes_consecutive_two_line_captions) {
+  auto service = start_service();
+  /* 12 s of speech: 60 words of the local engine, one long transcript. */
+  Audio audio = make_audio(16000, {{500, false}, {12000, true}, {1000, false}});
+  GstHarness *h = caption_harness(service->url(), 16000, "latency=30000");
+  Output out;
+  stream_to_eos(h, audio, &out);
+  auto captions = out.captions();
+  fail_unless(captions.size() >= 4, "only %zu captions", captions.size());
+  std::string words;
+  GstClockTime previous = 0;
+  for (const auto &c : captions) {
+    gchar **lines = g_strsplit(c.text.c_str(), "\n", -1);
+    fail_unless(g_strv_length(lines) <= 2, "more than two lines: %s", c.text.c_str());
+    for (gchar **l = lines; *l; l++) {
+      fail_unless(g_utf8_strlen(*l, -1) <= 42, "line longer than 42: %s", *l);
+      words += (words.empty() ? "" : " ") + std::string(*l);
+    }
+    g_strfreev(lines);
+    fail_unless(c.start >= 500 * GST_MSECOND && c.start < 12500 * GST_MSECOND,
+                "caption outside its utterance");
+    fail_unless(c.start >= previous, "captions out of order");
+    fail_unless(c.duration <= 7 * GST_SECOND, "caption up longer than 7 s");
+    previous = c.start;
+  }
+  /* Every word exactly once, in order. */
+  std::string expected = audio.transcript_of(audio.utterances[0]);
+  fail_unless_equals_string(words.c_str(), expected.c_str());
+  assert_time_near(captions[0].start, 500 * GST_MSECOND, "first caption");
+  GstStructure *stats = nullptr;
+  g_object_get(h->element, "stats", &stats, nullptr);
+  guint64 split = 0;
+  fail_unless(gst_structure_get_uint64(stats, "captions-split", &split));
+  fail_unless_equals_uint64(split, 1);
+  gst_structure_free(stats);
+  teardown_harness(h);
+}
+GST_END_TEST;
+
+static void record_warning(const gchar *, GLogLevelFlags, const gchar *message, gpointer data) {
+  *static_cast<std::string *>(data) = message;
+}
+
+GST_START_TEST(test_nonsensical_layout_values_are_refused_when_set) {
+  GstElement *asr = gst_element_factory_make("qwenasr", nullptr);
+  guint length = 99, lines = 99;
+  g_object_set(asr, "max-line-length", 32, "max-lines", 3, nullptr);
+  /* Too short for words: the element says so (GLib says so for values out of range). */
+  std::string warning;
+  guint handler = g_log_set_handler("qwenasr", G_LOG_LEVEL_WARNING, record_warning, &warning);
+  g_object_set(asr, "max-line-length", 3, nullptr);
+  g_log_remove_handler("qwenasr", handler);
+  fail_unless(warning.find("max-line-length 3 refused") != std::string::npos, "warning: %s",
+              warning.c_str());
+  ASSERT_WARNING(g_object_set(asr, "max-lines", 0, nullptr));
+  ASSERT_WARNING(g_object_set(asr, "max-line-length", 100000, nullptr));
+  g_object_get(asr, "max-line-length", &length, "max-lines", &lines, nullptr);
+  fail_unless_equals_int(length, 32);
+  fail_unless_equals_int(lines, 3);
+  g_object_set(asr, "max-line-length", 0, nullptr); /* by script */
+  g_object_get(asr, "max-line-length", &length, nullptr);
+  fail_unless_equals_int(length, 0);
+  gst_object_unref(asr);
+}
+GST_END_TEST;
+
+static std::vector<std::string> words_of(const std::string &text) {
+  std::vector<std::string> words;
+  gchar **parts = g_strsplit_set(text.c_str(), " \n", -1);
+  for (gchar **p = parts; *p; p++) {
+    if (**p)
+      words.push_back(*p);
+  }
+  g_strfreev(parts);
+  return words;
+}
+
+GST_START_TEST(test_roll_up_shows_confirmed_words_before_the_utterance_ends) {
+  auto service = start_service();
+  /* 3 s of speech, fed in real time as a live source would: the service confirms words
+   * every 200 ms of audio. */
+  Audio audio = make_audio(16000, {{200, false}, {3000, true}, {1000, false}});
+  GstHarness *h = caption_harness(service->url(), 16000, "caption-mode=roll-up");
+  Audio chunk{16000, {}, {}};
+  for (gsize i = 0; i < audio.samples.size(); i += 320) {
+    chunk.samples.assign(audio.samples.begin() + i,
+                         audio.samples.begin() + MIN(i + 320, audio.samples.size()));
+    fail_unless_equals_int(push_audio(h, chunk, 20, i * GST_SECOND / 16000), GST_FLOW_OK);
+    g_usleep(20000); /* real-time pacing of the simulated live source */
+  }
+  fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
+  Output out;
+  collect(h, &out);
+  auto captions = out.captions();
+  fail_unless(captions.size() >= 3, "only %zu roll-up windows", captions.size());
+  /* The first words were on screen while the utterance was still being spoken. */
+  fail_unless(captions[0].start < 3200 * GST_MSECOND,
+              "first words at %" GST_TIME_FORMAT ", after the utterance ended",
+              GST_TIME_ARGS(captions[0].start));
+  /* Never retracting: each window is the previous one, maybe scrolled, plus new words; the
+   * new words, in order, are the utterance's words (case and punctuation aside). */
+  auto plain = [](const std::string &w) {
+    std::string p;
+    for (char c : w) {
+      if (g_ascii_isalnum(c))
+        p += g_ascii_tolower(c);
+    }
+    return p;
+  };
+  std::vector<std::string> stream;
+  for (const std::string &w : words_of(captions[0].text))
+    stream.push_back(plain(w));
+  for (gsize i = 1; i < captions.size(); i++) {
+    std::vector<std::string> a = words_of(captions[i - 1].text), b = words_of(captions[i].text);
+    gsize kept = G_MAXSIZE;
+    for (gsize k = 0; k <= a.size() && kept == G_MAXSIZE; k++) {
+      if (a.size() - k <= b.size() && std::equal(a.begin() + k, a.end(), b.begin()))
+        kept = a.size() - k;
+    }
+    fail_unless(kept != G_MAXSIZE, "\"%s\" took back words of \"%s\"", captions[i].text.c_str(),
+                captions[i - 1].text.c_str());
+    for (gsize j = kept; j < b.size(); j++)
+      stream.push_back(plain(b[j]));
+  }
+  std::vector<std::string> truth;
+  for (const std::string &w : words_of(audio.transcript_of(audio.utterances[0])))
+    truth.push_back(plain(w));
+  fail_unless(stream == truth, "words shown differ from the utterance's");
+  assert_continuous(out, 0, 4200 * GST_MSECOND);
+  GstStructure *stats = nullptr;
+  g_object_get(h->element, "stats", &stats, nullptr);
+  guint64 contradicted = 99;
+  fail_unless(gst_structure_get_uint64(stats, "words-contradicted", &contradicted));
+  fail_unless_equals_uint64(contradicted, 0);
+  gst_structure_free(stats);
+  teardown_harness(h);
+}
+GST_END_TEST;
+
+/* Pushes `audio` in 20 ms buffers at about the pace a live source would. */
+static void push_in_real_time(GstHarness *h, const Audio &audio) {
+  Audio chunk{audio.rate, {}, {}};
+  gsize step = audio.rate / 50;
+  for (gsize i = 0; i < audio.samples.size(); i += step) {
+    chunk.samples.assign(audio.samples.begin() + i,
+                         audio.samples.begin() + MIN(i + step, audio.samples.size()));
+    fail_unless_equals_int(push_audio(h, chunk, 20, i * GST_SECOND / audio.rate), GST_FLOW_OK);
+    g_usleep(20000); /* real-time pacing of the simulated live source */
+  }
+}
+
+GST_START_TEST(test_after_a_service_stall_captions_are_back_on_the_speech_next_utterance) {
+  /* The service sends nothing for 3 s from 2 s of audio on: the second utterance's caption
+   * comes after the text timeline had to pass its speech; the ones after are on time. */
+  qwenasr::local::ServiceOptions options;
+  options.faults.stall_after_appends = 20;
+  options.faults.stall_ms = 3000;
+  auto service = start_service(options);
+  Audio audio = make_audio(16000, {{500, false},
+                                   {1000, true},
+                                   {1500, false},
+                                   {1000, true},
+                                   {1500, false},
+                                   {1000, true},
+                                   {1500, false},
+                                   {1000, true},
+                                   {1000, false}});
+  GstHarness *h = caption_harness(service->url(), 16000, "latency=2500 vad-silence-ms=300");
+  push_in_real_time(h, audio);
+  fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
+  Output out;
+  collect(h, &out);
+  auto captions = out.captions();
+  fail_unless_equals_int(captions.size(), 4);
+  assert_time_near(captions[0].start, 500 * GST_MSECOND, "before the stall");
+  fail_unless(captions[1].start > 3100 * GST_MSECOND, "the stalled caption was not late");
+  for (gsize i = 2; i < 4; i++) {
+    GstClockTime truth = audio.utterances[i].start_ms * GST_MSECOND;
+    GstClockTime off =
+        captions[i].start > truth ? captions[i].start - truth : truth - captions[i].start;
+    fail_unless(off <= 150 * GST_MSECOND, "caption %zu still late by %" GST_TIME_FORMAT, i,
+                GST_TIME_ARGS(off));
+  }
+  assert_continuous(out, 0, 9000 * GST_MSECOND);
+  GstStructure *stats = nullptr;
+  g_object_get(h->element, "stats", &stats, nullptr);
+  guint64 late = 0;
+  fail_unless(gst_structure_get_uint64(stats, "captions-late", &late));
+  fail_unless_equals_uint64(late, 1);
+  gst_structure_free(stats);
+  teardown_harness(h);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_partial_results_do_not_make_later_utterances_drift) {
+  auto service = start_service();
+  /* 1 s utterances 2.5 s apart, previews on: each utterance's first caption at its start. */
+  Audio audio = make_audio(16000, {{500, false},
+                                   {1000, true},
+                                   {1500, false},
+                                   {1000, true},
+                                   {1500, false},
+                                   {1000, true},
+                                   {1500, false},
+                                   {1000, true},
+                                   {1000, false}});
+  GstHarness *h = caption_harness(service->url(), 16000, "partial-results=true");
+  Output out;
+  stream_to_eos(h, audio, &out);
+  auto captions = out.captions();
+  for (const Utterance &u : audio.utterances) {
+    GstClockTime truth = u.start_ms * GST_MSECOND;
+    bool found = false;
+    for (const auto &c : captions)
+      found |= c.start + kTolerance >= truth && c.start <= truth + kTolerance;
+    fail_unless(found, "no caption starts with the utterance at %" GST_TIME_FORMAT,
+                GST_TIME_ARGS(truth));
+  }
+  assert_continuous(out, 0, 9000 * GST_MSECOND);
+  teardown_harness(h);
+}
+GST_END_TEST;
+
 static Suite *qwenasr_suite(void) {
   Suite *s = suite_create("qwenasr");
   TCase *tc = tcase_create("general");
@@ -540,7 +835,15 @@ static Suite *qwenasr_suite(void) {
   tcase_add_test(tc, test_captions_carry_utterance_times_16k);
   tcase_add_test(tc, test_captions_carry_utterance_times_8k);
   tcase_add_test(tc, test_captions_follow_a_segment_that_starts_later);
-  tcase_add_test(tc, test_min_duration_extends_short_captions_without_overlap);
+  tcase_add_test(tc, test_min_duration_gives_way_to_the_next_utterance);
+  tcase_add_test(tc, test_five_bursts_captions_start_with_their_speech);
+  tcase_add_test(tc, test_forty_bursts_never_drift_more_than_150_ms);
+  tcase_add_test(tc, test_a_language_tag_precedes_the_first_caption);
+  tcase_add_test(tc, test_a_long_utterance_becomes_consecutive_two_line_captions);
+  tcase_add_test(tc, test_nonsensical_layout_values_are_refused_when_set);
+  tcase_add_test(tc, test_roll_up_shows_confirmed_words_before_the_utterance_ends);
+  tcase_add_test(tc, test_after_a_service_stall_captions_are_back_on_the_speech_next_utterance);
+  tcase_add_test(tc, test_partial_results_do_not_make_later_utterances_drift);
   tcase_add_test(tc, test_gaps_cover_silence_while_audio_flows);
   tcase_add_test(tc, test_latency_query_adds_latency_and_lateness_for_live_upstream);
   tcase_add_test(tc, test_new_segment_drains_and_starts_a_new_session);
