@@ -8,22 +8,14 @@
  * The viewer's file is then decoded by Debian's ffmpeg (the SRT a viewer's decoder shows) and
  * by flvdemux ! avdec_h264 ! ccextractor (the byte pairs). nginx is Debian's nginx with
  * libnginx-mod-rtmp, started on a free loopback port; without it the program exits 77. */
-#include "testutil.h"
+#include "rtmputil.h"
 
 #include "cea608check.h"
 
-#include <gio/gio.h>
 #include <glib/gstdio.h>
-
-#include <csignal>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 using namespace testutil;
 using namespace cea608check;
-
-static const char *kNginxModule = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
 
 /* The cookbook's restream pipeline, exactly as docs/cookbook.md shows it ($IN, $OUT, $URL and
  * $MODE substituted). */
@@ -39,93 +31,6 @@ static const char *kRestreamPipeline =
     "    qwenasr language-code=en url=$URL latency=2000 vad-silence-ms=200 ! \\\n"
     "    qwenasrcea608enc mode=$MODE ! closedcaption/x-cea-608,framerate=30/1 ! ccconverter ! \\\n"
     "    closedcaption/x-cea-708,format=cc_data ! c.caption";
-
-static guint16 free_port() {
-  GSocket *socket =
-      g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, nullptr);
-  GInetAddress *loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
-  GSocketAddress *address = g_inet_socket_address_new(loopback, 0);
-  fail_unless(g_socket_bind(socket, address, FALSE, nullptr), "cannot bind 127.0.0.1:0");
-  GSocketAddress *bound = g_socket_get_local_address(socket, nullptr);
-  guint16 port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
-  g_object_unref(bound);
-  g_object_unref(address);
-  g_object_unref(loopback);
-  g_socket_close(socket, nullptr);
-  g_object_unref(socket);
-  return port;
-}
-
-static bool port_accepts(guint16 port) {
-  GSocketClient *client = g_socket_client_new();
-  GSocketConnection *connection =
-      g_socket_client_connect_to_host(client, "127.0.0.1", port, nullptr, nullptr);
-  if (connection)
-    g_object_unref(connection);
-  g_object_unref(client);
-  return connection != nullptr;
-}
-
-static void die_with_parent(gpointer) {
-  /* A failing check test exits without unwinding: nginx must not outlive it. */
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-}
-
-/* nginx with the RTMP module on a free loopback port, in a temp dir, for one test. */
-class Nginx {
-public:
-  Nginx() {
-    gchar *dir = g_dir_make_tmp("qwenasr-cc-rtmp-XXXXXX", nullptr);
-    dir_ = dir;
-    g_free(dir);
-    port_ = free_port();
-    std::string conf =
-        "load_module " + std::string(kNginxModule) + ";\ndaemon off;\nmaster_process off;\npid " +
-        dir_ + "/nginx.pid;\nerror_log " + dir_ +
-        "/error.log info;\nevents { worker_connections 64; }\n"
-        "rtmp { server { listen 127.0.0.1:" +
-        std::to_string(port_) +
-        "; chunk_size 4096;\n"
-        "  application live { live on; record off; wait_key on; wait_video on; } } }\n";
-    std::string conf_path = dir_ + "/nginx.conf", prefix = dir_ + "/";
-    std::string error_log = dir_ + "/error.log";
-    fail_unless(g_file_set_contents(conf_path.c_str(), conf.c_str(), -1, nullptr));
-    gchar *nginx = g_find_program_in_path("nginx");
-    std::string binary = nginx ? nginx : "/usr/sbin/nginx";
-    g_free(nginx);
-    const gchar *argv[] = {binary.c_str(), "-e", error_log.c_str(), "-p",
-                           prefix.c_str(), "-c", conf_path.c_str(), nullptr};
-    GError *error = nullptr;
-    fail_unless(g_spawn_async(nullptr, const_cast<gchar **>(argv), nullptr,
-                              static_cast<GSpawnFlags>(G_SPAWN_DO_NOT_REAP_CHILD |
-                                                       G_SPAWN_STDOUT_TO_DEV_NULL),
-                              die_with_parent, nullptr, &pid_, &error),
-                "cannot run nginx: %s", error ? error->message : "");
-    for (int i = 0; i < 100 && !port_accepts(port_); i++)
-      g_usleep(50000);
-    fail_unless(port_accepts(port_), "nginx does not listen on %u", port_);
-  }
-  ~Nginx() {
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    g_spawn_close_pid(pid_);
-    for (const char *name : {"nginx.conf", "nginx.pid", "error.log"})
-      g_unlink((dir_ + "/" + name).c_str());
-    for (const char *name :
-         {"client_body_temp", "proxy_temp", "fastcgi_temp", "uwsgi_temp", "scgi_temp", "logs"})
-      g_rmdir((dir_ + "/" + name).c_str());
-    g_rmdir(dir_.c_str());
-  }
-  std::string url(const char *stream) const {
-    return "rtmp://127.0.0.1:" + std::to_string(port_) + "/live/" + stream;
-  }
-
-private:
-  std::string dir_;
-  guint16 port_ = 0;
-  GPid pid_ = 0;
-};
 
 static GstElement *launch(const std::string &description) {
   GError *error = nullptr;
@@ -173,10 +78,11 @@ static void check_round_trip(const char *mode) {
   GstElement *viewer =
       launch("rtmp2src location=" + nginx.url("out") + " ! filesink location=" + received);
   std::map<guint64, guint16> sent;
-  GstElement *captioner = launch(substitute(kRestreamPipeline, {{"$IN", nginx.url("in")},
-                                                                {"$OUT", nginx.url("out")},
-                                                                {"$URL", service->url()},
-                                                                {"$MODE", mode}}));
+  GstElement *captioner =
+      launch(cea608check::substitute(kRestreamPipeline, {{"$IN", nginx.url("in")},
+                                                         {"$OUT", nginx.url("out")},
+                                                         {"$URL", service->url()},
+                                                         {"$MODE", mode}}));
   watch_encoder(captioner, "qwenasrcea608enc0", &sent);
   /* A live publisher: 10 s of video at 30 fps, the speech as AAC. */
   GstElement *publisher =
