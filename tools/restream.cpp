@@ -16,9 +16,9 @@
  * sinks instead render at running time + ts-offset (latency plus a margin), so the output gets
  * a constant delay, whatever moment the input started in, and the holds vanish inside it.
  *
- * Exit status: 0 after SIGINT/SIGTERM; 2 for bad usage; 3 when the service refuses the key or
- * the settings (retrying cannot help); 4 when the output fails (RTMP server refused or lost);
- * 1 for anything else. Progress and health go to stderr. */
+ * Exit status: 0 after SIGINT/SIGTERM; 2 for bad usage; 3 when DASHSCOPE_API_KEY is not set
+ * or the service refuses the key or the settings (retrying cannot help); 4 when the output fails
+ * (RTMP server refused or lost); 1 for anything else. Progress and health go to stderr. */
 #include <gst/gst.h>
 #include <gst/video/video.h>
 
@@ -79,7 +79,8 @@ struct Restream {
    * caption delay's worth) while `input` already waits for the publisher's return. */
   GstElement *draining = nullptr;
   guint drain_source = 0;
-  guint generation = 0; /* of `input`; source EOS notes of older ones are ignored */
+  /* of `input`; what probes of older inputs (still airing their tail) report is ignored */
+  std::atomic<guint> generation{0};
   InputState state = InputState::Waiting;
   int exit_status = kExitOk;
   bool stopping = false;
@@ -202,24 +203,26 @@ GstPadProbeReturn count_caption(GstPad *, GstPadProbeInfo *, gpointer data) {
  * publishers may get a stray frame or two first). */
 const guint64 kFramesForConnected = 10;
 
-GstPadProbeReturn note_first_frame(GstPad *, GstPadProbeInfo *, gpointer data) {
-  Restream *r = static_cast<Restream *>(data);
-  if (r->frames.fetch_add(1) + 1 == kFramesForConnected)
-    r->first_frame_us = g_get_monotonic_time();
-  return GST_PAD_PROBE_OK;
-}
-
-struct SourceEos {
+/* What a probe of one input pipeline reports to. */
+struct InputProbe {
   Restream *r;
   guint generation;
 };
+
+GstPadProbeReturn note_first_frame(GstPad *, GstPadProbeInfo *, gpointer data) {
+  auto *probe = static_cast<InputProbe *>(data);
+  Restream *r = probe->r;
+  if (probe->generation == r->generation && r->frames.fetch_add(1) + 1 == kFramesForConnected)
+    r->first_frame_us = g_get_monotonic_time();
+  return GST_PAD_PROBE_OK;
+}
 
 gboolean publisher_left(gpointer data);
 
 /* EOS leaving rtmp2src: the publisher is gone, now, not once the delayed tail has aired. */
 GstPadProbeReturn watch_source(GstPad *, GstPadProbeInfo *info, gpointer data) {
   if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) == GST_EVENT_EOS)
-    g_idle_add(publisher_left, new SourceEos(*static_cast<SourceEos *>(data)));
+    g_idle_add(publisher_left, new InputProbe(*static_cast<InputProbe *>(data)));
   return GST_PAD_PROBE_OK;
 }
 
@@ -285,7 +288,7 @@ void input_lost(Restream &r, const char *why) {
 }
 
 gboolean publisher_left(gpointer data) {
-  SourceEos *note = static_cast<SourceEos *>(data);
+  InputProbe *note = static_cast<InputProbe *>(data);
   Restream &r = *note->r;
   bool current = note->generation == r.generation && r.input;
   delete note;
@@ -347,11 +350,12 @@ gboolean attach_input(gpointer data) {
   r.generation++;
   r.frames = 0;
   r.first_frame_us = 0;
-  add_probe(r.input, "vsink", "sink", GST_PAD_PROBE_TYPE_BUFFER, note_first_frame, &r);
+  auto delete_probe = [](gpointer probe) { delete static_cast<InputProbe *>(probe); };
+  add_probe(r.input, "vsink", "sink", GST_PAD_PROBE_TYPE_BUFFER, note_first_frame,
+            new InputProbe{&r, r.generation}, delete_probe);
   add_probe(r.input, "asr", "src", GST_PAD_PROBE_TYPE_BUFFER, count_caption, &r);
   add_probe(r.input, "source", "src", GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, watch_source,
-            new SourceEos{&r, r.generation},
-            [](gpointer note) { delete static_cast<SourceEos *>(note); });
+            new InputProbe{&r, r.generation}, delete_probe);
   GstBus *bus = gst_element_get_bus(r.input);
   gst_bus_add_watch(bus, on_input_message, &r);
   r.attaches++;
