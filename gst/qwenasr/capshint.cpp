@@ -49,7 +49,15 @@ GstPadProbeReturn probe(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
     /* After the query was answered: upstream asked "can you take any of these?" and the
      * answer was nothing (e.g. audioconvert alone in front of a 44.1 kHz source). */
     GstQuery *query = GST_PAD_PROBE_INFO_QUERY(info);
-    if (GST_QUERY_TYPE(query) == GST_QUERY_CAPS) {
+    if (GST_QUERY_TYPE(query) == GST_QUERY_ACCEPT_CAPS) {
+      /* "Can you take exactly these?", answered no: what a parser asks before its caps. */
+      GstCaps *caps = nullptr;
+      gboolean accepted = TRUE;
+      gst_query_parse_accept_caps(query, &caps);
+      gst_query_parse_accept_caps_result(query, &accepted);
+      if (caps && !accepted && outside_template(pad, caps))
+        say(watch, pad, caps);
+    } else if (GST_QUERY_TYPE(query) == GST_QUERY_CAPS) {
       GstCaps *filter = nullptr, *result = nullptr;
       gst_query_parse_caps(query, &filter);
       gst_query_parse_caps_result(query, &result);
