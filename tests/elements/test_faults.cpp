@@ -120,8 +120,8 @@ static void assert_captions_in_order(const std::vector<Caption> &captions, const
   for (gsize i = 0; i < captions.size(); i++) {
     g_print("  caption %" G_GSIZE_FORMAT " at %" GST_TIME_FORMAT ": \"%s\"\n", i,
             GST_TIME_ARGS(captions[i].pts), captions[i].text.c_str());
-    fail_unless_equals_string(captions[i].text.c_str(),
-                              audio.transcript_of(audio.utterances[i]).c_str());
+    std::string expected = audio.transcript_of(audio.utterances[i]);
+    fail_unless_equals_string(captions[i].text.c_str(), expected.c_str());
     assert_time_near(captions[i].pts, audio.utterances[i].start_ms * GST_MSECOND, "caption pts");
   }
 }
@@ -245,8 +245,8 @@ GST_START_TEST(test_an_utterance_never_finalized_is_warned_about_with_its_span) 
   fail_unless(texts_of(messages, GST_MESSAGE_ERROR).empty(), "unexpected error");
   auto finals = transcripts(messages, true);
   fail_unless_equals_int(finals.size(), 1);
-  fail_unless_equals_string(gst_structure_get_string(finals[0], "text"),
-                            audio.transcript_of(audio.utterances[1]).c_str());
+  std::string expected = audio.transcript_of(audio.utterances[1]);
+  fail_unless_equals_string(gst_structure_get_string(finals[0], "text"), expected.c_str());
   assert_one_warning(messages, {"no transcript for 1 utterance(s)", "0:00:00.200 - 0:00:00.500"});
   fail_unless_equals_uint64(stat(stats, "lost-utterances"), 1);
   gst_structure_free(stats);
