@@ -604,7 +604,7 @@ static void push_output(GstQwenAsr *self, gboolean drained) {
         if (flowing && !priv->late_episode) {
           /* Audio keeps coming in real time (a source such as rtmp2src that is not live):
            * the service is simply slower than the budget. One warning for the episode of
-           * late captions this starts (see push_caption). */
+           * late captions this starts (see push_cue). */
           priv->late_episode = TRUE;
           GST_ELEMENT_WARNING(self, STREAM, FAILED,
                               ("A final transcript took longer than latency + lateness (%u ms) "
