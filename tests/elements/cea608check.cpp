@@ -6,20 +6,14 @@
 #include <regex>
 
 #include "cea608check.h"
+#include "testutil.h"
 
 #include <glib/gstdio.h>
 #include <unistd.h>
 
 namespace cea608check {
 
-std::string temp_path(const char *suffix) {
-  gchar *name = g_strdup_printf("qwenasr-cc-%d-%u%s", getpid(), g_random_int(), suffix);
-  gchar *path = g_build_filename(g_get_tmp_dir(), name, nullptr);
-  std::string result(path);
-  g_free(name);
-  g_free(path);
-  return result;
-}
+using testutil::temp_path;
 
 std::string replace_all(std::string s, const std::string &from, const std::string &to) {
   for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))

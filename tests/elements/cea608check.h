@@ -12,9 +12,6 @@
 
 namespace cea608check {
 
-/* A path in the temp dir that does not exist yet. */
-std::string temp_path(const char *suffix);
-
 std::string replace_all(std::string s, const std::string &from, const std::string &to);
 
 /* A pipeline as the cookbook writes it (lines continued with " \\"), with `vars` substituted,

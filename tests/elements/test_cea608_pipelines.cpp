@@ -98,14 +98,7 @@ GST_END_TEST;
 static void check_local_service(const char *mode) {
   auto service = start_service();
   Audio audio = make_audio(16000, kThreeUtterances);
-  gchar *wav = write_wav(audio);
-  std::string talk = temp_path(".mkv");
-  std::vector<GstMessage *> made = run_pipeline(
-      "videotestsrc num-buffers=270 ! video/x-raw,width=320,height=240,framerate=30/1 ! "
-      "x264enc speed-preset=ultrafast ! matroskamux name=m ! filesink location=" +
-          talk + " filesrc location=" + wav + " ! wavparse ! audioconvert ! flacenc ! m.",
-      60 * GST_SECOND);
-  free_messages(made);
+  std::string talk = write_recording(audio, 270, 30, "flacenc");
   std::string out = temp_path(".flv");
   std::map<guint64, guint16> sent;
   std::string description = substitute(
@@ -127,8 +120,6 @@ static void check_local_service(const char *mode) {
   assert_pairs_survive(sent, extracted_pairs(out), 270);
   g_unlink(out.c_str());
   g_unlink(talk.c_str());
-  g_unlink(wav);
-  g_free(wav);
 }
 
 static void count_frame(GstElement *, GstBuffer *buffer, GstPad *, gpointer data) {

@@ -12,15 +12,6 @@
 
 using namespace testutil;
 
-static std::string temp_path(const char *suffix) {
-  gchar *name = g_strdup_printf("qwenasr-test-%d-%u%s", getpid(), g_random_int(), suffix);
-  gchar *path = g_build_filename(g_get_tmp_dir(), name, nullptr);
-  std::string result(path);
-  g_free(name);
-  g_free(path);
-  return result;
-}
-
 static std::string read_file(const std::string &path) {
   gchar *contents = nullptr;
   gsize length = 0;
@@ -226,15 +217,8 @@ GST_END_TEST;
 GST_START_TEST(test_captions_burned_into_a_recording) {
   auto service = start_service();
   Audio audio = make_audio(16000, kThreeUtterances);
-  gchar *wav = write_wav(audio);
   /* A recording with picture and sound, as a user would have it. */
-  std::string talk = temp_path(".mkv");
-  std::vector<GstMessage *> made = run_pipeline(
-      "videotestsrc num-buffers=200 ! video/x-raw,width=320,height=240,framerate=25/1 ! "
-      "x264enc speed-preset=ultrafast ! matroskamux name=m ! filesink location=" +
-          talk + " filesrc location=" + wav + " ! wavparse ! audioconvert ! opusenc ! m.",
-      60 * GST_SECOND);
-  free_messages(made);
+  std::string talk = write_recording(audio, 200, 25, "opusenc");
   std::string captioned = temp_path(".mp4");
   std::vector<GstMessage *> messages =
       run_pipeline("filesrc location=" + talk +
@@ -251,8 +235,6 @@ GST_START_TEST(test_captions_burned_into_a_recording) {
   fail_unless(g_stat(captioned.c_str(), &st) == 0 && st.st_size > 10000, "no captioned video");
   g_unlink(captioned.c_str());
   g_unlink(talk.c_str());
-  g_unlink(wav);
-  g_free(wav);
 }
 GST_END_TEST;
 

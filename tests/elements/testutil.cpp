@@ -128,6 +128,30 @@ GstFlowReturn push_audio(GstHarness *h, const Audio &audio, guint buffer_ms,
   return GST_FLOW_OK;
 }
 
+std::string temp_path(const char *suffix) {
+  gchar *name = g_strdup_printf("qwenasr-test-%d-%u%s", getpid(), g_random_int(), suffix);
+  gchar *path = g_build_filename(g_get_tmp_dir(), name, nullptr);
+  std::string result(path);
+  g_free(name);
+  g_free(path);
+  return result;
+}
+
+std::string write_recording(const Audio &audio, int frames, int fps, const char *audio_encoder) {
+  gchar *wav = write_wav(audio);
+  std::string path = temp_path(".mkv");
+  std::vector<GstMessage *> made = run_pipeline(
+      "videotestsrc num-buffers=" + std::to_string(frames) +
+          " ! video/x-raw,width=320,height=240,framerate=" + std::to_string(fps) +
+          "/1 ! x264enc speed-preset=ultrafast ! matroskamux name=m ! filesink location=" + path +
+          " filesrc location=" + wav + " ! wavparse ! audioconvert ! " + audio_encoder + " ! m.",
+      60 * GST_SECOND);
+  free_messages(made);
+  g_unlink(wav);
+  g_free(wav);
+  return path;
+}
+
 gchar *write_wav(const Audio &audio) {
   gchar *path = g_build_filename(g_get_tmp_dir(), "qwenasr-test-XXXXXX.wav", nullptr);
   gint fd = g_mkstemp(path);

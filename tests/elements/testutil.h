@@ -75,6 +75,13 @@ GstFlowReturn push_audio(GstHarness *h, const Audio &audio, guint buffer_ms,
 /* Writes `audio` as a WAV file; returns its path (g_free it, and unlink the file). */
 gchar *write_wav(const Audio &audio);
 
+/* A path in the temp dir that does not exist yet, ending in `suffix`. */
+std::string temp_path(const char *suffix);
+
+/* A Matroska recording, as a user would have one: `frames` of a 320x240 test picture at `fps`
+ * (H.264) and `audio` encoded by `audio_encoder` (e.g. "opusenc", "flacenc"). Its path. */
+std::string write_recording(const Audio &audio, int frames, int fps, const char *audio_encoder);
+
 /* Runs a gst-launch style pipeline to EOS (fails the test on an error or after
  * `timeout`); returns every bus message (free_messages). */
 std::vector<GstMessage *>

@@ -535,7 +535,7 @@ GST_START_TEST(test_embedded_cea608_captions_reach_a_viewers_decoder) {
   Run run;
   std::vector<std::string> clips = sentences();
   Input input = make_input({clips[1], clips[3], clips[5]}, 1, "qwenasr-restream-cc.flv");
-  std::string recording = cea608check::temp_path(".flv");
+  std::string recording = temp_path(".flv");
   GPid recorder = spawn({"ffmpeg", "-nostdin", "-v", "error", "-y", "-rw_timeout", "5000000", "-i",
                          run.nginx.url("out"), "-c", "copy", "-t", "60", recording},
                         run.log + ".recorder");
