@@ -16,6 +16,8 @@ const guint kLatinColumns = 42;
 const guint kCjkColumns = 16;
 const double kLatinCharsPerSecond = 17.0;
 const double kCjkCharsPerSecond = 9.0;
+/* BBC: a caption never more than 1.5 s after its speech. */
+const GstClockTime kMaxSyncShift = 1500 * GST_MSECOND;
 
 bool is_cjk_char(gunichar c) {
   GUnicodeScript script = g_unichar_get_script(c);
@@ -139,10 +141,10 @@ void CaptionTimeline::add_final(GstClockTime start, GstClockTime end, const std:
   std::string code = iso639_language(language);
   /* Screens spread over the utterance by characters: each starts where its first character
    * falls, or earlier if a partial result had confirmed that character by then (it was
-   * spoken no later), and would like to stay up until the next one starts, at least
-   * min-duration and at most max-duration. Their reading time is measured, not enforced: a
-   * longer minimum would move every caption end that min-duration defines. */
-  std::vector<GstClockTime> starts;
+   * spoken no later). min-duration 0 asks for the speech times as they are: no reading time
+   * added either. */
+  bool readable = config_.min_duration > 0;
+  std::vector<GstClockTime> starts, reading;
   guint64 before = 0;
   for (gsize i = 0; i < screens.size(); i++) {
     GstClockTime pts = start + gst_util_uint64_scale(span, before, total);
@@ -152,14 +154,25 @@ void CaptionTimeline::add_final(GstClockTime start, GstClockTime end, const std:
         break;
       }
     }
+    reading.push_back(static_cast<GstClockTime>(lengths[i] / cps * GST_SECOND));
+    if (i > 0 && readable) {
+      /* Reading speed: a screen of the same utterance waits until the one before has been
+       * up for its reading time, but at most kMaxSyncShift after its own words and never
+       * past the utterance's end, so that only its own utterance's screens move (the next
+       * utterance never does: no drift). */
+      GstClockTime latest = span > 0 ? MIN(pts + kMaxSyncShift, start + span) : pts;
+      pts = MAX(pts, MIN(starts.back() + reading[i - 1], latest));
+    }
     starts.push_back(i > 0 ? MAX(pts, starts.back()) : start);
     before += lengths[i];
   }
   for (gsize i = 0; i < screens.size(); i++) {
     GstClockTime pts = starts[i];
     GstClockTime share = (i + 1 < screens.size() ? starts[i + 1] : start + span) - pts;
-    GstClockTime reading = static_cast<GstClockTime>(lengths[i] / cps * GST_SECOND);
-    GstClockTime wanted = MAX(share, config_.min_duration);
+    /* Up for its share of the speech, at least min-duration and its reading time (a later
+     * screen or the next utterance's start ends it sooner: see take()), at most
+     * max-duration. */
+    GstClockTime wanted = MAX(MAX(share, config_.min_duration), readable ? reading[i] : 0);
     wanted = MIN(wanted, MAX(config_.max_duration, config_.min_duration));
     Cue cue;
     cue.pts = pts;
@@ -168,7 +181,7 @@ void CaptionTimeline::add_final(GstClockTime start, GstClockTime end, const std:
     cue.speech_start = start;
     cue.final = true;
     cue.first_of_utterance = i == 0;
-    pending_.push_back({cue, wanted, reading, deadline, i + 1 == screens.size()});
+    pending_.push_back({cue, wanted, reading[i], deadline, i + 1 == screens.size()});
   }
 }
 
@@ -188,26 +201,29 @@ void CaptionTimeline::add_partial(GstClockTime start, const std::string &text,
   cue.language = iso639_language(language);
   cue.speech_start = start;
   cue.final = false;
+  cue.first_of_utterance = false;
   pending_.push_back({cue, config_.partial_duration, 0, 0, false});
 }
 
-void CaptionTimeline::add_window(GstClockTime pts, const std::string &text,
-                                 const std::string &language, gint64 deadline) {
+void CaptionTimeline::add_window(GstClockTime pts, GstClockTime speech_start,
+                                 const std::string &text, const std::string &language) {
   if (!GST_CLOCK_TIME_IS_VALID(pts) || text.empty())
     return;
+  bool first = speech_start != last_window_speech_;
+  last_window_speech_ = speech_start;
   if (!pending_.empty() && pending_.back().window && pending_.back().cue.pts >= pts) {
     pending_.back().cue.text = text;
-    pending_.back().deadline = MIN(pending_.back().deadline, deadline);
+    pending_.back().cue.first_of_utterance |= first;
     return;
   }
   Cue cue;
   cue.pts = pts;
   cue.text = text;
   cue.language = iso639_language(language);
-  cue.speech_start = pts;
+  cue.speech_start = speech_start;
   cue.final = false;
-  cue.first_of_utterance = false;
-  Pending p{cue, config_.max_duration, 0, deadline, true};
+  cue.first_of_utterance = first;
+  Pending p{cue, config_.max_duration, 0, G_MAXINT64, true};
   p.window = true;
   pending_.push_back(p);
 }
@@ -238,8 +254,27 @@ std::vector<Cue> CaptionTimeline::take(GstClockTime position, GstClockTime settl
         next_speech_ > p.cue.pts)
       next = next_speech_;
     bool release = all || GST_CLOCK_TIME_IS_VALID(next) || !p.last_of_utterance ||
-                   now >= p.deadline ||
+                   (now >= p.deadline && !p.window) ||
                    (GST_CLOCK_TIME_IS_VALID(settled) && settled >= p.cue.pts + p.wanted);
+    if (!release && p.window && GST_CLOCK_TIME_IS_VALID(settled) && settled > p.cue.pts &&
+        (!GST_CLOCK_TIME_IS_VALID(position) || settled > position)) {
+      /* A roll-up window whose successor is not known yet stays up: what is settled of it
+       * goes out now, the rest (same text) follows, so it never has to be cut short or made
+       * to overlap the next window. */
+      Pending rest = p;
+      Cue piece = p.cue;
+      piece.pts = MAX(piece.pts, GST_CLOCK_TIME_IS_VALID(position) ? position : piece.pts);
+      piece.duration = settled - piece.pts;
+      rest.cue.pts = settled;
+      rest.cue.first_of_utterance = false;
+      rest.wanted = p.cue.pts + p.wanted - settled;
+      position = settled;
+      last_final_ = false;
+      last_speech_start_ = piece.speech_start;
+      out.push_back(piece);
+      pending_.front() = rest;
+      break;
+    }
     if (!release)
       break;
     Cue cue = p.cue;

@@ -13,7 +13,10 @@
 namespace qwenasr {
 
 struct TimelineConfig {
-  GstClockTime min_duration = GST_SECOND;            /* shortest time a final caption stays up */
+  /* Shortest time a final caption stays up; it also stays up its reading time (17
+   * characters a second, 9 for CJK) where the next speech allows. 0: the speech's own
+   * times, neither lengthens it. */
+  GstClockTime min_duration = GST_SECOND;
   GstClockTime max_duration = 7 * GST_SECOND;        /* longest time a screen stays up */
   GstClockTime partial_duration = 300 * GST_MSECOND; /* a preview, unless replaced */
   /* Shortest time a late caption (whose speech the output already passed) stays up. */
@@ -30,8 +33,9 @@ struct Cue {
   std::string language; /* ISO 639 code of its utterance, "" when unknown */
   GstClockTime speech_start = GST_CLOCK_TIME_NONE; /* where its utterance starts */
   bool final = true;
-  bool first_of_utterance = true; /* its utterance's first screen */
-  bool late = false;              /* the output had passed its time: moved later */
+  /* Its utterance's first screen of final text, or first roll-up window (not a preview). */
+  bool first_of_utterance = true;
+  bool late = false; /* the output had passed its time: moved later */
 };
 
 /* A partial result had confirmed the first `chars` perceived characters of an utterance by
@@ -97,11 +101,14 @@ public:
   /* A preview of an utterance starting at `start`: shown at once, for partial_duration. */
   void add_partial(GstClockTime start, const std::string &text, const std::string &language);
 
-  /* A roll-up window (the whole text on screen) from `pts`: up until the next window, at most
-   * max-duration; held like a final's last screen, but not ended by a speech start. A window
-   * not yet taken is replaced by a newer one at the same or an earlier time. */
-  void add_window(GstClockTime pts, const std::string &text, const std::string &language,
-                  gint64 deadline);
+  /* A roll-up window (the whole text on screen) from `pts`, in the utterance that started at
+   * `speech_start` (its first window is the utterance's first screen): up until the next
+   * window, at most max-duration. While the next window is not known, the part of it before
+   * `settled` (see take()) goes out and the rest follows, so it is never cut short nor
+   * overlapped. A window not yet taken is replaced by a newer one at the same or an earlier
+   * time. */
+  void add_window(GstClockTime pts, GstClockTime speech_start, const std::string &text,
+                  const std::string &language);
 
   /* Speech is known to have started at `start` (an utterance still open). */
   void speech_started(GstClockTime start);
@@ -118,7 +125,7 @@ public:
   const TimelineStats &stats() const { return stats_; }
   void reset() {
     pending_.clear();
-    next_speech_ = last_speech_start_ = GST_CLOCK_TIME_NONE;
+    next_speech_ = last_speech_start_ = last_window_speech_ = GST_CLOCK_TIME_NONE;
     last_final_ = true;
   }
   void reset_stats() { stats_ = TimelineStats(); }
@@ -139,6 +146,7 @@ private:
   /* The last cue taken: final or preview, and its utterance's start. */
   bool last_final_ = true;
   GstClockTime last_speech_start_ = GST_CLOCK_TIME_NONE;
+  GstClockTime last_window_speech_ = GST_CLOCK_TIME_NONE; /* of the last window added */
 };
 
 } // namespace qwenasr

@@ -430,8 +430,7 @@ static void add_to_timeline(GstQwenAsr *self, const PendingCaption &caption, Bud
     GstClockTime end = to_pts(self, t.end);
     if (t.final && GST_CLOCK_TIME_IS_VALID(end) && end >= start)
       pts = MIN(pts, end);
-    gint64 deadline = sent_wall_time(priv, pts) + wait.overdue_us;
-    priv->timeline.add_window(pts, priv->rollup.window(), t.language, deadline);
+    priv->timeline.add_window(pts, start, priv->rollup.window(), t.language);
     return;
   }
   if (!t.final) {
@@ -482,7 +481,7 @@ static void push_cue(GstQwenAsr *self, const qwenasr::Cue &cue) {
     enqueue(priv, GST_MINI_OBJECT_CAST(gst_event_new_tag(tags)));
     priv->language_tagged = cue.language;
   }
-  if (cue.final && cue.first_of_utterance) {
+  if (cue.first_of_utterance) {
     gint64 sent = sent_wall_time(priv, cue.speech_start);
     if (sent > 0)
       priv->screen_delays.add((g_get_monotonic_time() - sent) / 1000);

@@ -218,27 +218,97 @@ GST_START_TEST(test_an_empty_transcript_adds_nothing) {
 }
 GST_END_TEST;
 
-GST_START_TEST(test_screens_up_shorter_than_their_reading_time_are_counted) {
+/* Time to read `chars` characters at `cps` characters a second. */
+static GstClockTime reading_time(guint chars, double cps) {
+  return static_cast<GstClockTime>(chars / cps * GST_SECOND);
+}
+
+GST_START_TEST(test_a_screen_stays_up_for_its_reading_time_when_the_next_speech_allows) {
   CaptionTimeline timeline;
   Output out;
-  /* 79 characters take 4.6 s to read at 17/s; the next speech comes after 2 s. */
+  /* 79 characters (spaces aside) take 4.65 s to read at 17/s; the speech lasts 2 s. */
   std::string text(39, 'a');
   text += " " + std::string(40, 'b');
   timeline.add_final(0, 2 * GST_SECOND, text, "en", G_MAXINT64);
-  timeline.speech_started(2 * GST_SECOND);
+  timeline.speech_started(10 * GST_SECOND);
   out.take(timeline, 0, 0);
   fail_unless_equals_int(out.cues.size(), 1);
-  fail_unless_equals_uint64(out.cues[0].duration, 2 * GST_SECOND);
-  fail_unless_equals_int(timeline.stats().reading_speed_hits, 1);
-  /* Measured, not enforced: with nothing next it stays up for min-duration. */
-  timeline.add_final(10 * GST_SECOND, 11 * GST_SECOND, text, "en", G_MAXINT64);
+  fail_unless_equals_uint64(out.cues[0].duration, reading_time(79, 17));
+  /* Held until that much is settled when the next speech is not known yet. */
+  timeline.add_final(20 * GST_SECOND, 22 * GST_SECOND, text, "en", G_MAXINT64);
+  out.take(timeline, 24 * GST_SECOND, 0);
+  fail_unless_equals_int(out.cues.size(), 1);
+  out.take(timeline, 20 * GST_SECOND + reading_time(79, 17), 0);
+  fail_unless_equals_int(out.cues.size(), 2);
+  fail_unless_equals_uint64(out.cues[1].duration, reading_time(79, 17));
+  /* Chinese is read at 9 characters a second: 18 of them stay up 2 s after 1 s of speech. */
+  timeline.add_final(30 * GST_SECOND, 31 * GST_SECOND, "今天天气很好，我们一起去公园散步吧。", "zh",
+                     G_MAXINT64);
   out.take(timeline, GST_CLOCK_TIME_NONE, 0, true);
-  fail_unless_equals_uint64(out.cues[1].duration, GST_SECOND);
-  fail_unless_equals_int(timeline.stats().reading_speed_hits, 2);
+  fail_unless_equals_uint64(out.cues[2].duration, 2 * GST_SECOND);
+  fail_unless_equals_int(timeline.stats().reading_speed_hits, 0);
+  /* Never more than max-duration (7 s): 150 characters on lines of 100 would take 8.8 s. */
+  CaptionTimeline wide;
+  qwenasr::TimelineConfig config;
+  config.max_line_length = 100;
+  wide.set_config(config);
+  Output o2;
+  wide.add_final(0, GST_SECOND, std::string(75, 'c') + " " + std::string(75, 'd'), "en",
+                 G_MAXINT64);
+  o2.take(wide, GST_CLOCK_TIME_NONE, 0, true);
+  fail_unless_equals_uint64(o2.cues[0].duration, 7 * GST_SECOND);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_reading_time_never_delays_the_next_utterance) {
+  CaptionTimeline timeline;
+  Output out;
+  /* The next speech comes after 3 s: the caption ends there, short of its 4.65 s, and that
+   * is counted. */
+  std::string text(39, 'a');
+  text += " " + std::string(40, 'b');
+  timeline.add_final(0, 2 * GST_SECOND, text, "en", G_MAXINT64);
+  timeline.speech_started(3 * GST_SECOND);
+  out.take(timeline, 0, 0);
+  fail_unless_equals_uint64(out.cues[0].duration, 3 * GST_SECOND);
+  fail_unless_equals_int(timeline.stats().reading_speed_hits, 1);
+  /* A fast speaker: two full screens in 2 s. The second waits for the first to be read, but
+   * not past its utterance's end, so the next utterance (2.3 s) is still on its speech. */
+  std::string screen = std::string(40, 'x') + " " + std::string(40, 'y');
+  timeline.add_final(10 * GST_SECOND, 12 * GST_SECOND, screen + " " + screen, "en", G_MAXINT64);
+  timeline.speech_started(12300 * kMs);
+  timeline.add_final(12300 * kMs, 13 * GST_SECOND, "next", "en", G_MAXINT64);
+  out.take(timeline, GST_CLOCK_TIME_NONE, 0, true);
+  fail_unless_equals_int(out.cues.size(), 4);
+  fail_unless_equals_uint64(out.cues[1].pts, 10 * GST_SECOND);
+  fail_unless_equals_uint64(out.cues[2].pts, 12 * GST_SECOND);
+  fail_unless_equals_uint64(out.cues[2].duration, 300 * kMs);
+  fail_unless_equals_uint64(out.cues[3].pts, 12300 * kMs);
+  fail_unless(!out.cues[3].late);
+  fail_unless_equals_int(timeline.stats().reading_speed_hits, 3);
   /* A short one read in time is not counted. */
   timeline.add_final(20 * GST_SECOND, 21 * GST_SECOND, "Yes.", "en", G_MAXINT64);
   out.take(timeline, GST_CLOCK_TIME_NONE, 0, true);
-  fail_unless_equals_int(timeline.stats().reading_speed_hits, 2);
+  fail_unless_equals_int(timeline.stats().reading_speed_hits, 3);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_a_screen_waits_for_the_one_before_to_be_read_at_most_1_5_s) {
+  /* Two 80-character screens over 10 s; a partial had confirmed the second by 2 s. The
+   * first needs 4.71 s to read: the second comes then, not at 2 s... */
+  std::string screen = std::string(40, 'a') + " " + std::string(40, 'b');
+  CaptionTimeline timeline;
+  Output out;
+  timeline.add_final(0, 10 * GST_SECOND, screen + " " + screen, "en", G_MAXINT64,
+                     {{160, 4 * GST_SECOND}});
+  out.take(timeline, GST_CLOCK_TIME_NONE, 0, true);
+  fail_unless_equals_uint64(out.cues[1].pts, reading_time(80, 17));
+  /* ...unless that is more than 1.5 s after its words (BBC): then 1.5 s after them. */
+  timeline.add_final(20 * GST_SECOND, 30 * GST_SECOND, screen + " " + screen, "en", G_MAXINT64,
+                     {{160, 21 * GST_SECOND}});
+  out.take(timeline, GST_CLOCK_TIME_NONE, 0, true);
+  fail_unless_equals_uint64(out.cues[3].pts, 22500 * kMs);
+  fail_unless_equals_int(timeline.stats().reading_speed_hits, 1);
 }
 GST_END_TEST;
 
@@ -323,10 +393,11 @@ GST_START_TEST(test_screens_start_no_later_than_their_words_were_confirmed) {
                      {{10, 500 * kMs}, {160, 3 * GST_SECOND}});
   out.take(timeline, GST_CLOCK_TIME_NONE, 0, true);
   fail_unless_equals_int(out.cues.size(), 2);
-  /* Never before the utterance start, whatever a confirmation says. */
+  /* Never before the utterance start, whatever a confirmation says; the second screen would
+   * come at 3 s, but the first needs 4.7 s to read: it waits the most it may, 1.5 s. */
   fail_unless_equals_uint64(out.cues[0].pts, GST_SECOND);
-  fail_unless_equals_uint64(out.cues[1].pts, 3 * GST_SECOND);
-  fail_unless_equals_uint64(out.cues[0].duration, 2 * GST_SECOND);
+  fail_unless_equals_uint64(out.cues[1].pts, 4500 * kMs);
+  fail_unless_equals_uint64(out.cues[0].duration, 3500 * kMs);
   /* Without confirmations: spread by characters. */
   timeline.add_final(20 * GST_SECOND, 30 * GST_SECOND, text, "en", G_MAXINT64);
   out.take(timeline, GST_CLOCK_TIME_NONE, 0, true);
@@ -372,7 +443,9 @@ static Suite *captiontimeline_suite(void) {
   tcase_add_test(tc, test_a_long_chinese_utterance_splits_into_lines_of_16);
   tcase_add_test(tc, test_a_10_kB_transcript_splits_cleanly);
   tcase_add_test(tc, test_an_empty_transcript_adds_nothing);
-  tcase_add_test(tc, test_screens_up_shorter_than_their_reading_time_are_counted);
+  tcase_add_test(tc, test_a_screen_stays_up_for_its_reading_time_when_the_next_speech_allows);
+  tcase_add_test(tc, test_reading_time_never_delays_the_next_utterance);
+  tcase_add_test(tc, test_a_screen_waits_for_the_one_before_to_be_read_at_most_1_5_s);
   tcase_add_test(tc, test_min_duration_zero_keeps_exact_speech_times);
   tcase_add_test(tc, test_a_final_after_its_own_previews_is_not_late);
   tcase_add_test(tc, test_languages_become_iso_639_codes);

@@ -87,8 +87,8 @@ GST_END_TEST;
 
 GST_START_TEST(test_windows_are_timed_until_the_next_and_never_go_back) {
   qwenasr::CaptionTimeline timeline;
-  timeline.add_window(GST_SECOND, "a", "en", G_MAXINT64);
-  timeline.add_window(1500 * GST_MSECOND, "a b", "en", G_MAXINT64);
+  timeline.add_window(GST_SECOND, GST_SECOND, "a", "en");
+  timeline.add_window(1500 * GST_MSECOND, GST_SECOND, "a b", "en");
   /* A speech start does not end a window: roll-up text stays up. */
   timeline.speech_started(1200 * GST_MSECOND);
   std::vector<qwenasr::Cue> cues = timeline.take(0, 0, 0, false);
@@ -96,11 +96,42 @@ GST_START_TEST(test_windows_are_timed_until_the_next_and_never_go_back) {
   fail_unless_equals_uint64(cues[0].duration, 500 * GST_MSECOND);
   fail_unless_equals_uint64(timeline.hold_point(), 1500 * GST_MSECOND);
   /* A newer window not later than the held one replaces its text. */
-  timeline.add_window(1400 * GST_MSECOND, "a b c", "en", G_MAXINT64);
+  timeline.add_window(1400 * GST_MSECOND, GST_SECOND, "a b c", "en");
   cues = timeline.take(1500 * GST_MSECOND, GST_CLOCK_TIME_NONE, 0, true);
   fail_unless_equals_int(cues.size(), 1);
   fail_unless_equals_string(cues[0].text.c_str(), "a b c");
   fail_unless_equals_uint64(cues[0].duration, 7 * GST_SECOND);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_a_window_stays_up_in_pieces_until_the_next_is_known) {
+  qwenasr::CaptionTimeline timeline;
+  timeline.add_window(GST_SECOND, GST_SECOND, "a", "en");
+  /* Settled up to 1.4 s, nothing newer: 1.0-1.4 s goes out, the rest is held. */
+  std::vector<qwenasr::Cue> cues = timeline.take(GST_SECOND, 1400 * GST_MSECOND, 0, false);
+  fail_unless_equals_int(cues.size(), 1);
+  fail_unless_equals_uint64(cues[0].pts, GST_SECOND);
+  fail_unless_equals_uint64(cues[0].duration, 400 * GST_MSECOND);
+  fail_unless(cues[0].first_of_utterance);
+  fail_unless_equals_uint64(timeline.hold_point(), 1400 * GST_MSECOND);
+  /* However long no window comes (no deadline ends it), nothing more before it settles. */
+  fail_unless_equals_int(
+      timeline.take(1400 * GST_MSECOND, 1400 * GST_MSECOND, G_MAXINT64, false).size(), 0);
+  /* The next window at 2 s ends it there: the same text, continuous, then the new one. */
+  timeline.add_window(2 * GST_SECOND, GST_SECOND, "a b", "en");
+  cues = timeline.take(1400 * GST_MSECOND, 1500 * GST_MSECOND, 0, false);
+  fail_unless_equals_int(cues.size(), 1);
+  fail_unless_equals_string(cues[0].text.c_str(), "a");
+  fail_unless_equals_uint64(cues[0].pts, 1400 * GST_MSECOND);
+  fail_unless_equals_uint64(cues[0].duration, 600 * GST_MSECOND);
+  fail_unless(!cues[0].first_of_utterance);
+  /* A window of the next utterance is that utterance's first screen. */
+  timeline.add_window(3 * GST_SECOND, 2500 * GST_MSECOND, "a b c", "en");
+  cues = timeline.take(2 * GST_SECOND, GST_CLOCK_TIME_NONE, 0, true);
+  fail_unless_equals_int(cues.size(), 2);
+  fail_unless(!cues[0].first_of_utterance);
+  fail_unless_equals_uint64(cues[0].duration, GST_SECOND);
+  fail_unless(cues[1].first_of_utterance);
 }
 GST_END_TEST;
 
@@ -113,6 +144,7 @@ static Suite *rollup_suite(void) {
   tcase_add_test(tc, test_words_shown_are_never_taken_back_and_contradictions_count);
   tcase_add_test(tc, test_chinese_words_join_without_spaces);
   tcase_add_test(tc, test_windows_are_timed_until_the_next_and_never_go_back);
+  tcase_add_test(tc, test_a_window_stays_up_in_pieces_until_the_next_is_known);
   return s;
 }
 
