@@ -21,8 +21,7 @@
 #include <mutex>
 
 #include "capshint.h"
-#include "settings.h"
-#include "transcriber.h"
+#include "transcribeelement.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_qwen_asr_sink_debug);
 #define GST_CAT_DEFAULT gst_qwen_asr_sink_debug
@@ -45,13 +44,6 @@ struct _GstQwenAsrSink {
   GstBaseSink parent;
   GstQwenAsrSinkPrivate *priv;
 };
-
-#define SINK_CAPS                                                                                  \
-  "audio/x-raw, format=(string)S16LE, channels=(int)1, rate=(int){ 16000, 8000 }, "                \
-  "layout=(string)interleaved"
-
-static GstStaticPadTemplate sink_template =
-    GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(SINK_CAPS));
 
 #define gst_qwen_asr_sink_parent_class parent_class
 G_DEFINE_TYPE(GstQwenAsrSink, gst_qwen_asr_sink, GST_TYPE_BASE_SINK);
@@ -95,11 +87,7 @@ static gboolean start_session(GstQwenAsrSink *self) {
   GST_OBJECT_LOCK(self);
   qwenasr::Settings settings = self->priv->settings;
   GST_OBJECT_UNLOCK(self);
-  if (!self->priv->transcriber.start(settings)) {
-    self->priv->transcriber.stop();
-    return FALSE;
-  }
-  return TRUE;
+  return qwenasr::transcribe_element_start(self->priv->transcriber, settings);
 }
 
 static gboolean gst_qwen_asr_sink_stop(GstBaseSink *sink) {
@@ -148,11 +136,9 @@ static gboolean gst_qwen_asr_sink_event(GstBaseSink *sink, GstEvent *event) {
     self->priv->transcriber.flush();
     break;
   case GST_EVENT_CUSTOM_DOWNSTREAM:
-    if (qwenasr::is_commit_event(event)) {
-      self->priv->transcriber.commit(pause_handler(self));
-      gst_event_unref(event);
+    if (qwenasr::transcribe_element_take_commit(self->priv->transcriber, event,
+                                                pause_handler(self)))
       return TRUE;
-    }
     break;
   default:
     break;
@@ -160,11 +146,9 @@ static gboolean gst_qwen_asr_sink_event(GstBaseSink *sink, GstEvent *event) {
   return GST_BASE_SINK_CLASS(parent_class)->event(sink, event);
 }
 
-/* Applications naturally send the commit event to the element itself: route it in. */
 static gboolean gst_qwen_asr_sink_send_event(GstElement *element, GstEvent *event) {
-  if (qwenasr::is_commit_event(event))
-    return gst_pad_send_event(GST_BASE_SINK_PAD(element), event);
-  return GST_ELEMENT_CLASS(parent_class)->send_event(element, event);
+  return qwenasr::transcribe_element_send_event(element, GST_BASE_SINK_PAD(element), event,
+                                                GST_ELEMENT_CLASS(parent_class));
 }
 
 static gboolean gst_qwen_asr_sink_unlock(GstBaseSink *sink) {
@@ -211,10 +195,8 @@ static void gst_qwen_asr_sink_class_init(GstQwenAsrSinkClass *klass) {
   gobject_class->set_property = gst_qwen_asr_sink_set_property;
   gobject_class->get_property = gst_qwen_asr_sink_get_property;
   gobject_class->finalize = gst_qwen_asr_sink_finalize;
-  g_object_class_install_property(gobject_class, PROP_STATS, qwenasr::stats_param_spec());
-  qwenasr::settings_install_properties(gobject_class, PROP_SHARED_FIRST);
-
-  gst_element_class_add_static_pad_template(element_class, &sink_template);
+  qwenasr::transcribe_element_class_init(gobject_class, element_class, PROP_STATS,
+                                         PROP_SHARED_FIRST);
   gst_element_class_set_static_metadata(
       element_class, "Qwen realtime speech recognition sink", "Sink/Audio/Analyzer",
       "Streams audio to Alibaba Cloud Qwen3-ASR-Flash-Realtime and posts transcripts as "
@@ -229,8 +211,4 @@ static void gst_qwen_asr_sink_class_init(GstQwenAsrSinkClass *klass) {
   base_sink_class->event = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_event);
   base_sink_class->unlock = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_unlock);
   base_sink_class->unlock_stop = GST_DEBUG_FUNCPTR(gst_qwen_asr_sink_unlock_stop);
-
-  gst_type_mark_as_plugin_api(GST_TYPE_QWEN_ASR_REGION, (GstPluginAPIFlags)0);
-  gst_type_mark_as_plugin_api(GST_TYPE_QWEN_ASR_TURN_DETECTION, (GstPluginAPIFlags)0);
-  gst_type_mark_as_plugin_api(GST_TYPE_QWEN_ASR_AUDIO_FORMAT, (GstPluginAPIFlags)0);
 }

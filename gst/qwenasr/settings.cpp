@@ -98,6 +98,7 @@ GParamSpec *stats_param_spec() {
 }
 
 guint settings_install_properties(GObjectClass *klass, guint first_id) {
+  const Settings d; /* the defaults: each is written once, in Settings */
   auto install = [&](SharedProperty id, GParamSpec *spec) {
     g_object_class_install_property(klass, first_id + id, spec);
   };
@@ -110,10 +111,9 @@ guint settings_install_properties(GObjectClass *klass, guint first_id) {
                           nullptr,
                           static_cast<GParamFlags>(G_PARAM_WRITABLE | G_PARAM_STATIC_STRINGS |
                                                    GST_PARAM_MUTABLE_READY)));
-  install(PROP_REGION,
-          g_param_spec_enum("region", "Region",
-                            "Service region; selects the endpoint when url is not set",
-                            GST_TYPE_QWEN_ASR_REGION, GST_QWEN_ASR_REGION_INTL, kReadyFlags));
+  install(PROP_REGION, g_param_spec_enum("region", "Region",
+                                         "Service region; selects the endpoint when url is not set",
+                                         GST_TYPE_QWEN_ASR_REGION, d.region, kReadyFlags));
   install(PROP_URL, g_param_spec_string("url", "URL",
                                         "WebSocket endpoint (ws:// or wss://) overriding the "
                                         "region's; ?model= is appended",
@@ -121,7 +121,7 @@ guint settings_install_properties(GObjectClass *klass, guint first_id) {
   install(PROP_MODEL, g_param_spec_string("model", "Model",
                                           "Model id, e.g. qwen3-asr-flash-realtime or a dated "
                                           "snapshot such as qwen3-asr-flash-realtime-2026-02-10",
-                                          kDefaultModel, kReadyFlags));
+                                          d.model.c_str(), kReadyFlags));
   install(PROP_WORKSPACE,
           g_param_spec_string("workspace", "Workspace",
                               "Model Studio workspace id, sent as X-DashScope-WorkSpace", nullptr,
@@ -141,68 +141,66 @@ guint settings_install_properties(GObjectClass *klass, guint first_id) {
           g_param_spec_enum("turn-detection", "Turn detection",
                             "Who ends an utterance: the service's voice activity detection, or "
                             "the element's commits (manual)",
-                            GST_TYPE_QWEN_ASR_TURN_DETECTION,
-                            GST_QWEN_ASR_TURN_DETECTION_SERVER_VAD, kReadyFlags));
+                            GST_TYPE_QWEN_ASR_TURN_DETECTION, d.turn_detection, kReadyFlags));
   install(PROP_VAD_THRESHOLD,
           g_param_spec_double("vad-threshold", "VAD threshold",
                               "Server VAD sensitivity: lower detects quieter speech (and noise)",
-                              -1.0, 1.0, 0.2, kReadyFlags));
+                              -1.0, 1.0, d.vad_threshold, kReadyFlags));
   install(PROP_VAD_SILENCE_MS,
           g_param_spec_uint("vad-silence-ms", "VAD silence",
                             "Silence (ms) that ends an utterance in server-vad mode", 200, 6000,
-                            800, kReadyFlags));
+                            d.vad_silence_ms, kReadyFlags));
   install(PROP_COMMIT_INTERVAL,
           g_param_spec_uint("commit-interval", "Commit interval",
                             "Manual mode: commit at least this often (ms of audio), and at EOS",
-                            1000, 60000, 10000, kReadyFlags));
-  install(PROP_CHUNK_DURATION,
-          g_param_spec_uint("chunk-duration", "Chunk duration",
-                            "Milliseconds of audio per append event", 10, 1000, 100, kReadyFlags));
-  install(PROP_AUDIO_FORMAT,
-          g_param_spec_enum(
-              "audio-format", "Audio format",
-              "How audio travels to the service. opus: Ogg-Opus, about 9x fewer bytes "
-              "on speech; EXPERIMENTAL: the byte format follows public evidence, "
-              "not verified against the real service",
-              GST_TYPE_QWEN_ASR_AUDIO_FORMAT, GST_QWEN_ASR_AUDIO_FORMAT_PCM, kReadyFlags));
+                            1000, 60000, d.commit_interval_ms, kReadyFlags));
+  install(PROP_CHUNK_DURATION, g_param_spec_uint("chunk-duration", "Chunk duration",
+                                                 "Milliseconds of audio per append event", 10, 1000,
+                                                 d.chunk_duration_ms, kReadyFlags));
+  install(
+      PROP_AUDIO_FORMAT,
+      g_param_spec_enum("audio-format", "Audio format",
+                        "How audio travels to the service. opus: Ogg-Opus, about 9x fewer bytes "
+                        "on speech; EXPERIMENTAL: the byte format follows public evidence, "
+                        "not verified against the real service",
+                        GST_TYPE_QWEN_ASR_AUDIO_FORMAT, d.audio_format, kReadyFlags));
   install(PROP_BITRATE,
-          g_param_spec_uint("bitrate", "Bitrate",
-                            "audio-format=opus: the encoder's target in bits per second",
-                            OggOpusWriter::kMinBitrate, OggOpusWriter::kMaxBitrate,
-                            OggOpusWriter::kDefaultBitrate, kReadyFlags));
+          g_param_spec_uint(
+              "bitrate", "Bitrate", "audio-format=opus: the encoder's target in bits per second",
+              OggOpusWriter::kMinBitrate, OggOpusWriter::kMaxBitrate, d.bitrate, kReadyFlags));
   install(PROP_FINISH_TIMEOUT,
           g_param_spec_uint("finish-timeout", "Finish timeout",
                             "At EOS, how long (ms) to wait for the service to deliver the last "
                             "transcripts before letting EOS through",
-                            0, 600000, 10000, kReadyFlags));
+                            0, 600000, d.finish_timeout_ms, kReadyFlags));
   install(PROP_CONNECT_TIMEOUT,
           g_param_spec_uint("connect-timeout", "Connect timeout",
                             "How long (ms) connecting and configuring the session may take", 100,
-                            600000, 10000, kReadyFlags));
+                            600000, d.connect_timeout_ms, kReadyFlags));
   install(PROP_MAX_QUEUE_TIME,
           g_param_spec_uint("max-queue-time", "Max queue time",
                             "Audio (ms) that may wait for the network before the streaming "
                             "thread blocks",
-                            100, 600000, 10000, kReadyFlags));
+                            100, 600000, d.max_queue_ms, kReadyFlags));
   install(PROP_MAX_RESEND_TIME,
           g_param_spec_uint("max-resend-time", "Max resend time",
                             "Audio (ms) kept after sending until its transcript is final, to "
                             "resend it on a new connection so no speech is lost",
-                            0, 3600000, 120000, kReadyFlags));
+                            0, 3600000, d.max_resend_ms, kReadyFlags));
   install(PROP_MAX_RECONNECTS,
           g_param_spec_uint("max-reconnects", "Max reconnects",
                             "Attempts to reconnect after the connection is lost (backoff from "
                             "250 ms, doubling to 8 s) before the error; 0: fail at once",
-                            0, 1000, 5, kReadyFlags));
+                            0, 1000, d.max_reconnects, kReadyFlags));
   install(PROP_KEEPALIVE_INTERVAL,
           g_param_spec_uint("keepalive-interval", "Keepalive interval",
                             "Seconds between WebSocket pings; a service silent for three "
                             "intervals is taken for dead and reconnected. 0: no pings",
-                            0, 3600, 20, kReadyFlags));
+                            0, 3600, d.keepalive_interval_s, kReadyFlags));
   install(PROP_USE_PROXY,
           g_param_spec_boolean("use-proxy", "Use proxy",
-                               "Honour the system proxy settings (never for loopback hosts)", TRUE,
-                               kReadyFlags));
+                               "Honour the system proxy settings (never for loopback hosts)",
+                               d.use_proxy, kReadyFlags));
   install(PROP_TLS_CA_FILE,
           g_param_spec_string(
               "tls-ca-file", "TLS CA file",
