@@ -232,6 +232,12 @@ void CaptionTimeline::speech_started(GstClockTime start) {
   if (GST_CLOCK_TIME_IS_VALID(start) &&
       (!GST_CLOCK_TIME_IS_VALID(next_speech_) || start > next_speech_))
     next_speech_ = start;
+  heard_until(start);
+}
+
+void CaptionTimeline::heard_until(GstClockTime time) {
+  if (GST_CLOCK_TIME_IS_VALID(time) && (!GST_CLOCK_TIME_IS_VALID(heard_) || time > heard_))
+    heard_ = time;
 }
 
 GstClockTime CaptionTimeline::hold_point() const {

@@ -110,8 +110,14 @@ public:
   void add_window(GstClockTime pts, GstClockTime speech_start, const std::string &text,
                   const std::string &language);
 
-  /* Speech is known to have started at `start` (an utterance still open). */
+  /* Speech is known to have started at `start` (an utterance still open); the service has
+   * heard the input up to there. */
   void speech_started(GstClockTime start);
+  /* The service has heard the input up to `time` (an utterance's end). */
+  void heard_until(GstClockTime time);
+  /* How far the service has reported on the input: no speech it has not reported yet can
+   * start before this (GST_CLOCK_TIME_NONE: nothing reported). */
+  GstClockTime heard() const { return heard_; }
 
   /* The cues that can be pushed now, in order, none starting before `position` (the output
    * reached so far; moved later and marked late if it would). `settled`: no speech can start
@@ -125,7 +131,7 @@ public:
   const TimelineStats &stats() const { return stats_; }
   void reset() {
     pending_.clear();
-    next_speech_ = last_speech_start_ = last_window_speech_ = GST_CLOCK_TIME_NONE;
+    next_speech_ = last_speech_start_ = last_window_speech_ = heard_ = GST_CLOCK_TIME_NONE;
     last_final_ = true;
   }
   void reset_stats() { stats_ = TimelineStats(); }
@@ -143,6 +149,7 @@ private:
   TimelineStats stats_;
   std::deque<Pending> pending_;
   GstClockTime next_speech_ = GST_CLOCK_TIME_NONE; /* latest speech start reported */
+  GstClockTime heard_ = GST_CLOCK_TIME_NONE;       /* latest speech start or end reported */
   /* The last cue taken: final or preview, and its utterance's start. */
   bool last_final_ = true;
   GstClockTime last_speech_start_ = GST_CLOCK_TIME_NONE;

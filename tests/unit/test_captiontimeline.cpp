@@ -431,6 +431,20 @@ GST_START_TEST(test_a_caption_moved_later_still_ends_where_the_next_utterance_st
 }
 GST_END_TEST;
 
+GST_START_TEST(test_what_the_service_has_heard_only_moves_forward) {
+  CaptionTimeline timeline;
+  fail_if(GST_CLOCK_TIME_IS_VALID(timeline.heard()));
+  timeline.speech_started(2 * GST_SECOND);
+  fail_unless_equals_uint64(timeline.heard(), 2 * GST_SECOND);
+  timeline.heard_until(3 * GST_SECOND); /* its end */
+  timeline.speech_started(GST_SECOND);  /* an older report */
+  timeline.heard_until(GST_CLOCK_TIME_NONE);
+  fail_unless_equals_uint64(timeline.heard(), 3 * GST_SECOND);
+  timeline.reset();
+  fail_if(GST_CLOCK_TIME_IS_VALID(timeline.heard()));
+}
+GST_END_TEST;
+
 static Suite *captiontimeline_suite(void) {
   Suite *s = suite_create("captiontimeline");
   TCase *tc = tcase_create("general");
@@ -452,6 +466,7 @@ static Suite *captiontimeline_suite(void) {
   tcase_add_test(tc, test_markup_escaping_keeps_the_transcript_literal);
   tcase_add_test(tc, test_screens_start_no_later_than_their_words_were_confirmed);
   tcase_add_test(tc, test_a_caption_moved_later_still_ends_where_the_next_utterance_starts);
+  tcase_add_test(tc, test_what_the_service_has_heard_only_moves_forward);
   return s;
 }
 
