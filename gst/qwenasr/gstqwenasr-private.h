@@ -19,6 +19,9 @@
 GST_DEBUG_CATEGORY_EXTERN(gst_qwen_asr_debug);
 
 #define DEFAULT_LATENCY_MS 8000
+/* caption-mode=roll-up: words are shown from the input time at which they were confirmed,
+ * so the budget only covers handing them on, not the service's delay. */
+#define DEFAULT_ROLL_UP_LATENCY_MS 1000
 #define DEFAULT_LATENESS_MS 0
 #define DEFAULT_MIN_DURATION_MS 1000
 #define DEFAULT_MAX_LINE_LENGTH 0
@@ -54,7 +57,8 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
 
   /* properties, guarded by the object lock */
   qwenasr::Settings settings;
-  guint latency_ms = DEFAULT_LATENCY_MS;
+  guint latency_ms = DEFAULT_LATENCY_MS; /* in effect: set, or the caption mode's default */
+  gboolean latency_set = FALSE;          /* latency was set: the mode does not change it */
   guint lateness_ms = DEFAULT_LATENESS_MS;
   guint min_duration_ms = DEFAULT_MIN_DURATION_MS;
   gboolean partial_results = FALSE;
@@ -108,6 +112,8 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
   /* Monotonic µs at which the streaming thread entered Transcriber::push (0: not inside it),
    * to tell a service that stopped taking audio from a pipeline that stopped sending it. */
   std::atomic<gint64> push_entered{0};
+  /* The streaming thread is draining the session (its input waits for that, not for us). */
+  std::atomic<bool> draining{false};
 
   /* Whether audio may go to the service: not while PAUSED before the first output of a
    * timeline (see wait_for_playing); written by the state-change thread and flush events,

@@ -314,6 +314,7 @@ static void gst_qwen_asr_set_property(GObject *object, guint prop_id, const GVal
   switch (prop_id) {
   case PROP_LATENCY:
     self->priv->latency_ms = g_value_get_uint(value);
+    self->priv->latency_set = TRUE;
     post_latency = TRUE;
     break;
   case PROP_LATENCY_LATENESS:
@@ -342,6 +343,14 @@ static void gst_qwen_asr_set_property(GObject *object, guint prop_id, const GVal
     break;
   case PROP_CAPTION_MODE:
     self->priv->caption_mode = static_cast<GstQwenAsrCaptionMode>(g_value_get_enum(value));
+    if (!self->priv->latency_set) {
+      /* Roll-up shows words as they are confirmed: its default latency is sized for that. */
+      guint latency = self->priv->caption_mode == GST_QWEN_ASR_CAPTION_ROLL_UP
+                          ? DEFAULT_ROLL_UP_LATENCY_MS
+                          : DEFAULT_LATENCY_MS;
+      post_latency = latency != self->priv->latency_ms;
+      self->priv->latency_ms = latency;
+    }
     break;
   case PROP_ROLL_UP_LINES:
     self->priv->roll_up_lines = g_value_get_uint(value);
@@ -501,7 +510,8 @@ static void gst_qwen_asr_class_init(GstQwenAsrClass *klass) {
       gobject_class, PROP_LATENCY,
       g_param_spec_uint("latency", "Latency",
                         "Time (ms) a transcript may take after its audio; added to the pipeline "
-                        "latency when upstream is live",
+                        "latency when upstream is live. Unless set, 8000 for caption-mode=pop-on "
+                        "(whole utterances) and 1000 for roll-up (confirmed words)",
                         0, G_MAXUINT / 2, DEFAULT_LATENCY_MS, playing));
   g_object_class_install_property(
       gobject_class, PROP_LATENCY_LATENESS,
@@ -512,8 +522,10 @@ static void gst_qwen_asr_class_init(GstQwenAsrClass *klass) {
   g_object_class_install_property(
       gobject_class, PROP_MIN_DURATION,
       g_param_spec_uint("min-duration", "Minimum duration",
-                        "Shortest time (ms) a final caption stays up, so it can be read", 0, 60000,
-                        DEFAULT_MIN_DURATION_MS, playing));
+                        "Shortest time (ms) a final caption stays up, so it can be read; it also "
+                        "stays up its reading time (17 characters/s, 9 for CJK) unless the next "
+                        "speech comes first. 0: exact speech times",
+                        0, 60000, DEFAULT_MIN_DURATION_MS, playing));
   g_object_class_install_property(
       gobject_class, PROP_PARTIAL_RESULTS,
       g_param_spec_boolean("partial-results", "Partial results",

@@ -28,9 +28,11 @@ static const gint64 kAudioFlowingUs = 500 * G_TIME_SPAN_MILLISECOND;
 /* How long after handing audio to the service the text timeline may move past it (`gap`),
  * and after how long an utterance still waiting for its final stops holding it (`overdue`).
  * Live: both are the latency budget, the deadline downstream works to. Not live there is no
- * deadline, but other branches of the pipeline (tee, demuxer) only buffer so much while the
- * text side waits, so GAPs follow the service's observed hearing delay; holding for an open
- * utterance ends at the latency budget, so a long utterance cannot stall the pipeline. */
+ * deadline: GAPs follow what the service has reported on, bounded by the latency budget; but
+ * other branches of the pipeline (tee, demuxer) only buffer so much while the text side waits,
+ * so once the input stops coming they follow the service's observed hearing delay (`gap`);
+ * holding for an open utterance ends at the latency budget, so a long utterance cannot stall
+ * the pipeline. */
 struct Budgets {
   gint64 gap_us, overdue_us;
 };
@@ -178,8 +180,10 @@ static void observe_delay(GstQwenAsr *self, const PendingCaption &caption) {
   g_object_notify(G_OBJECT(self), "max-observed-delay");
   GST_OBJECT_LOCK(self);
   guint latency_ms = priv->latency_ms + priv->lateness_ms;
+  /* Roll-up captions come from partial results: a final's delay does not make them late. */
+  gboolean rollup = priv->caption_mode == GST_QWEN_ASR_CAPTION_ROLL_UP;
   GST_OBJECT_UNLOCK(self);
-  if (priv->upstream_live && delay > latency_ms * GST_MSECOND) {
+  if (priv->upstream_live && !rollup && delay > latency_ms * GST_MSECOND) {
     GST_ELEMENT_WARNING_WITH_DETAILS(
         self, CORE, CLOCK,
         ("Transcripts arrive %" G_GUINT64_FORMAT " ms after their audio, more than latency "
@@ -335,6 +339,8 @@ void gst_qwen_asr_output_update(GstQwenAsr *self, gboolean drained) {
     }
     if (!caption.transcript.final && !partials && !rollup)
       continue;
+    if (t.final)
+      priv->timeline.heard_until(to_pts(self, t.end));
     if (caption.transcript.text.empty())
       continue;
     add_to_timeline(self, caption, wait, rollup);
@@ -359,7 +365,8 @@ void gst_qwen_asr_output_update(GstQwenAsr *self, gboolean drained) {
                    GST_TIME_ARGS(start.first), GST_TIME_ARGS(heard));
     priv->hearing_delay = MAX(priv->hearing_delay, heard);
   }
-  /* The next speech start ends the caption held before it. */
+  /* The next speech start ends the caption held before it (and, like an utterance's end,
+   * tells how far the service has heard). */
   for (const auto &start : starts)
     priv->timeline.speech_started(to_pts(self, start.first));
   if (GST_CLOCK_TIME_IS_VALID(open_now))
@@ -373,10 +380,23 @@ void gst_qwen_asr_output_update(GstQwenAsr *self, gboolean drained) {
       safe =
           GST_CLOCK_TIME_IS_VALID(safe) ? MAX(safe, priv->sent.back().end) : priv->sent.back().end;
   } else {
+    /* Live: audio handed over longer ago than the budget. Not live, where captions land must
+     * not depend on how fast this machine or the service runs: what the service has reported
+     * on (speech starts, utterance ends), and audio handed over longer ago than the budget
+     * only as a bound; the observed hearing delay only once the input has stopped coming
+     * (something upstream waits for our text). */
+    gint64 wall_gap = wait.gap_us;
+    if (!priv->upstream_live) {
+      safe = priv->timeline.heard();
+      gboolean input_waits =
+          !priv->draining && !priv->sent.empty() && now - priv->sent.back().wall > wait.gap_us;
+      if (!input_waits)
+        wall_gap = wait.overdue_us;
+    }
     for (const SentMark &mark : priv->sent) {
-      if (mark.wall + wait.gap_us > now)
+      if (mark.wall + wall_gap > now)
         break;
-      safe = mark.end;
+      safe = GST_CLOCK_TIME_IS_VALID(safe) ? MAX(safe, mark.end) : mark.end;
     }
     /* open_now may be the utterance whose final was just taken. Roll-up captions show words
      * from when they were confirmed, never from the utterance start: nothing to hold for. */
@@ -447,7 +467,10 @@ void gst_qwen_asr_output_update(GstQwenAsr *self, gboolean drained) {
 /* Ends the session (bounded; streaming thread, no lock held) and queues its last captions. */
 GstFlowReturn gst_qwen_asr_output_drain(GstQwenAsr *self) {
   GstQwenAsrPrivate *priv = self->priv;
+  /* Not live, the input's pause while the session drains does not move the text side on. */
+  priv->draining = true;
   GstFlowReturn ret = priv->transcriber.drain(nullptr);
+  priv->draining = false;
   if (ret != GST_FLOW_OK)
     return ret;
   {
