@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* What viewers get from qwenasr's captions against the local service: non-live captions on
+ * their speech however slowly the service answers, roll-up's latency, markup characters
+ * drawn literally by textoverlay, and a language change tagged before its first caption. */
+#include "testutil.h"
+
+#include <glib/gstdio.h>
+
+#include <mutex>
+
+using namespace testutil;
+
+/* Caption buffers and tag events on the element's source pad, in the order they left. */
+struct Recorded {
+  std::mutex lock;
+  std::vector<std::string> items;   /* "tag:<language>" or "text:<caption>" */
+  std::vector<GstClockTime> starts; /* of each caption */
+};
+
+static GstPadProbeReturn record_item(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  auto *recorded = static_cast<Recorded *>(data);
+  std::lock_guard<std::mutex> guard(recorded->lock);
+  if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER) {
+    GstBuffer *buffer = GST_PAD_PROBE_INFO_BUFFER(info);
+    GstMapInfo map;
+    gst_buffer_map(buffer, &map, GST_MAP_READ);
+    recorded->items.push_back("text:" +
+                              std::string(reinterpret_cast<const char *>(map.data), map.size));
+    gst_buffer_unmap(buffer, &map);
+    recorded->starts.push_back(GST_BUFFER_PTS(buffer));
+  } else if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) == GST_EVENT_TAG) {
+    GstTagList *tags;
+    gst_event_parse_tag(GST_PAD_PROBE_INFO_EVENT(info), &tags);
+    gchar *code = nullptr;
+    if (gst_tag_list_get_string(tags, GST_TAG_LANGUAGE_CODE, &code))
+      recorded->items.push_back(std::string("tag:") + code);
+    g_free(code);
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+static void record_output(GstElement *element, Recorded *recorded) {
+  GstPad *pad = gst_element_get_static_pad(element, "src");
+  gst_pad_add_probe(
+      pad,
+      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+      record_item, recorded, nullptr);
+  gst_object_unref(pad);
+}
+
+static void unref_events(std::vector<GstEvent *> &events) {
+  for (GstEvent *e : events)
+    gst_event_unref(e);
+  events.clear();
+}
+
+GST_START_TEST(test_not_live_captions_land_on_their_speech_however_slowly_the_service_answers) {
+  /* Every service event 1.5 s late (a slow machine or service): five bursts 0.8 s apart,
+   * pushed as fast as a file is read. The text side waits for what the service reports, not
+   * for a wall-clock budget, so each caption starts with its burst, also under valgrind. */
+  qwenasr::local::ServiceOptions options;
+  options.faults.event_delay_ms = 1500;
+  auto service = start_service(options);
+  std::vector<Stretch> stretches;
+  for (int i = 0; i < 5; i++) {
+    stretches.push_back({300, true});
+    stretches.push_back({500, false});
+  }
+  Audio audio = make_audio(16000, stretches);
+  GstHarness *h = caption_harness(service->url(), 16000, "vad-silence-ms=300");
+  Recorded recorded;
+  record_output(h->element, &recorded);
+  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
+  fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
+  std::vector<GstEvent *> events = pull_events_until_eos(h);
+  unref_events(events);
+  fail_unless_equals_int(recorded.starts.size(), 5);
+  for (guint i = 0; i < 5; i++) {
+    GstClockTime truth = audio.utterances[i].start_ms * GST_MSECOND;
+    GstClockTimeDiff off = GST_CLOCK_DIFF(truth, recorded.starts[i]);
+    fail_unless(std::llabs(off) <= static_cast<GstClockTimeDiff>(kTolerance),
+                "caption %u at %" GST_TIME_FORMAT ", speech at %" GST_TIME_FORMAT, i,
+                GST_TIME_ARGS(recorded.starts[i]), GST_TIME_ARGS(truth));
+  }
+  teardown_harness(h);
+}
+GST_END_TEST;
+
+static GstClockTime reported_latency(GstHarness *h) {
+  GstQuery *query = gst_query_new_latency();
+  fail_unless(gst_pad_peer_query(h->sinkpad, query), "latency query failed");
+  gboolean live;
+  GstClockTime min, max;
+  gst_query_parse_latency(query, &live, &min, &max);
+  gst_query_unref(query);
+  return min;
+}
+
+GST_START_TEST(test_roll_up_reports_a_latency_sized_for_confirmed_words) {
+  GstHarness *h = harness_with_bus(
+      "qwenasr api-key=test-key url=ws://127.0.0.1:9/none caption-mode=roll-up", "src");
+  gst_harness_set_live(h, TRUE);
+  gst_harness_set_upstream_latency(h, 20 * GST_MSECOND);
+  guint latency = 0;
+  g_object_get(h->element, "latency", &latency, nullptr);
+  fail_unless_equals_int(latency, 1000);
+  fail_unless_equals_uint64(reported_latency(h), 1020 * GST_MSECOND);
+  /* Back to pop-on: whole utterances need the 8 s default again. */
+  g_object_set(h->element, "caption-mode", 0, nullptr);
+  fail_unless_equals_uint64(reported_latency(h), 8020 * GST_MSECOND);
+  /* A latency that was set stays whatever the mode. */
+  g_object_set(h->element, "latency", 3000, "caption-mode", 1, nullptr);
+  fail_unless_equals_uint64(reported_latency(h), 3020 * GST_MSECOND);
+  g_object_set(h->element, "caption-mode", 0, nullptr);
+  fail_unless_equals_uint64(reported_latency(h), 3020 * GST_MSECOND);
+  teardown_harness(h);
+}
+GST_END_TEST;
+
+/* A frame of the video that reached the sink named "v", at `pts`. */
+struct Frame {
+  GstClockTime pts;
+  std::vector<guint8> pixels;
+};
+
+static void keep_frame(GstElement *, GstBuffer *buffer, GstPad *, gpointer data) {
+  auto *frame = static_cast<Frame *>(data);
+  if (GST_BUFFER_PTS(buffer) != frame->pts)
+    return;
+  GstMapInfo map;
+  gst_buffer_map(buffer, &map, GST_MAP_READ);
+  frame->pixels.assign(map.data, map.data + map.size);
+  gst_buffer_unmap(buffer, &map);
+}
+
+static std::function<void(GstElement *)> keep(Frame *frame,
+                                              std::function<void(GstElement *)> also = nullptr) {
+  return [frame, also](GstElement *pipeline) {
+    GstElement *sink = gst_bin_get_by_name(GST_BIN(pipeline), "v");
+    g_signal_connect(sink, "handoff", G_CALLBACK(keep_frame), frame);
+    gst_object_unref(sink);
+    if (also)
+      also(pipeline);
+  };
+}
+
+static const char *kVideo = "videotestsrc pattern=black num-buffers=20 ! "
+                            "video/x-raw,format=BGRx,width=800,height=120,framerate=10/1 ! ";
+static const char *kOverlay = "textoverlay name=o font-desc=\"Sans 14\" valignment=top "
+                              "halignment=left wrap-mode=none ! fakesink name=v "
+                              "signal-handoffs=true sync=false";
+
+GST_START_TEST(test_markup_characters_are_drawn_literally_by_textoverlay) {
+  /* The service appends the string to its transcript. */
+  const std::string markup = " if a < b && c > d then --> <b>bold</b>";
+  qwenasr::local::ServiceOptions options;
+  options.faults.transcript_raw_suffix = markup;
+  auto service = start_service(options);
+  Audio audio = make_audio(16000, {{200, false}, {400, true}, {1400, false}});
+  gchar *wav = write_wav(audio);
+  Frame drawn{GST_SECOND, {}};
+  std::string format;
+  std::vector<GstMessage *> messages =
+      run_pipeline(std::string(kVideo) + kOverlay + " filesrc location=" + wav +
+                       " ! wavparse ! qwenasr name=asr api-key=test-key max-line-length=200 url=" +
+                       service->url() + " ! o.text_sink",
+                   60 * GST_SECOND, keep(&drawn));
+  auto finals = transcripts(messages, true);
+  fail_unless_equals_int(finals.size(), 1);
+  std::string transcript = gst_structure_get_string(finals[0], "text");
+  free_messages(messages);
+  fail_unless(transcript.size() > markup.size() &&
+                  transcript.compare(transcript.size() - markup.size(), markup.size(), markup) == 0,
+              "transcript %s", transcript.c_str());
+  fail_unless_equals_int(drawn.pixels.size(), 800 * 120 * 4);
+
+  /* The same line drawn from plain text: textoverlay's own text, escaped for its markup
+   * parser, is the transcript as characters. */
+  Frame literal{GST_SECOND, {}};
+  gchar *escaped = g_markup_escape_text(transcript.c_str(), -1);
+  messages = run_pipeline(std::string(kVideo) + kOverlay, 30 * GST_SECOND,
+                          keep(&literal, [escaped](GstElement *pipeline) {
+                            GstElement *o = gst_bin_get_by_name(GST_BIN(pipeline), "o");
+                            g_object_set(o, "text", escaped, nullptr);
+                            gst_object_unref(o);
+                          }));
+  free_messages(messages);
+  g_free(escaped);
+  /* And the transcript read as markup (what a verbatim writer would cause): different. */
+  Frame as_markup{GST_SECOND, {}};
+  std::string wrong = transcript.substr(0, transcript.size() - markup.size()) + " <b>bold</b>";
+  messages = run_pipeline(std::string(kVideo) + kOverlay, 30 * GST_SECOND,
+                          keep(&as_markup, [&wrong](GstElement *pipeline) {
+                            GstElement *o = gst_bin_get_by_name(GST_BIN(pipeline), "o");
+                            g_object_set(o, "text", wrong.c_str(), nullptr);
+                            gst_object_unref(o);
+                          }));
+  free_messages(messages);
+
+  guint lit = 0;
+  for (guint8 p : drawn.pixels)
+    lit += p != 0;
+  fail_unless(lit > 1000, "nothing drawn (%u pixels lit)", lit);
+  fail_unless(drawn.pixels == literal.pixels, "the caption is not drawn as its characters");
+  fail_unless(drawn.pixels != as_markup.pixels, "the check cannot tell markup from text");
+  g_unlink(wav);
+  g_free(wav);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_a_language_change_is_tagged_before_its_first_caption) {
+  /* The first session's finals say Chinese (the service writes a language member after the
+   * transcript, which the parser takes as the last word), the second's English. A new
+   * segment ends the first session; the output stream goes on. */
+  qwenasr::local::ServiceOptions options;
+  options.faults.faulty_sessions = 1;
+  options.faults.transcript_raw_suffix = "\",\"language\":\"zh\",\"x\":\"";
+  auto service = start_service(options);
+  Audio audio = make_audio(16000, {{200, false}, {800, true}, {900, false}});
+  GstHarness *h = caption_harness(service->url(), 16000, "language-code=en");
+  Recorded recorded;
+  record_output(h->element, &recorded);
+  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
+  GstSegment segment;
+  gst_segment_init(&segment, GST_FORMAT_TIME);
+  segment.start = segment.time = 10 * GST_SECOND;
+  gst_harness_push_event(h, gst_event_new_segment(&segment));
+  fail_unless_equals_int(push_audio(h, audio, 20, 10 * GST_SECOND), GST_FLOW_OK);
+  fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
+  std::vector<GstEvent *> events = pull_events_until_eos(h);
+  unref_events(events);
+  std::vector<std::string> kinds;
+  for (const std::string &item : recorded.items)
+    kinds.push_back(item.substr(0, 5) == "text:" ? "text" : item);
+  std::vector<std::string> expected = {"tag:zh", "text", "tag:en", "text"};
+  fail_unless(kinds == expected, "got %zu items, first %s", kinds.size(),
+              kinds.empty() ? "-" : kinds[0].c_str());
+  teardown_harness(h);
+}
+GST_END_TEST;
+
+static Suite *captions_suite(void) {
+  Suite *s = suite_create("captions");
+  TCase *tc = tcase_create("general");
+  suite_add_tcase(s, tc);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc,
+                 test_not_live_captions_land_on_their_speech_however_slowly_the_service_answers);
+  tcase_add_test(tc, test_roll_up_reports_a_latency_sized_for_confirmed_words);
+  tcase_add_test(tc, test_markup_characters_are_drawn_literally_by_textoverlay);
+  tcase_add_test(tc, test_a_language_change_is_tagged_before_its_first_caption);
+  return s;
+}
+
+GST_CHECK_MAIN(captions);
