@@ -762,11 +762,12 @@ static void push_in_real_time(GstHarness *h, const Audio &audio) {
 }
 
 GST_START_TEST(test_after_a_service_stall_captions_are_back_on_the_speech_next_utterance) {
-  /* The service sends nothing for 3 s from 2 s of audio on: the second utterance's caption
-   * comes after the text timeline had to pass its speech; the ones after are on time. */
+  /* The service sends nothing for 4 s from 2 s of audio on, longer than latency: the second
+   * utterance's caption comes after the text timeline had to pass its speech; the ones after
+   * are on time. */
   qwenasr::local::ServiceOptions options;
   options.faults.stall_after_appends = 20;
-  options.faults.stall_ms = 3000;
+  options.faults.stall_ms = 4000;
   auto service = start_service(options);
   Audio audio = make_audio(16000, {{500, false},
                                    {1000, true},
@@ -777,7 +778,7 @@ GST_START_TEST(test_after_a_service_stall_captions_are_back_on_the_speech_next_u
                                    {1500, false},
                                    {1000, true},
                                    {1000, false}});
-  GstHarness *h = caption_harness(service->url(), 16000, "latency=2500 vad-silence-ms=300");
+  GstHarness *h = caption_harness(service->url(), 16000, "latency=2000 vad-silence-ms=300");
   push_in_real_time(h, audio);
   fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
   Output out;
