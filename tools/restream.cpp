@@ -14,7 +14,9 @@
  * rtmp2src is not a live source, so by itself the input pipeline would hold its video at
  * textoverlay while each utterance waits for its transcript and let it go in bursts. The inter
  * sinks instead render at running time + ts-offset (latency plus a margin), so the output gets
- * a constant delay, whatever moment the input started in, and the holds vanish inside it.
+ * a constant delay, whatever moment the input started in, and the holds vanish inside it. An
+ * input that falls behind its own timestamps for good (its publisher stalled and went on without
+ * catching up) would eat that margin: it is attached again, which starts a fresh timeline.
  *
  * Exit status: 0 after SIGINT/SIGTERM; 2 for bad usage; 3 when DASHSCOPE_API_KEY is not set
  * or the service refuses the key or the settings (retrying cannot help); 4 when the output fails
@@ -46,6 +48,12 @@ const guint kMaxRetryDelayS = 5;
 const GstClockTime kSlateAfter = 500 * GST_MSECOND;
 /* Added to `latency` for the output delay: decoding, textoverlay and hand-over. */
 const guint kDelayMarginMs = 1500;
+/* An input whose data comes this much later against its own timestamps than it did at its
+ * best, for this long, is re-attached: its publisher stalled and went on without catching up
+ * (a burst that catches up is over within a second or two), and every later frame would eat
+ * that much of the margin the output delay leaves for captions. */
+const gint64 kMaxBehindUs = 2 * G_USEC_PER_SEC;
+const gint64 kBehindForUs = 3 * G_USEC_PER_SEC;
 
 struct Options {
   gchar *language = nullptr;
@@ -92,6 +100,13 @@ struct Restream {
   /* monotonic µs at which the current input's frames started reaching the output sink (they
    * go on air the output delay later); 0 before */
   std::atomic<gint64> first_frame_us{0};
+  /* How late the current input's audio arrives against its timestamps (µs; clock time minus
+   * base time minus running time, as decoded): the latest, written by its streaming thread
+   * (G_MININT64 before the first); the least seen and since when it has been more than
+   * kMaxBehindUs above that, on the main loop. */
+  std::atomic<gint64> input_lag_us{G_MININT64};
+  gint64 least_lag_us = G_MAXINT64;
+  gint64 behind_since = 0;
   guint64 captions_at_health = 0;
   gint64 last_health = 0;
 
@@ -209,6 +224,33 @@ struct InputProbe {
   guint generation;
 };
 
+/* Decoded audio reaching the tee, which never waits (unbounded queues follow): how late it
+ * comes against the running time its timestamp gives it. */
+GstPadProbeReturn measure_lag(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
+  auto *probe = static_cast<InputProbe *>(data);
+  GstBuffer *buffer = GST_PAD_PROBE_INFO_BUFFER(info);
+  GstElement *element = GST_PAD_PARENT(pad);
+  GstEvent *event = gst_pad_get_sticky_event(pad, GST_EVENT_SEGMENT, 0);
+  GstClock *clock = gst_element_get_clock(element);
+  if (event && clock && probe->generation == probe->r->generation &&
+      GST_BUFFER_PTS_IS_VALID(buffer)) {
+    const GstSegment *segment;
+    gst_event_parse_segment(event, &segment);
+    GstClockTime running =
+        gst_segment_to_running_time(segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
+    if (GST_CLOCK_TIME_IS_VALID(running)) {
+      GstClockTimeDiff lag =
+          GST_CLOCK_DIFF(gst_element_get_base_time(element) + running, gst_clock_get_time(clock));
+      probe->r->input_lag_us = lag / 1000;
+    }
+  }
+  if (clock)
+    gst_object_unref(clock);
+  if (event)
+    gst_event_unref(event);
+  return GST_PAD_PROBE_OK;
+}
+
 GstPadProbeReturn note_first_frame(GstPad *, GstPadProbeInfo *, gpointer data) {
   auto *probe = static_cast<InputProbe *>(data);
   Restream *r = probe->r;
@@ -287,6 +329,20 @@ void input_lost(Restream &r, const char *why) {
   r.retry_delay_s = MIN(r.retry_delay_s * 2, kMaxRetryDelayS);
 }
 
+/* The current input goes on airing what it has received for `drain_ms` while a new one is
+ * attached after `attach_s`. */
+void retire_input(Restream &r, guint drain_ms, guint attach_s) {
+  if (r.drain_source)
+    g_source_remove(r.drain_source);
+  destroy_pipeline(r.draining);
+  r.draining = r.input;
+  r.input = nullptr;
+  r.drain_source = g_timeout_add(drain_ms, end_drain, &r);
+  r.state = InputState::Waiting;
+  r.retry_delay_s = 1;
+  schedule_attach(r, attach_s);
+}
+
 gboolean publisher_left(gpointer data) {
   InputProbe *note = static_cast<InputProbe *>(data);
   Restream &r = *note->r;
@@ -296,18 +352,33 @@ gboolean publisher_left(gpointer data) {
     return G_SOURCE_REMOVE;
   say("publisher left: airing the last %d s received, then the slate; waiting for it to return",
       r.delay_ms() / 1000);
-  if (r.drain_source)
-    g_source_remove(r.drain_source);
-  destroy_pipeline(r.draining);
-  r.draining = r.input;
-  r.input = nullptr;
-  r.drain_source = g_timeout_add(r.delay_ms() + 500, end_drain, &r);
-  r.state = InputState::Waiting;
-  r.retry_delay_s = 1;
   /* nginx keeps a new player waiting for the next publisher, once it has finished with the
    * last one (a player attached at once may get its tail) */
-  schedule_attach(r, 1);
+  retire_input(r, r.delay_ms() + 500, 1);
   return G_SOURCE_REMOVE;
+}
+
+/* Once a second, on air: an input that has fallen behind its own timestamps for good is
+ * attached again, which starts its timeline afresh with the whole margin. The old one airs
+ * until the new one's first frames are due. */
+void check_input_lag(Restream &r, gint64 now) {
+  gint64 lag = r.input_lag_us;
+  if (!r.input || lag == G_MININT64)
+    return;
+  r.least_lag_us = MIN(r.least_lag_us, lag);
+  gint64 behind = lag - r.least_lag_us;
+  if (behind <= kMaxBehindUs || r.state != InputState::OnAir) {
+    r.behind_since = 0;
+    return;
+  }
+  if (r.behind_since == 0)
+    r.behind_since = now;
+  if (now - r.behind_since < kBehindForUs)
+    return;
+  say("input is %.1f s behind its timestamps (the publisher stalled and went on without "
+      "catching up): attaching again to get back on time",
+      behind / 1e6);
+  retire_input(r, r.delay_ms(), 0);
 }
 
 /* An ERROR from the current input: fatal (exit 3) when the service refused the key or the
@@ -350,10 +421,15 @@ gboolean attach_input(gpointer data) {
   r.generation++;
   r.frames = 0;
   r.first_frame_us = 0;
+  r.input_lag_us = G_MININT64;
+  r.least_lag_us = G_MAXINT64;
+  r.behind_since = 0;
   auto delete_probe = [](gpointer probe) { delete static_cast<InputProbe *>(probe); };
   add_probe(r.input, "vsink", "sink", GST_PAD_PROBE_TYPE_BUFFER, note_first_frame,
             new InputProbe{&r, r.generation}, delete_probe);
   add_probe(r.input, "asr", "src", GST_PAD_PROBE_TYPE_BUFFER, count_caption, &r);
+  add_probe(r.input, "a", "sink", GST_PAD_PROBE_TYPE_BUFFER, measure_lag,
+            new InputProbe{&r, r.generation}, delete_probe);
   add_probe(r.input, "source", "src", GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, watch_source,
             new InputProbe{&r, r.generation}, delete_probe);
   GstBus *bus = gst_element_get_bus(r.input);
@@ -446,6 +522,7 @@ gboolean tick(gpointer data) {
     say("input on air, captioning");
     set_status(r, "");
   }
+  check_input_lag(r, now);
   if (now - r.last_health >= r.opt.health_s * G_USEC_PER_SEC) {
     guint delay_ms = 0;
     guint64 late = 0;

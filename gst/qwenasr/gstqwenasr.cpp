@@ -96,18 +96,20 @@ static void set_play_flushing(GstQwenAsrPrivate *priv, bool flushing) {
   priv->play_cond.notify_all();
 }
 
-/* Not PLAYING: audio goes to the (paid) service only as long as downstream takes output, i.e.
- * until it has prerolled; then it waits for PLAYING, so that nothing is sent that a seek while
- * paused would throw away. A new timeline first queues a GAP at its start, which a sink
- * prerolls on. Downstream that needs more to preroll (a muxer) returns from its pushes, and
- * audio keeps flowing until it does not. Returns FLUSHING when a flush or shutdown ends it. */
+/* A new timeline first queues a GAP at its start, which sinks preroll on: a live pipeline
+ * reaches PLAYING at once instead of after the latency budget, when the first real output
+ * would come. Not PLAYING, audio goes to the (paid) service only as long as downstream takes
+ * output, i.e. until it has prerolled; then it waits for PLAYING, so that nothing is sent that
+ * a seek while paused would throw away. Downstream that needs more to preroll (a muxer)
+ * returns from its pushes, and audio keeps flowing until it does not. Returns FLUSHING when a
+ * flush or shutdown ends the wait. */
 static GstFlowReturn wait_for_playing(GstQwenAsr *self) {
   GstQwenAsrPrivate *priv = self->priv;
   guint64 rounds;
+  bool playing;
   {
     std::lock_guard<std::mutex> guard(priv->play_lock);
-    if (priv->playing)
-      return GST_FLOW_OK;
+    playing = priv->playing;
     rounds = priv->task_rounds;
   }
   bool queued = false;
@@ -121,6 +123,8 @@ static GstFlowReturn wait_for_playing(GstQwenAsr *self) {
   }
   if (queued)
     priv->wake_task();
+  if (playing)
+    return GST_FLOW_OK;
   std::unique_lock<std::mutex> guard(priv->play_lock);
   priv->play_cond.wait(guard, [&] {
     return priv->playing || priv->play_flushing ||
@@ -452,9 +456,18 @@ static GstStateChangeReturn gst_qwen_asr_change_state(GstElement *element,
   case GST_STATE_CHANGE_PAUSED_TO_PLAYING:
     set_play_gate(priv, true, false);
     break;
-  case GST_STATE_CHANGE_PLAYING_TO_PAUSED:
+  case GST_STATE_CHANGE_PLAYING_TO_PAUSED: {
     set_play_gate(priv, false, false);
+    /* A sink that loses its preroll here prerolls again on a GAP where the text is: a live
+     * source sends nothing while paused, and the next caption or GAP may be a whole latency
+     * budget away, too late for the change back to PLAYING. */
+    std::lock_guard<std::mutex> guard(priv->out_lock);
+    if (GST_CLOCK_TIME_IS_VALID(priv->position) && !priv->eos) {
+      gst_qwen_asr_output_enqueue(priv, GST_MINI_OBJECT_CAST(gst_event_new_gap(priv->position, 0)));
+      priv->wake_task();
+    }
     break;
+  }
   case GST_STATE_CHANGE_PAUSED_TO_READY:
     /* Pad deactivation takes the stream lock: release a chain function waiting on us. */
     priv->transcriber.set_flushing(true);

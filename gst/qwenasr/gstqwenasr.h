@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The qwenasr element (audio in, timed text/x-raw captions out); see gstqwenasr.cpp. */
 #pragma once
 
 #include <gst/gst.h>

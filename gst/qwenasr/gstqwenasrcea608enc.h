@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The qwenasrcea608enc element (captions in, CEA-608 on video out); see its .cpp. */
 #pragma once
 
 #include <gst/gst.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The qwenasrsink element (audio in, transcripts on the bus); see gstqwenasrsink.cpp. */
 #pragma once
 
 #include <gst/base/gstbasesink.h>

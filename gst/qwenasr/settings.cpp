@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The shared properties: their GParamSpecs, setters and getters, and the endpoint. */
 #include "settings.h"
 
 #include "oggopus.h"

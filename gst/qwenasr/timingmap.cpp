@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The service's audio offsets mapped back to input times (see timingmap.h). */
 #include "timingmap.h"
 
 #include <algorithm>

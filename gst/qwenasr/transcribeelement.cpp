@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* What both transcribing elements share (see transcribeelement.h). */
 #include "transcribeelement.h"
 
 namespace qwenasr {
