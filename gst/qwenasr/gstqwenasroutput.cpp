@@ -388,8 +388,10 @@ void gst_qwen_asr_output_update(GstQwenAsr *self, gboolean drained) {
     gint64 wall_gap = wait.gap_us;
     if (!priv->upstream_live) {
       safe = priv->timeline.heard();
-      gboolean input_waits =
-          !priv->draining && !priv->sent.empty() && now - priv->sent.back().wall > wait.gap_us;
+      /* (Not while the streaming thread is inside this element, handing audio over or
+       * draining: the input waits for the service then, not for text.) */
+      gboolean input_waits = !priv->draining && priv->push_entered == 0 && !priv->sent.empty() &&
+                             now - priv->sent.back().wall > wait.gap_us;
       if (!input_waits)
         wall_gap = wait.overdue_us;
     }
