@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -145,13 +146,14 @@ Result run(const std::string &url, const char *mode, const std::vector<gint16> &
   return r;
 }
 
-/* `caption` drawn by textoverlay (as burned in) on a 640x360 test picture, saved as PNG. */
-bool render(const std::string &caption, const std::string &path) {
+/* `caption` drawn by textoverlay (as burned in: centred, or left-aligned as roll-up is) on a
+ * 640x360 test picture, saved as PNG. */
+bool render(const std::string &caption, const char *align, const std::string &path) {
   gchar *description = g_strdup_printf(
       "videotestsrc num-buffers=1 pattern=smpte ! video/x-raw,width=640,height=360 ! "
-      "textoverlay name=o valignment=bottom halignment=center font-desc=\"Sans Bold 18\" ! "
-      "videoconvert ! pngenc ! filesink location=\"%s\"",
-      path.c_str());
+      "textoverlay name=o valignment=bottom halignment=%s line-alignment=%s "
+      "font-desc=\"Sans Bold 18\" ! videoconvert ! pngenc ! filesink location=\"%s\"",
+      align, align, path.c_str());
   GstElement *pipeline = gst_parse_launch(description, nullptr);
   g_free(description);
   if (!pipeline)
@@ -178,6 +180,7 @@ bool render(const std::string &caption, const std::string &path) {
 
 int main(int argc, char **argv) {
   gst_init(&argc, &argv);
+  setvbuf(stdout, nullptr, _IOLBF, 0); /* each figure as soon as it is known */
   std::string out_dir = argc > 1 ? argv[1] : g_get_tmp_dir();
   int loops = argc > 2 ? atoi(argv[2]) : 2;
   std::vector<gint16> audio = recording(loops);
@@ -211,7 +214,9 @@ int main(int argc, char **argv) {
     std::replace(shown.begin(), shown.end(), '\n', '|');
     printf("%-8s a two-line frame at %" GST_TIME_FORMAT ": \"%s\" -> %s%s\n", mode,
            GST_TIME_ARGS(r.two_lines_pts), shown.c_str(), png.c_str(),
-           render(r.two_lines, png) ? "" : " (not rendered)");
+           render(r.two_lines, strcmp(mode, "roll-up") == 0 ? "left" : "center", png)
+               ? ""
+               : " (not rendered)");
   }
   service.stop();
   return 0;
