@@ -7,10 +7,11 @@
  * outputs the transcripts as timed `text/x-raw` captions for textoverlay, srtenc, webvttenc,
  * matroskamux or mp4mux. The caption timeline (captiontimeline.h) lays each transcript out in
  * lines (max-line-length, max-lines) and screens spread over its utterance; a caption starts
- * where its speech starts and lasts until the utterance ends (at least min-duration, but never
- * into the next utterance). A tag event names the language. GAP events keep the text timeline
- * moving through silence and while results are pending. The bus messages are those of
- * qwenasrsink.
+ * where its speech starts and lasts until the utterance ends (at least min-duration and its
+ * reading time, but never into the next utterance). caption-mode=roll-up shows confirmed words
+ * as they come instead, with a latency of 1000 ms by default. A tag event names the language. GAP
+ * events keep the text timeline moving through silence and while results are pending. The bus
+ * messages are those of qwenasrsink.
  *
  * ## Example launch line
  * |[
