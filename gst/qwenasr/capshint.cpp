@@ -13,13 +13,22 @@ struct Watch {
   std::atomic<bool> said{false};
 };
 
-void say(Watch *watch, GstPad *pad, GstCaps *offered) {
+/* Caps upstream has settled on (a CAPS event) fail the stream: an ERROR, posted before the
+ * upstream element's generic not-negotiated one, so that it is the error an application (and
+ * gst-launch-1.0, which prints errors as they are posted and may quit before it has printed
+ * an earlier warning) shows first. Caps only asked about may still be changed: a WARNING. */
+void say(Watch *watch, GstPad *pad, GstCaps *offered, bool settled) {
   if (watch->said.exchange(true))
     return;
   gchar *caps = gst_caps_to_string(offered);
-  GST_ELEMENT_WARNING(watch->element, STREAM, FORMAT,
+  if (settled)
+    GST_ELEMENT_ERROR(watch->element, CORE, NEGOTIATION,
                       ("%s %s.", GST_ELEMENT_NAME(watch->element), kCapsHint),
                       ("%s:%s was offered %s", GST_DEBUG_PAD_NAME(pad), caps));
+  else
+    GST_ELEMENT_WARNING(watch->element, STREAM, FORMAT,
+                        ("%s %s.", GST_ELEMENT_NAME(watch->element), kCapsHint),
+                        ("%s:%s was offered %s", GST_DEBUG_PAD_NAME(pad), caps));
   g_free(caps);
 }
 
@@ -42,7 +51,7 @@ GstPadProbeReturn probe(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
       GstCaps *caps = nullptr;
       gst_event_parse_caps(event, &caps);
       if (caps && outside_template(pad, caps))
-        say(watch, pad, caps);
+        say(watch, pad, caps, true);
     }
   } else if ((info->type & GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM) &&
              (info->type & GST_PAD_PROBE_TYPE_PULL)) {
@@ -56,13 +65,13 @@ GstPadProbeReturn probe(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
       gst_query_parse_accept_caps(query, &caps);
       gst_query_parse_accept_caps_result(query, &accepted);
       if (caps && !accepted && outside_template(pad, caps))
-        say(watch, pad, caps);
+        say(watch, pad, caps, false);
     } else if (GST_QUERY_TYPE(query) == GST_QUERY_CAPS) {
       GstCaps *filter = nullptr, *result = nullptr;
       gst_query_parse_caps(query, &filter);
       gst_query_parse_caps_result(query, &result);
       if (filter && result && gst_caps_is_empty(result) && outside_template(pad, filter))
-        say(watch, pad, filter);
+        say(watch, pad, filter, false);
     }
   }
   return GST_PAD_PROBE_OK;

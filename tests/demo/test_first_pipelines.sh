@@ -3,8 +3,8 @@
 # What a new user sees from gst-inspect-1.0 and gst-launch-1.0 in the first minutes:
 #   inspect  gst-inspect-1.0 of both elements shows no raw 18446744073709551615 (2^64-1) except
 #            in GStreamer's own "Range:" lines
-#   caps     44.1 kHz stereo straight into either element: the element says, once, what it
-#            takes and what to put in front; with audioconvert ! audioresample it says nothing
+#   caps     44.1 kHz stereo straight into either element: the element's error says, once, what
+#            it takes and what to put in front; with audioconvert ! audioresample it says nothing
 # The local service is started with --port-file, as the README's quick start does.
 # Usage: test_first_pipelines.sh BUILD_ROOT inspect|caps
 set -euo pipefail
@@ -43,13 +43,10 @@ caps)
     name=${sink%% *}
     set -- $sink
     shift
-    # No `! audioconvert ! audioresample`: GStreamer's not-negotiated error, after our hint.
-    # About one run in three under load, gst-launch-1.0 printed the error without the hint
-    # (not understood yet; see the closing note of the third session): up to three tries.
-    for _ in 1 2 3; do
-      log=$(timeout 60 gst-launch-1.0 $wav ! $name api-key=test-key url="$url" "$@" 2>&1 || true)
-      grep -q -F "$hint" <<<"$log" && break
-    done
+    # No `! audioconvert ! audioresample`: our error with the hint, then GStreamer's generic
+    # not-negotiated one. (As a warning, the hint went missing in about one run in ten:
+    # gst-launch-1.0 prints errors as they are posted and may quit before printing a warning.)
+    log=$(timeout 60 gst-launch-1.0 $wav ! $name api-key=test-key url="$url" "$@" 2>&1 || true)
     echo "$log" | grep -E 'WARNING|ERROR|takes'
     [ "$(grep -c -F "$hint" <<<"$log")" -eq 1 ] || fail "$name: the hint is not there once"
     grep -q -F "${name}0 $hint" <<<"$log" || fail "$name: the hint does not name the element"
