@@ -141,9 +141,8 @@ void CaptionTimeline::add_final(GstClockTime start, GstClockTime end, const std:
   std::string code = iso639_language(language);
   /* Screens spread over the utterance by characters: each starts where its first character
    * falls, or earlier if a partial result had confirmed that character by then (it was
-   * spoken no later). min-duration 0 asks for the speech times as they are: no reading time
-   * added either. */
-  bool readable = config_.min_duration > 0;
+   * spoken no later). */
+  bool readable = config_.reading_time;
   std::vector<GstClockTime> starts, reading;
   guint64 before = 0;
   for (gsize i = 0; i < screens.size(); i++) {

@@ -13,10 +13,10 @@
 namespace qwenasr {
 
 struct TimelineConfig {
-  /* Shortest time a final caption stays up; it also stays up its reading time (17
-   * characters a second, 9 for CJK) where the next speech allows. 0: the speech's own
-   * times, neither lengthens it. */
-  GstClockTime min_duration = GST_SECOND;
+  GstClockTime min_duration = GST_SECOND; /* shortest time a final caption stays up */
+  /* A final caption also stays up its reading time (17 characters a second, 9 for CJK)
+   * where the next speech allows, and a later screen of its utterance waits for it. */
+  bool reading_time = false;
   GstClockTime max_duration = 7 * GST_SECOND;        /* longest time a screen stays up */
   GstClockTime partial_duration = 300 * GST_MSECOND; /* a preview, unless replaced */
   /* Shortest time a late caption (whose speech the output already passed) stays up. */

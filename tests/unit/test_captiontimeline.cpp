@@ -218,6 +218,14 @@ GST_START_TEST(test_an_empty_transcript_adds_nothing) {
 }
 GST_END_TEST;
 
+/* A timeline that keeps captions up for their reading time (the element's reading-time=true). */
+static void read_captions(CaptionTimeline &timeline, guint max_line_length = 0) {
+  qwenasr::TimelineConfig config;
+  config.reading_time = true;
+  config.max_line_length = max_line_length;
+  timeline.set_config(config);
+}
+
 /* Time to read `chars` characters at `cps` characters a second. */
 static GstClockTime reading_time(guint chars, double cps) {
   return static_cast<GstClockTime>(chars / cps * GST_SECOND);
@@ -225,6 +233,7 @@ static GstClockTime reading_time(guint chars, double cps) {
 
 GST_START_TEST(test_a_screen_stays_up_for_its_reading_time_when_the_next_speech_allows) {
   CaptionTimeline timeline;
+  read_captions(timeline);
   Output out;
   /* 79 characters (spaces aside) take 4.65 s to read at 17/s; the speech lasts 2 s. */
   std::string text(39, 'a');
@@ -249,9 +258,7 @@ GST_START_TEST(test_a_screen_stays_up_for_its_reading_time_when_the_next_speech_
   fail_unless_equals_int(timeline.stats().reading_speed_hits, 0);
   /* Never more than max-duration (7 s): 150 characters on lines of 100 would take 8.8 s. */
   CaptionTimeline wide;
-  qwenasr::TimelineConfig config;
-  config.max_line_length = 100;
-  wide.set_config(config);
+  read_captions(wide, 100);
   Output o2;
   wide.add_final(0, GST_SECOND, std::string(75, 'c') + " " + std::string(75, 'd'), "en",
                  G_MAXINT64);
@@ -260,8 +267,21 @@ GST_START_TEST(test_a_screen_stays_up_for_its_reading_time_when_the_next_speech_
 }
 GST_END_TEST;
 
+GST_START_TEST(test_without_reading_time_a_short_screen_is_only_counted) {
+  CaptionTimeline timeline;
+  Output out;
+  std::string text(39, 'a');
+  text += " " + std::string(40, 'b');
+  timeline.add_final(0, 2 * GST_SECOND, text, "en", G_MAXINT64);
+  out.take(timeline, GST_CLOCK_TIME_NONE, 0, true);
+  fail_unless_equals_uint64(out.cues[0].duration, 2 * GST_SECOND);
+  fail_unless_equals_int(timeline.stats().reading_speed_hits, 1);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_reading_time_never_delays_the_next_utterance) {
   CaptionTimeline timeline;
+  read_captions(timeline);
   Output out;
   /* The next speech comes after 3 s: the caption ends there, short of its 4.65 s, and that
    * is counted. */
@@ -298,6 +318,7 @@ GST_START_TEST(test_a_screen_waits_for_the_one_before_to_be_read_at_most_1_5_s) 
    * first needs 4.71 s to read: the second comes then, not at 2 s... */
   std::string screen = std::string(40, 'a') + " " + std::string(40, 'b');
   CaptionTimeline timeline;
+  read_captions(timeline);
   Output out;
   timeline.add_final(0, 10 * GST_SECOND, screen + " " + screen, "en", G_MAXINT64,
                      {{160, 4 * GST_SECOND}});
@@ -393,11 +414,10 @@ GST_START_TEST(test_screens_start_no_later_than_their_words_were_confirmed) {
                      {{10, 500 * kMs}, {160, 3 * GST_SECOND}});
   out.take(timeline, GST_CLOCK_TIME_NONE, 0, true);
   fail_unless_equals_int(out.cues.size(), 2);
-  /* Never before the utterance start, whatever a confirmation says; the second screen would
-   * come at 3 s, but the first needs 4.7 s to read: it waits the most it may, 1.5 s. */
+  /* Never before the utterance start, whatever a confirmation says. */
   fail_unless_equals_uint64(out.cues[0].pts, GST_SECOND);
-  fail_unless_equals_uint64(out.cues[1].pts, 4500 * kMs);
-  fail_unless_equals_uint64(out.cues[0].duration, 3500 * kMs);
+  fail_unless_equals_uint64(out.cues[1].pts, 3 * GST_SECOND);
+  fail_unless_equals_uint64(out.cues[0].duration, 2 * GST_SECOND);
   /* Without confirmations: spread by characters. */
   timeline.add_final(20 * GST_SECOND, 30 * GST_SECOND, text, "en", G_MAXINT64);
   out.take(timeline, GST_CLOCK_TIME_NONE, 0, true);
@@ -459,6 +479,7 @@ static Suite *captiontimeline_suite(void) {
   tcase_add_test(tc, test_an_empty_transcript_adds_nothing);
   tcase_add_test(tc, test_a_screen_stays_up_for_its_reading_time_when_the_next_speech_allows);
   tcase_add_test(tc, test_reading_time_never_delays_the_next_utterance);
+  tcase_add_test(tc, test_without_reading_time_a_short_screen_is_only_counted);
   tcase_add_test(tc, test_a_screen_waits_for_the_one_before_to_be_read_at_most_1_5_s);
   tcase_add_test(tc, test_min_duration_zero_keeps_exact_speech_times);
   tcase_add_test(tc, test_a_final_after_its_own_previews_is_not_late);
