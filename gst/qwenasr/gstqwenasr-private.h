@@ -61,6 +61,7 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
   gboolean latency_set = FALSE;          /* latency was set: the mode does not change it */
   guint lateness_ms = DEFAULT_LATENESS_MS;
   guint min_duration_ms = DEFAULT_MIN_DURATION_MS;
+  gboolean reading_time = FALSE;
   gboolean partial_results = FALSE;
   guint max_line_length = DEFAULT_MAX_LINE_LENGTH;
   guint max_lines = DEFAULT_MAX_LINES;

@@ -7,11 +7,11 @@
  * outputs the transcripts as timed `text/x-raw` captions for textoverlay, srtenc, webvttenc,
  * matroskamux or mp4mux. The caption timeline (captiontimeline.h) lays each transcript out in
  * lines (max-line-length, max-lines) and screens spread over its utterance; a caption starts
- * where its speech starts and lasts until the utterance ends (at least min-duration and its
- * reading time, but never into the next utterance). caption-mode=roll-up shows confirmed words
- * as they come instead, with a latency of 1000 ms by default. A tag event names the language. GAP
- * events keep the text timeline moving through silence and while results are pending. The bus
- * messages are those of qwenasrsink.
+ * where its speech starts and lasts until the utterance ends (at least min-duration, and with
+ * reading-time its reading time, but never into the next utterance). caption-mode=roll-up shows
+ * confirmed words as they come instead, with a latency of 1000 ms by default. A tag event names the
+ * language. GAP events keep the text timeline moving through silence and while results are pending.
+ * The bus messages are those of qwenasrsink.
  *
  * ## Example launch line
  * |[
@@ -34,6 +34,7 @@ enum {
   PROP_LATENCY,
   PROP_LATENCY_LATENESS,
   PROP_MIN_DURATION,
+  PROP_READING_TIME,
   PROP_PARTIAL_RESULTS,
   PROP_MAX_OBSERVED_DELAY,
   PROP_STATS,
@@ -329,6 +330,9 @@ static void gst_qwen_asr_set_property(GObject *object, guint prop_id, const GVal
   case PROP_MIN_DURATION:
     self->priv->min_duration_ms = g_value_get_uint(value);
     break;
+  case PROP_READING_TIME:
+    self->priv->reading_time = g_value_get_boolean(value);
+    break;
   case PROP_PARTIAL_RESULTS:
     self->priv->partial_results = g_value_get_boolean(value);
     break;
@@ -399,6 +403,9 @@ static void gst_qwen_asr_get_property(GObject *object, guint prop_id, GValue *va
     break;
   case PROP_MIN_DURATION:
     g_value_set_uint(value, self->priv->min_duration_ms);
+    break;
+  case PROP_READING_TIME:
+    g_value_set_boolean(value, self->priv->reading_time);
     break;
   case PROP_PARTIAL_RESULTS:
     g_value_set_boolean(value, self->priv->partial_results);
@@ -536,10 +543,15 @@ static void gst_qwen_asr_class_init(GstQwenAsrClass *klass) {
   g_object_class_install_property(
       gobject_class, PROP_MIN_DURATION,
       g_param_spec_uint("min-duration", "Minimum duration",
-                        "Shortest time (ms) a final caption stays up, so it can be read; it also "
-                        "stays up its reading time (17 characters/s, 9 for CJK) unless the next "
-                        "speech comes first. 0: exact speech times",
-                        0, 60000, DEFAULT_MIN_DURATION_MS, playing));
+                        "Shortest time (ms) a final caption stays up, so it can be read", 0, 60000,
+                        DEFAULT_MIN_DURATION_MS, playing));
+  g_object_class_install_property(
+      gobject_class, PROP_READING_TIME,
+      g_param_spec_boolean("reading-time", "Reading time",
+                           "Keep each final caption up for its reading time (17 characters/s, 9 "
+                           "for CJK) where the next speech allows; a later caption of the same "
+                           "utterance waits for it, at most 1.5 s",
+                           FALSE, playing));
   g_object_class_install_property(
       gobject_class, PROP_PARTIAL_RESULTS,
       g_param_spec_boolean("partial-results", "Partial results",

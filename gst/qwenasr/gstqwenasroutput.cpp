@@ -316,6 +316,7 @@ void gst_qwen_asr_output_update(GstQwenAsr *self, gboolean drained) {
   gboolean rollup = priv->caption_mode == GST_QWEN_ASR_CAPTION_ROLL_UP;
   priv->rollup.set_layout(priv->max_line_length, priv->roll_up_lines);
   config.min_duration = priv->min_duration_ms * GST_MSECOND;
+  config.reading_time = priv->reading_time;
   config.max_line_length = priv->max_line_length;
   config.max_lines = priv->max_lines;
   GST_OBJECT_UNLOCK(self);

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* What viewers get from qwenasr's captions against the local service: non-live captions on
- * their speech however slowly the service answers, roll-up's latency, and a language change
- * tagged before its first caption (textoverlay: test_caption_pipelines.cpp). */
+ * their speech however slowly the service answers, reading time, roll-up's latency, and a
+ * language change tagged before its first caption (textoverlay: test_caption_pipelines.cpp). */
 #include "testutil.h"
 
+#include <algorithm>
 #include <mutex>
 
 using namespace testutil;
@@ -11,8 +12,9 @@ using namespace testutil;
 /* Caption buffers and tag events on the element's source pad, in the order they left. */
 struct Recorded {
   std::mutex lock;
-  std::vector<std::string> items;   /* "tag:<language>" or "text:<caption>" */
-  std::vector<GstClockTime> starts; /* of each caption */
+  std::vector<std::string> items;              /* "tag:<language>" or "text:<caption>" */
+  std::vector<GstClockTime> starts, durations; /* of each caption */
+  std::vector<std::string> texts;
 };
 
 static GstPadProbeReturn record_item(GstPad *, GstPadProbeInfo *info, gpointer data) {
@@ -26,6 +28,8 @@ static GstPadProbeReturn record_item(GstPad *, GstPadProbeInfo *info, gpointer d
                               std::string(reinterpret_cast<const char *>(map.data), map.size));
     gst_buffer_unmap(buffer, &map);
     recorded->starts.push_back(GST_BUFFER_PTS(buffer));
+    recorded->durations.push_back(GST_BUFFER_DURATION(buffer));
+    recorded->texts.push_back(recorded->items.back().substr(5));
   } else if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) == GST_EVENT_TAG) {
     GstTagList *tags;
     gst_event_parse_tag(GST_PAD_PROBE_INFO_EVENT(info), &tags);
@@ -80,6 +84,29 @@ GST_START_TEST(test_not_live_captions_land_on_their_speech_however_slowly_the_se
                 "caption %u at %" GST_TIME_FORMAT ", speech at %" GST_TIME_FORMAT, i,
                 GST_TIME_ARGS(recorded.starts[i]), GST_TIME_ARGS(truth));
   }
+  teardown_harness(h);
+}
+GST_END_TEST;
+
+GST_START_TEST(test_with_reading_time_a_caption_stays_up_until_it_can_be_read) {
+  auto service = start_service();
+  Audio audio = make_audio(16000, {{200, false}, {1000, true}, {4000, false}});
+  GstHarness *h = caption_harness(service->url(), 16000, "reading-time=true");
+  Recorded recorded;
+  record_output(h->element, &recorded);
+  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
+  fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
+  std::vector<GstEvent *> events = pull_events_until_eos(h);
+  unref_events(events);
+  fail_unless_equals_int(recorded.texts.size(), 1);
+  /* Its characters (spaces and line breaks aside) at 17 a second, longer than min-duration
+   * and than the 1 s of speech. */
+  const std::string &text = recorded.texts[0];
+  guint chars = text.size() - std::count(text.begin(), text.end(), ' ') -
+                std::count(text.begin(), text.end(), '\n');
+  GstClockTime reading = static_cast<GstClockTime>(chars / 17.0 * GST_SECOND);
+  fail_unless(reading > 1200 * GST_MSECOND, "too short to tell: %s", text.c_str());
+  assert_time_near(recorded.durations[0], reading, "caption duration");
   teardown_harness(h);
 }
 GST_END_TEST;
@@ -153,6 +180,7 @@ static Suite *captions_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc,
                  test_not_live_captions_land_on_their_speech_however_slowly_the_service_answers);
+  tcase_add_test(tc, test_with_reading_time_a_caption_stays_up_until_it_can_be_read);
   tcase_add_test(tc, test_roll_up_reports_a_latency_sized_for_confirmed_words);
   tcase_add_test(tc, test_a_language_change_is_tagged_before_its_first_caption);
   return s;
