@@ -258,9 +258,12 @@ std::vector<Cue> CaptionTimeline::take(GstClockTime position, GstClockTime settl
     if (!GST_CLOCK_TIME_IS_VALID(next) && !p.window && GST_CLOCK_TIME_IS_VALID(next_speech_) &&
         next_speech_ > p.cue.pts)
       next = next_speech_;
+    /* Settled past its end: where it would end, counted from where it will start (a cue the
+     * output has passed starts later, and ends at most `wanted` after that). */
+    GstClockTime from = GST_CLOCK_TIME_IS_VALID(position) ? MAX(p.cue.pts, position) : p.cue.pts;
     bool release = all || GST_CLOCK_TIME_IS_VALID(next) || !p.last_of_utterance ||
                    (now >= p.deadline && !p.window) ||
-                   (GST_CLOCK_TIME_IS_VALID(settled) && settled >= p.cue.pts + p.wanted);
+                   (GST_CLOCK_TIME_IS_VALID(settled) && settled >= from + p.wanted);
     if (!release && p.window && GST_CLOCK_TIME_IS_VALID(settled) && settled > p.cue.pts &&
         (!GST_CLOCK_TIME_IS_VALID(position) || settled > position)) {
       /* A roll-up window whose successor is not known yet stays up: what is settled of it

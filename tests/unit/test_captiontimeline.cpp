@@ -465,6 +465,25 @@ GST_START_TEST(test_what_the_service_has_heard_only_moves_forward) {
 }
 GST_END_TEST;
 
+GST_START_TEST(test_a_final_after_its_previews_waits_for_the_next_speech_past_its_end) {
+  /* Previews took the output to 1.8 s; the final (0.5-1.5 s) would end 1 s after that. That
+   * the service has heard up to its end (1.5 s) does not release it: the next speech (2.2 s)
+   * must end it. */
+  CaptionTimeline timeline;
+  Output out;
+  for (int i = 0; i < 4; i++)
+    timeline.add_partial(500 * kMs, "preview " + std::to_string(i), "en");
+  timeline.add_final(500 * kMs, 1500 * kMs, "final", "en", G_MAXINT64);
+  timeline.heard_until(1500 * kMs);
+  out.take(timeline, timeline.heard(), 0);
+  fail_unless_equals_int(out.cues.size(), 4);
+  timeline.speech_started(2200 * kMs);
+  out.take(timeline, timeline.heard(), 0);
+  fail_unless_equals_int(out.cues.size(), 5);
+  fail_unless_equals_uint64(out.cues[4].pts + out.cues[4].duration, 2200 * kMs);
+}
+GST_END_TEST;
+
 static Suite *captiontimeline_suite(void) {
   Suite *s = suite_create("captiontimeline");
   TCase *tc = tcase_create("general");
@@ -488,6 +507,7 @@ static Suite *captiontimeline_suite(void) {
   tcase_add_test(tc, test_screens_start_no_later_than_their_words_were_confirmed);
   tcase_add_test(tc, test_a_caption_moved_later_still_ends_where_the_next_utterance_starts);
   tcase_add_test(tc, test_what_the_service_has_heard_only_moves_forward);
+  tcase_add_test(tc, test_a_final_after_its_previews_waits_for_the_next_speech_past_its_end);
   return s;
 }
 
