@@ -67,7 +67,7 @@ public:
   PartialResult partial() const override {
     PartialResult p;
     if (!words_.empty()) {
-      /* text + stash is the preview (protocol.md §3.8), so the confirmed prefix carries the
+      /* text + stash is the preview (docs/protocol.md §3.8), so the confirmed prefix carries the
        * space that separates it from the stash, as a spaced language needs. */
       p.text = join(words_, 0, words_.size() - 1);
       if (!p.text.empty())

@@ -103,7 +103,7 @@ void LocalService::Impl::reject(SoupServerMessage *msg, guint status, const char
 namespace {
 
 /* Plain handler of the same path: runs before libsoup processes the WebSocket upgrade, and any
- * status set here stops the upgrade, so the client sees the HTTP status (protocol §1.4). */
+ * status set here stops the upgrade, so the client sees the HTTP status (docs/protocol.md §1.4). */
 void http_handler(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *query,
                   gpointer data) {
   auto *impl = static_cast<LocalService::Impl *>(data);
@@ -240,7 +240,8 @@ void LocalService::Impl::thread_main() {
                   "The requested engine is not available: %s",
                   why.empty() ? "not in this build" : why.c_str());
     } else {
-      // Created after pushing ctx: the listening sources attach at listen time (notes P5).
+      // Created after pushing ctx: libsoup attaches the listening sources to the thread-default
+      // context when listening starts.
       server = SOUP_SERVER(
           g_object_new(SOUP_TYPE_SERVER, "server-header", "qwenasr-local-service", nullptr));
       soup_server_add_handler(server, kPath, http_handler, this, nullptr);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* In-process stand-in for Alibaba Cloud's Qwen3-ASR-Flash-Realtime WebSocket service
  * (wss://.../api-ws/v1/realtime?model=...), for testing clients offline. It speaks the documented
- * protocol (see /work/shared/protocol.md): handshake checks (path, ?model=, Bearer key),
+ * protocol (docs/protocol.md): handshake checks (path, ?model=, Bearer key),
  * session.created/updated, appends with server VAD or manual commits, partial and final
  * transcription events, session.finish; optionally with injected faults (FaultOptions) for
  * robustness and reconnection tests. The service runs on its own thread with its own

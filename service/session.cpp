@@ -102,7 +102,8 @@ void Session::on_closed() {
   cancel_close_timer();
   outbox_.clear();
   order_.clear();
-  // Closing without session.finish drops the utterance in progress silently (protocol.md §2.4).
+  // Closing without session.finish drops the utterance in progress silently (docs/protocol.md
+  // §2.4).
   rec_.reset();
   finishing_.clear(); // cancels decodes nobody will read
   const bool by_client = !server_closing_;
@@ -466,7 +467,7 @@ void Session::handle_finish() {
     for (auto &emit : after_finished_)
       emit();
     after_finished_.clear();
-    // The client should close now (protocol.md §2.4); close ourselves if it does not.
+    // The client should close now (docs/protocol.md §2.4); close ourselves if it does not.
     close_timer_ = g_timeout_source_new(owner_.options().finish_close_timeout_ms);
     g_source_set_callback(close_timer_, on_close_timeout_cb, this, nullptr);
     g_source_attach(close_timer_, owner_.context());

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* One WebSocket connection of the local service = one recognition session (one session per
  * socket, docs/protocol.md §2.4): the client's events in, the server's events out, in the
- * documented order (§7). The session talks to its owner (the server) only through SessionOwner.
- * Service thread only. Its methods live in two files: session.cpp (the connection, the events
- * and the fault hook) and session_audio.cpp (audio -> utterances -> transcription events). */
+ * documented order (docs/protocol.md §7). The session talks to its owner (the server) only through
+ * SessionOwner. Service thread only. Its methods live in two files: session.cpp (the connection,
+ * the events and the fault hook) and session_audio.cpp (audio -> utterances -> transcription
+ * events). */
 #pragma once
 
 #include <gio/gio.h>

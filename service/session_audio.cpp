@@ -184,7 +184,7 @@ void Session::complete_item(bool vad) {
   send("input_audio_buffer.committed",
        {{"previous_item_id", jopt(prev_item_id_)}, {"item_id", jstr(item_id_)}});
   if (vad) {
-    // Not listed for Manual mode in the docs (protocol.md §7.2), so only sent in VAD mode.
+    // Not listed for Manual mode in the docs (docs/protocol.md §7.2), so only sent in VAD mode.
     send("conversation.item.created",
          {{"previous_item_id", jopt(prev_item_id_)},
           {"item",

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* The session configuration of the local service as JSON, with no I/O: a client's
  * session.update checked and applied to it (docs/protocol.md §2.1), and the session object that
- * session.created and session.updated carry back (§3.2, §3.3). */
+ * session.created and session.updated carry back (docs/protocol.md §3.2, §3.3). */
 #pragma once
 
 #include <glib.h>
