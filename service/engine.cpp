@@ -1,12 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* Engine factory and the deterministic engine: a pure function of the utterance's bytes that
+/* The deterministic engine: a pure function of the utterance's bytes that
  * looks like speech recognition output (words, capital letter, full stop). */
 #include "engine.h"
 
 #include <algorithm>
-
-#include "engine-config.h"
-#include "engine_pocketsphinx.h"
 
 namespace qwenasr::local {
 
@@ -70,7 +67,7 @@ public:
   PartialResult partial() const override {
     PartialResult p;
     if (!words_.empty()) {
-      /* text + stash is the preview (protocol.md §3.8), so the confirmed prefix carries the
+      /* text + stash is the preview (docs/protocol.md §3.8), so the confirmed prefix carries the
        * space that separates it from the stash, as a spaced language needs. */
       p.text = join(words_, 0, words_.size() - 1);
       if (!p.text.empty())
@@ -118,42 +115,8 @@ public:
 
 } // namespace
 
-bool engine_kind_from_name(const std::string &name, EngineKind &kind) {
-  if (name == "deterministic")
-    kind = EngineKind::Deterministic;
-  else if (name == "pocketsphinx")
-    kind = EngineKind::PocketSphinx;
-  else
-    return false;
-  return true;
-}
-
-bool engine_compiled_in(EngineKind kind) {
-  switch (kind) {
-  case EngineKind::Deterministic:
-    return true;
-  case EngineKind::PocketSphinx:
-    return QWENASR_HAVE_POCKETSPHINX != 0;
-  }
-  return false;
-}
-
-std::unique_ptr<Engine> make_engine(EngineKind kind, const EngineOptions &options,
-                                    std::string *why) {
-  switch (kind) {
-  case EngineKind::Deterministic:
-    return std::make_unique<DeterministicEngine>();
-  case EngineKind::PocketSphinx:
-#if QWENASR_HAVE_POCKETSPHINX
-    return make_pocketsphinx_engine(options, why);
-#else
-    (void)options;
-    if (why)
-      *why = "this build has no PocketSphinx (libpocketsphinx-dev was missing at configure time)";
-    return nullptr;
-#endif
-  }
-  return nullptr;
+std::unique_ptr<Engine> make_deterministic_engine() {
+  return std::make_unique<DeterministicEngine>();
 }
 
 std::string deterministic_word(const uint8_t *bytes, size_t n) {

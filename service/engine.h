@@ -110,6 +110,9 @@ std::unique_ptr<Engine> make_engine(EngineKind kind, const EngineOptions &option
 /* Whether make_engine() can make this kind in this build (not whether its model loads). */
 bool engine_compiled_in(EngineKind kind);
 
+/* The deterministic engine (engine.cpp), as make_engine(EngineKind::Deterministic) makes it. */
+std::unique_ptr<Engine> make_deterministic_engine();
+
 /* --- The deterministic engine's definition, public so tests can compute expectations. ---
  *
  * A word is made from the 32-bit FNV-1a hash h of the given bytes: three consonant-vowel

@@ -300,7 +300,7 @@ struct Pool {
         p.text = join(confirmed, 0, confirmed.size());
         p.stash = join(words, confirmed.size(), words.size());
         if (!p.text.empty() && !p.stash.empty())
-          p.text += ' '; // text + stash is the preview (protocol.md §3.8)
+          p.text += ' '; // text + stash is the preview (docs/protocol.md §3.8)
         deliver(
             u, [&] { u.latest = p; }, [&] { job.partial_done(p); });
         break;

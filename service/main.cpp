@@ -7,13 +7,19 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <deque>
 #include <string>
+#include <vector>
 
 #include "localservice.h"
 
 namespace {
+
+using qwenasr::local::FaultOptions;
+using qwenasr::local::ServiceOptions;
 
 gboolean on_signal(gpointer data) {
   g_main_loop_quit(static_cast<GMainLoop *>(data));
@@ -29,56 +35,100 @@ bool write_port_file(const char *path, guint port, GError **error) {
   return ok;
 }
 
+/* A count or duration of FaultOptions (0 = off). Parsed into an int, starting at the default,
+ * so that a negative value can be rejected. */
+struct FaultCount {
+  const char *name;
+  guint FaultOptions::*field;
+  const char *help;
+  const char *arg;
+};
+
+const FaultCount kFaultCounts[] = {
+    {"close-after-appends", &FaultOptions::close_after_appends,
+     "Fault: close a session after its Nth append (0 never)", "N"},
+    {"server-error-after-appends", &FaultOptions::server_error_after_appends,
+     "Fault: after the Nth append send an error event (type server_error, code internal_error) "
+     "and close with 1011",
+     "N"},
+    {"stall-after-appends", &FaultOptions::stall_after_appends,
+     "Fault: after the Nth append hold all events of the session for --stall-ms, then send "
+     "them at once (audio is still processed, pings still answered)",
+     "N"},
+    {"stall-ms", &FaultOptions::stall_ms, "Fault: length of the stall", "MS"},
+    {"freeze-after-appends", &FaultOptions::freeze_after_appends,
+     "Fault: after the Nth append block the whole service for --freeze-ms (no events, no "
+     "pongs, no connections)",
+     "N"},
+    {"freeze-ms", &FaultOptions::freeze_ms, "Fault: length of the freeze", "MS"},
+    {"reject-handshakes", &FaultOptions::reject_handshakes,
+     "Fault: answer the first N handshakes (of all sessions) with --reject-status", "N"},
+    {"event-delay-ms", &FaultOptions::event_delay_ms,
+     "Fault: delay every event by N ms (order kept)", "MS"},
+    {"max-connections-per-second", &FaultOptions::max_connections_per_second,
+     "Fault: answer handshakes beyond N within any 1 s window with HTTP 429 (0 unlimited)", "N"},
+};
+
+/* "TEXT (default VALUE)", kept alive for the option table. */
+const char *with_default(std::deque<std::string> &texts, const char *text,
+                         const std::string &value) {
+  texts.push_back(std::string(text) + " (default " + value + ")");
+  return texts.back().c_str();
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
+  // Every default comes from ServiceOptions (localservice.h) and FaultOptions (faults.h).
+  const ServiceOptions defaults;
+  const FaultOptions &fd = defaults.faults;
+  std::deque<std::string> help; // texts the option table points into
+
   char *host = nullptr;
   char *api_key = nullptr;
   gboolean any_key = FALSE;
   gboolean verbose = FALSE;
-  int port = 0;
-  int partial_interval_ms = 200;
-  int handshake_status = 0;
+  int port = defaults.port;
+  int partial_interval_ms = static_cast<int>(defaults.partial_interval_ms);
+  int handshake_status = defaults.forced_handshake_status;
   char *engine_name = nullptr;
   char *ps_hmm = nullptr;
   char *ps_lm = nullptr;
   char *ps_dict = nullptr;
-  int ps_decoders = 2;
+  int ps_decoders = static_cast<int>(defaults.engine_options.max_decoders);
   char *port_file = nullptr;
 
-  // Faults (FaultOptions); ints so that negative values can be rejected.
-  int faulty_sessions = -1; // -1 = all
-  gint64 close_after_audio_ms = -1;
-  int close_after_appends = 0;
-  gboolean close_abruptly = FALSE;
-  int server_error_after_appends = 0;
-  int stall_after_appends = 0;
-  int stall_ms = 0;
-  int freeze_after_appends = 0;
-  int freeze_ms = 0;
-  int reject_handshakes = 0;
-  int reject_status = 503;
-  gboolean malformed_frames = FALSE;
-  int event_delay_ms = 0;
-  int max_connections_per_second = 0;
+  // Faults; ints so that negative values can be rejected.
+  int faulty_sessions = fd.faulty_sessions == G_MAXUINT ? -1 : static_cast<int>(fd.faulty_sessions);
+  gint64 close_after_audio_ms = fd.close_after_audio_ms;
+  gboolean close_abruptly = fd.close_abruptly;
+  int reject_status = fd.reject_status;
+  gboolean malformed_frames = fd.malformed_frames;
+  std::vector<int> counts;
+  for (const FaultCount &c : kFaultCounts)
+    counts.push_back(static_cast<int>(fd.*c.field));
 
-  GOptionEntry entries[] = {
-      {"host", 0, 0, G_OPTION_ARG_STRING, &host, "Address to listen on (default 127.0.0.1)",
-       "ADDR"},
-      {"port", 0, 0, G_OPTION_ARG_INT, &port, "Port to listen on (default 0 = pick a free one)",
-       "PORT"},
+  std::vector<GOptionEntry> entries = {
+      {"host", 0, 0, G_OPTION_ARG_STRING, &host,
+       with_default(help, "Address to listen on", defaults.host), "ADDR"},
+      {"port", 0, 0, G_OPTION_ARG_INT, &port,
+       with_default(help, "Port to listen on; 0 picks a free one", std::to_string(port)), "PORT"},
       {"port-file", 0, 0, G_OPTION_ARG_FILENAME, &port_file,
        "Once listening, write the port number to FILE (atomically; removed again on exit), for "
        "scripts: URL=ws://127.0.0.1:$(cat FILE)/api-ws/v1/realtime",
        "FILE"},
       {"api-key", 0, 0, G_OPTION_ARG_STRING, &api_key,
-       "Key expected in 'Authorization: Bearer KEY' (default \"test-key\"). The key is only "
-       "compared, never printed or logged",
+       with_default(help,
+                    "Key expected in 'Authorization: Bearer KEY'. The key is only compared, never "
+                    "printed or logged",
+                    "\"" + defaults.api_key + "\""),
        "KEY"},
       {"any-key", 0, 0, G_OPTION_ARG_NONE, &any_key,
        "Accept any Bearer key (a missing header is still rejected with 401)", nullptr},
       {"partial-interval-ms", 0, 0, G_OPTION_ARG_INT, &partial_interval_ms,
-       "Audio milliseconds between partial results while speaking (default 200, 0 = none)", "N"},
+       with_default(help, "Audio milliseconds between partial results while speaking; 0 = none",
+                    std::to_string(partial_interval_ms)),
+       "N"},
       {"handshake-status", 0, 0, G_OPTION_ARG_INT, &handshake_status,
        "Answer every handshake with this HTTP status (e.g. 401, 403, 429, 500)", "N"},
       {"engine", 0, 0, G_OPTION_ARG_STRING, &engine_name,
@@ -93,7 +143,10 @@ int main(int argc, char **argv) {
       {"pocketsphinx-dict", 0, 0, G_OPTION_ARG_FILENAME, &ps_dict,
        "PocketSphinx pronunciation dictionary (default: cmudict-en-us.dict)", "FILE"},
       {"pocketsphinx-decoders", 0, 0, G_OPTION_ARG_INT, &ps_decoders,
-       "At most N PocketSphinx decoders (utterances decoded at once; ~100 MB each; default 2)",
+       with_default(help,
+                    "At most N PocketSphinx decoders (utterances decoded at once; ~100 MB "
+                    "each)",
+                    std::to_string(ps_decoders)),
        "N"},
       {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log one line per session event to stderr",
        nullptr},
@@ -103,39 +156,23 @@ int main(int argc, char **argv) {
        "N"},
       {"close-after-audio-ms", 0, 0, G_OPTION_ARG_INT64, &close_after_audio_ms,
        "Fault: close a session once N ms of audio were received (-1 never)", "N"},
-      {"close-after-appends", 0, 0, G_OPTION_ARG_INT, &close_after_appends,
-       "Fault: close a session after its Nth append (0 never)", "N"},
       {"close-abruptly", 0, 0, G_OPTION_ARG_NONE, &close_abruptly,
-       "Fault: the two closes above drop the TCP connection without a close frame instead of "
-       "closing with 1011",
+       "Fault: --close-after-appends and --close-after-audio-ms drop the TCP connection without "
+       "a close frame instead of closing with 1011",
        nullptr},
-      {"server-error-after-appends", 0, 0, G_OPTION_ARG_INT, &server_error_after_appends,
-       "Fault: after the Nth append send an error event (type server_error, code internal_error) "
-       "and close with 1011",
-       "N"},
-      {"stall-after-appends", 0, 0, G_OPTION_ARG_INT, &stall_after_appends,
-       "Fault: after the Nth append hold all events of the session for --stall-ms, then send "
-       "them at once (audio is still processed, pings still answered)",
-       "N"},
-      {"stall-ms", 0, 0, G_OPTION_ARG_INT, &stall_ms, "Fault: length of the stall", "MS"},
-      {"freeze-after-appends", 0, 0, G_OPTION_ARG_INT, &freeze_after_appends,
-       "Fault: after the Nth append block the whole service for --freeze-ms (no events, no "
-       "pongs, no connections)",
-       "N"},
-      {"freeze-ms", 0, 0, G_OPTION_ARG_INT, &freeze_ms, "Fault: length of the freeze", "MS"},
-      {"reject-handshakes", 0, 0, G_OPTION_ARG_INT, &reject_handshakes,
-       "Fault: answer the first N handshakes (of all sessions) with --reject-status", "N"},
       {"reject-status", 0, 0, G_OPTION_ARG_INT, &reject_status,
-       "Fault: HTTP status for --reject-handshakes (default 503; e.g. 401, 403, 429, 500)", "N"},
+       with_default(help, "Fault: HTTP status for --reject-handshakes (e.g. 401, 403, 429, 500)",
+                    std::to_string(reject_status)),
+       "N"},
       {"malformed-frames", 0, 0, G_OPTION_ARG_NONE, &malformed_frames,
        "Fault: send junk before every event after session.created (invalid JSON, arrays, objects "
        "without type, unknown types, wrongly typed fields, binary frames, one 1 MiB frame)",
        nullptr},
-      {"event-delay-ms", 0, 0, G_OPTION_ARG_INT, &event_delay_ms,
-       "Fault: delay every event by N ms (order kept)", "MS"},
-      {"max-connections-per-second", 0, 0, G_OPTION_ARG_INT, &max_connections_per_second,
-       "Fault: answer handshakes beyond N within any 1 s window with HTTP 429 (0 unlimited)", "N"},
-      {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr}};
+  };
+  for (size_t i = 0; i < counts.size(); i++)
+    entries.push_back({kFaultCounts[i].name, 0, 0, G_OPTION_ARG_INT, &counts[i],
+                       kFaultCounts[i].help, kFaultCounts[i].arg});
+  entries.push_back({nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr});
 
   GOptionContext *octx = g_option_context_new("- local Qwen3-ASR-Flash-Realtime stand-in");
   g_option_context_set_summary(
@@ -144,7 +181,7 @@ int main(int argc, char **argv) {
             "on stdout once listening and runs until SIGINT or SIGTERM. Handshake: wrong key -> "
             "401, a key starting with\n"
             "\"forbidden-\" -> 403, missing ?model= -> 400.");
-  g_option_context_add_main_entries(octx, entries, nullptr);
+  g_option_context_add_main_entries(octx, entries.data(), nullptr);
   GError *error = nullptr;
   if (!g_option_context_parse(octx, &argc, &argv, &error)) {
     g_printerr("%s\nTry --help.\n", error->message);
@@ -176,10 +213,9 @@ int main(int argc, char **argv) {
                "status 200..599, and --api-key and --any-key exclude each other.\n");
     rc = 2;
   }
-  if (faulty_sessions < -1 || close_after_audio_ms < -1 || close_after_appends < 0 ||
-      server_error_after_appends < 0 || stall_after_appends < 0 || stall_ms < 0 ||
-      freeze_after_appends < 0 || freeze_ms < 0 || reject_handshakes < 0 || reject_status < 200 ||
-      reject_status > 599 || event_delay_ms < 0 || max_connections_per_second < 0) {
+  if (faulty_sessions < -1 || close_after_audio_ms < -1 || reject_status < 200 ||
+      reject_status > 599 ||
+      std::any_of(counts.begin(), counts.end(), [](int c) { return c < 0; })) {
     g_printerr("Invalid fault arguments: counts and durations must be >= 0 (--faulty-sessions "
                "and --close-after-audio-ms may be -1), --reject-status 200..599.\n");
     rc = 2;
@@ -187,7 +223,7 @@ int main(int argc, char **argv) {
 
   if (rc == 0) {
     try {
-      qwenasr::local::ServiceOptions opts;
+      ServiceOptions opts;
       if (host)
         opts.host = host;
       opts.port = static_cast<guint16>(port);
@@ -205,21 +241,14 @@ int main(int argc, char **argv) {
       if (ps_dict)
         opts.engine_options.dict = ps_dict;
       opts.engine_options.max_decoders = static_cast<unsigned>(ps_decoders);
-      qwenasr::local::FaultOptions &f = opts.faults;
+      FaultOptions &f = opts.faults;
       f.faulty_sessions = faulty_sessions < 0 ? G_MAXUINT : static_cast<guint>(faulty_sessions);
       f.close_after_audio_ms = close_after_audio_ms;
-      f.close_after_appends = static_cast<guint>(close_after_appends);
       f.close_abruptly = close_abruptly;
-      f.server_error_after_appends = static_cast<guint>(server_error_after_appends);
-      f.stall_after_appends = static_cast<guint>(stall_after_appends);
-      f.stall_ms = static_cast<guint>(stall_ms);
-      f.freeze_after_appends = static_cast<guint>(freeze_after_appends);
-      f.freeze_ms = static_cast<guint>(freeze_ms);
-      f.reject_handshakes = static_cast<guint>(reject_handshakes);
       f.reject_status = reject_status;
       f.malformed_frames = malformed_frames;
-      f.event_delay_ms = static_cast<guint>(event_delay_ms);
-      f.max_connections_per_second = static_cast<guint>(max_connections_per_second);
+      for (size_t i = 0; i < counts.size(); i++)
+        f.*kFaultCounts[i].field = static_cast<guint>(counts[i]);
       if (verbose)
         opts.event_log = [](const std::string &line) {
           // Cut huge lines (e.g. corpus text) so the log stays one line per event.

@@ -115,7 +115,7 @@ std::string OggOpusWriter::header_pages() {
   head.push_back(0);  /* channel mapping family */
   codec_->add_packet(reinterpret_cast<const unsigned char *>(head.data()),
                      static_cast<long>(head.size()), 0, true, false);
-  std::string pages = codec_->flush_pages(); /* OpusHead alone on the first page (§3) */
+  std::string pages = codec_->flush_pages(); /* OpusHead alone on the first page (RFC 7845 §3) */
 
   std::string tags = "OpusTags";
   const char *vendor = opus_get_version_string();

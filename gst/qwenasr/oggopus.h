@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Ogg-Opus encoding for `input_audio_format: "opus"`: one logical Ogg stream per service
  * session (OpusHead and OpusTags pages first, then pages of 20 ms Opus packets), as the
- * public evidence in protocol.md §4 suggests the service expects. No I/O, no locking: the
+ * public evidence in docs/protocol.md §4 suggests the service expects. No I/O, no locking: the
  * protocol client owns one writer per session, on its thread.
  *
  * Timing: the writer numbers nothing itself. Every sample given to write() is decoded by a

@@ -35,6 +35,18 @@ std::string find_nginx() {
   return result;
 }
 
+bool have_nginx_rtmp(std::string *why) {
+  if (find_nginx().empty()) {
+    *why = "nginx is not installed (Debian: nginx)";
+    return false;
+  }
+  if (!g_file_test(kNginxModule, G_FILE_TEST_EXISTS)) {
+    *why = std::string(kNginxModule) + " is missing (Debian: libnginx-mod-rtmp)";
+    return false;
+  }
+  return true;
+}
+
 static guint16 free_port() {
   GSocket *socket =
       g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, nullptr);
@@ -204,8 +216,8 @@ static GstFlowReturn on_video(GstElement *sink, gpointer data) {
   return GST_FLOW_OK;
 }
 
-static GstFlowReturn on_audio(GstElement *sink, gpointer data) {
-  auto *viewer = static_cast<Viewer *>(data);
+/* Calls f(buffer, map) with the next sample's buffer mapped for reading. */
+template <typename F> static GstFlowReturn with_next_buffer(GstElement *sink, F &&f) {
   GstSample *sample = nullptr;
   g_signal_emit_by_name(sink, "pull-sample", &sample);
   if (!sample)
@@ -213,35 +225,34 @@ static GstFlowReturn on_audio(GstElement *sink, gpointer data) {
   GstBuffer *buffer = gst_sample_get_buffer(sample);
   GstMapInfo map;
   gst_buffer_map(buffer, &map, GST_MAP_READ);
-  gint peak = 0;
-  for (gsize i = 0; i < map.size / 2; i++)
-    peak = MAX(peak, std::abs(reinterpret_cast<const gint16 *>(map.data)[i]));
+  f(buffer, map);
   gst_buffer_unmap(buffer, &map);
-  AudioChunk chunk{GST_BUFFER_PTS(buffer), GST_BUFFER_DURATION(buffer), g_get_monotonic_time(),
-                   peak};
   gst_sample_unref(sample);
-  std::lock_guard<std::mutex> guard(viewer->lock);
-  viewer->audio.push_back(chunk);
   return GST_FLOW_OK;
+}
+
+static GstFlowReturn on_audio(GstElement *sink, gpointer data) {
+  auto *viewer = static_cast<Viewer *>(data);
+  return with_next_buffer(sink, [viewer](GstBuffer *buffer, const GstMapInfo &map) {
+    gint peak = 0;
+    for (gsize i = 0; i < map.size / 2; i++)
+      peak = MAX(peak, std::abs(reinterpret_cast<const gint16 *>(map.data)[i]));
+    AudioChunk chunk{GST_BUFFER_PTS(buffer), GST_BUFFER_DURATION(buffer), g_get_monotonic_time(),
+                     peak};
+    std::lock_guard<std::mutex> guard(viewer->lock);
+    viewer->audio.push_back(chunk);
+  });
 }
 
 static GstFlowReturn on_text(GstElement *sink, gpointer data) {
   auto *viewer = static_cast<Viewer *>(data);
-  GstSample *sample = nullptr;
-  g_signal_emit_by_name(sink, "pull-sample", &sample);
-  if (!sample)
-    return GST_FLOW_EOS;
-  GstBuffer *buffer = gst_sample_get_buffer(sample);
-  GstMapInfo map;
-  gst_buffer_map(buffer, &map, GST_MAP_READ);
-  std::string text(reinterpret_cast<const char *>(map.data), map.size);
-  gst_buffer_unmap(buffer, &map);
-  if (!text.empty()) {
+  return with_next_buffer(sink, [viewer](GstBuffer *buffer, const GstMapInfo &map) {
+    std::string text(reinterpret_cast<const char *>(map.data), map.size);
+    if (text.empty())
+      return;
     std::lock_guard<std::mutex> guard(viewer->lock);
     viewer->texts.push_back({GST_BUFFER_PTS(buffer), GST_BUFFER_DURATION(buffer), text});
-  }
-  gst_sample_unref(sample);
-  return GST_FLOW_OK;
+  });
 }
 
 const char *kDecodeVideo = "queue ! h264parse ! avdec_h264 ! videoconvert ! "

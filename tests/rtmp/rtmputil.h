@@ -28,6 +28,8 @@ inline const int kMarkerRows = 16, kMarkerBits = 16, kMarkerBlock = kWidth / kMa
 std::string substitute(std::string text, const std::map<std::string, std::string> &vars);
 
 std::string find_nginx();
+/* Whether nginx and its RTMP module are installed; if not, *why says what to install. */
+bool have_nginx_rtmp(std::string *why);
 
 /* nginx with the RTMP module (application "live"), on a free loopback port, in a temp dir;
  * stopped and removed by the destructor. */

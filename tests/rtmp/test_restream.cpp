@@ -727,9 +727,8 @@ int main(int argc, char **argv) {
   restream_path = argv[1];
   g_setenv("DASHSCOPE_API_KEY", "test-key", TRUE);
   std::string why;
-  if (find_nginx().empty() || !g_file_test(kNginxModule, G_FILE_TEST_EXISTS)) {
-    g_print("SKIP: nginx with the RTMP module is not installed (Debian: nginx "
-            "libnginx-mod-rtmp)\n");
+  if (!have_nginx_rtmp(&why)) {
+    g_print("SKIP: %s\n", why.c_str());
     return 77;
   }
   gchar *ffmpeg = g_find_program_in_path("ffmpeg");

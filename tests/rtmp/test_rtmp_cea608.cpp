@@ -147,12 +147,9 @@ static Suite *rtmp_cea608_suite(void) {
 
 int main(int argc, char **argv) {
   gst_check_init(&argc, &argv);
-  gchar *nginx = g_find_program_in_path("nginx");
-  bool have_nginx = nginx || g_file_test("/usr/sbin/nginx", G_FILE_TEST_IS_EXECUTABLE);
-  g_free(nginx);
-  if (!have_nginx || !g_file_test(kNginxModule, G_FILE_TEST_EXISTS)) {
-    std::printf("SKIP: nginx with its RTMP module is not installed (Debian: nginx "
-                "libnginx-mod-rtmp)\n");
+  std::string why;
+  if (!have_nginx_rtmp(&why)) {
+    g_print("SKIP: %s\n", why.c_str());
     return 77;
   }
   return gst_check_run_suite(rtmp_cea608_suite(), "rtmp_cea608", __FILE__);

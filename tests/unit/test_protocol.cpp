@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The JSON encode/decode against the shapes in protocol.md, including the tolerant cases. */
+/* The JSON encode/decode against the event shapes of docs/protocol.md §2 and §3, including the
+ * tolerant cases. */
 #include <gst/check/gstcheck.h>
 #include <json-glib/json-glib.h>
 
