@@ -535,11 +535,16 @@ gboolean tick(gpointer data) {
       gst_object_unref(asr);
     }
     guint64 captions = r.captions;
+    gint64 lag = r.input_lag_us;
+    gint64 behind = r.input && lag != G_MININT64 && r.least_lag_us != G_MAXINT64
+                        ? (lag - r.least_lag_us) / 1000
+                        : 0;
     static const char *names[] = {"waiting for the publisher", "starting", "on air"};
-    say("health: input %s; captions: %" G_GUINT64_FORMAT " in the last %d s, %" G_GUINT64_FORMAT
-        " late so far; longest transcript delay %u ms (--latency %d ms)",
-        names[static_cast<int>(r.state)], captions - r.captions_at_health, r.opt.health_s, late,
-        delay_ms, r.opt.latency_ms);
+    say("health: input %s, %" G_GINT64_FORMAT " ms behind its best; captions: %" G_GUINT64_FORMAT
+        " in the last %d s, %" G_GUINT64_FORMAT " late so far; longest transcript delay %u ms "
+        "(--latency %d ms)",
+        names[static_cast<int>(r.state)], behind, captions - r.captions_at_health, r.opt.health_s,
+        late, delay_ms, r.opt.latency_ms);
     r.captions_at_health = captions;
     r.last_health = now;
   }
