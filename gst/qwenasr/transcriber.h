@@ -103,6 +103,7 @@ public:
   void on_failure(const ClientError &error) override;
   void on_bad_frame(const std::string &problem) override;
   void on_frame_repaired(unsigned repairs) override;
+  guint64 settle_point() const override { return settle_point_; }
 
   /* How long, after session.finished, finals still owed are waited for (the connection stays
    * open meanwhile), within finish-timeout. */
@@ -139,8 +140,9 @@ private:
   /* A service offset of the current session as a global sample. */
   guint64 global_sample_locked(gint64 ms) const;
 
-  /* Lock order: post_lock_, then lock_, then client_lock_ (settle_locked() takes it under
-   * lock_); nothing is taken while holding client_lock_ except the client's own mutex. */
+  /* Lock order: post_lock_, then lock_; client_lock_ is never held with either; the
+   * client's own mutex is innermost (taken under client_lock_ by set_flushing() and stats(),
+   * never held while the client calls us). */
 
   GstElement *element_;                      /* not owned: the element owns us */
   TranscriptObserver *observer_ = nullptr;   /* not owned; set before start() */
@@ -171,6 +173,9 @@ private:
   std::mutex post_lock_;
 
   std::atomic<bool> flushing_{false};
+  /* Audio before this global sample needs no resend: written under lock_ on the client
+   * thread (settle_locked), read by the client after each callback; reset per session. */
+  std::atomic<guint64> settle_point_{0};
   std::atomic<GstFlowReturn> flow_{GST_FLOW_OK}; /* sticky error from the client thread */
   std::atomic<bool> error_claimed_{false};       /* an error message is (being) posted */
 

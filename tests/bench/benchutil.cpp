@@ -464,4 +464,15 @@ void result_line(const char *format, ...) {
   fflush(stdout);
 }
 
+guint64 thread_count() {
+  guint64 n = 0;
+  GDir *dir = g_dir_open("/proc/self/task", 0, nullptr);
+  if (!dir)
+    return 0;
+  while (g_dir_read_name(dir))
+    n++;
+  g_dir_close(dir);
+  return n;
+}
+
 } // namespace bench

@@ -35,6 +35,8 @@ guint64 context_switches();
 /* CPU seconds per thread name (comm) of this process's live threads, summed per name. */
 std::map<std::string, double> thread_cpu_by_name();
 double monotonic_seconds();
+/* Threads of this process now (/proc/self/task). */
+guint64 thread_count();
 /* VmRSS of this process, KiB. */
 long rss_kib();
 /* malloc'ed bytes in use (mallinfo2: arena + mmapped). */
