@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Protocol client thread. Every libsoup object is created, used and destroyed on the client
- * thread, with its GMainContext pushed as thread default (libsoup 3 binds I/O to the context
- * that started it). Other threads only touch the send queue and flags under `mutex`, and wake
- * the client thread through one persistent source, only when the queue goes from empty to
- * non-empty. */
+/* One protocol session on the shared network thread (IoThread). Every libsoup object is
+ * created, used and destroyed on that thread, whose GMainContext is its thread default
+ * (libsoup 3 binds I/O to the context that started it). Other threads only touch the send
+ * queue and flags under `mutex`, and wake the session through one persistent source, only
+ * when the queue goes from empty to non-empty. Nothing here blocks the thread: every
+ * session's network work is asynchronous, so one session's frozen peer delays no other. */
 #include "asrclient.h"
 
+#include "iothread.h"
 #include "oggopus.h"
 #include "sendqueue.h"
 
@@ -58,8 +60,8 @@ struct AsrClient::Impl {
   ClientSettings settings;
   ClientListener *listener = nullptr;
   std::string host;
-  GMainContext *context = nullptr; /* owned; the client thread's default context */
-  GMainLoop *loop = nullptr;       /* owned */
+  std::shared_ptr<IoThread> io;    /* the network thread; let go by finish_now() */
+  GMainContext *context = nullptr; /* io's context (not owned) */
   std::string event_prefix;
   /* The element, for log lines; not a reference (the element owns the client, which stops
    * before it goes); cleared when stop() leaves the thread to finish alone. */
@@ -76,6 +78,7 @@ struct AsrClient::Impl {
   bool pump_scheduled = false;      /* `wake` is ready, or pump() is about to run */
   GSource *wake = nullptr; /* owned; runs pump() when its ready time is set; null once torn down */
   bool flushing = false;   /* waits return Interrupted (set_flushing) */
+  bool torn_down = false;  /* every libsoup object and source of this session is gone */
   bool have_config = false;
   SessionConfig config;
   bool finished = false;
@@ -87,7 +90,10 @@ struct AsrClient::Impl {
     return stopping;
   }
 
-  /* client thread only */
+  /* network thread only */
+  /* This session, from start() until it is torn down: pending callbacks keep it alive. */
+  std::shared_ptr<Impl> self;
+  bool finishing = false; /* the teardown is scheduled */
   Phase phase = Phase::Connecting;
   bool created = false;
   guint64 event_counter = 0;
@@ -111,20 +117,15 @@ struct AsrClient::Impl {
    * service decodes each connection's audio as a stream of its own. */
   std::unique_ptr<OggOpusWriter> ogg;
 
-  ~Impl() {
-    if (loop)
-      g_main_loop_unref(loop);
-    if (context)
-      g_main_context_unref(context);
-  }
-
   std::string next_event_id() {
     gchar counter[17];
     g_snprintf(counter, sizeof counter, "%012" G_GINT64_MODIFIER "x", event_counter++);
     return event_prefix + counter;
   }
 
-  void run();
+  void begin();
+  void finish();
+  void finish_now();
   bool setup_session();
   void connect();
   void drop_connection();
@@ -169,26 +170,60 @@ struct AsrClient::Impl {
   }
 };
 
-struct ThreadData {
-  std::shared_ptr<AsrClient::Impl> impl; /* keeps Impl alive until the thread is done */
+/* A method call on the network thread that keeps the session alive until it ran. */
+struct Call {
+  std::shared_ptr<AsrClient::Impl> impl;
+  void (AsrClient::Impl::*method)();
 };
 
-static gpointer client_thread_main(gpointer data) {
-  auto *thread_data = static_cast<ThreadData *>(data);
-  thread_data->impl->run();
-  delete thread_data;
-  return nullptr;
+static gboolean call_cb(gpointer data) {
+  auto *call = static_cast<Call *>(data);
+  (call->impl.get()->*call->method)();
+  return G_SOURCE_REMOVE;
 }
 
-void AsrClient::Impl::run() {
-  g_main_context_push_thread_default(context);
+static void call_free(gpointer data) {
+  delete static_cast<Call *>(data);
+}
+
+/* Runs at once when called on the network thread (a listener callback), else from an idle
+ * source there. */
+static void invoke(const std::shared_ptr<AsrClient::Impl> &impl, gint priority,
+                   void (AsrClient::Impl::*method)()) {
+  g_main_context_invoke_full(impl->context, priority, call_cb, new Call{impl, method}, call_free);
+}
+
+void AsrClient::Impl::begin() {
+  if (phase == Phase::Done)
+    return; /* stop() came first (begin_stop() runs at a higher priority) */
   if (setup_session())
     connect();
-  g_main_loop_run(loop);
+}
+
+/* The session is over: its teardown runs from an idle source, after the libsoup signal that
+ * ended it has returned. */
+void AsrClient::Impl::finish() {
+  if (finishing)
+    return;
+  finishing = true;
+  GSource *source = g_idle_source_new();
+  g_source_set_priority(source, G_PRIORITY_HIGH);
+  g_source_set_callback(source, call_cb, new Call{self, &Impl::finish_now}, call_free);
+  g_source_attach(source, context);
+  g_source_unref(source);
+}
+
+void AsrClient::Impl::finish_now() {
   teardown();
-  while (g_main_context_iteration(context, FALSE)) {
+  /* Let go of the network thread before stop() may return: the stopping thread then holds
+   * the last reference, and joins the thread if no session is left. */
+  io.reset();
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    torn_down = true;
   }
-  g_main_context_pop_thread_default(context);
+  cond.notify_all();
+  self.reset(); /* the Call that runs us still holds the session */
 }
 
 static void on_ws_message(SoupWebsocketConnection *, gint /* type */, GBytes *message,
@@ -234,7 +269,7 @@ static gboolean on_watchdog(gpointer user_data) {
 static void on_ws_closed(SoupWebsocketConnection *conn, gpointer user_data) {
   auto *impl = static_cast<AsrClient::Impl *>(user_data);
   if (impl->is_stopping()) {
-    g_main_loop_quit(impl->loop);
+    impl->finish();
     return;
   }
   if (impl->phase == Phase::Done)
@@ -247,10 +282,22 @@ static void on_ws_closed(SoupWebsocketConnection *conn, gpointer user_data) {
 }
 
 static void on_ws_connected(GObject *source, GAsyncResult *result, gpointer user_data) {
-  auto *impl = static_cast<AsrClient::Impl *>(user_data);
+  /* The session is kept alive until its connection attempt answers, even when torn down. */
+  std::unique_ptr<std::shared_ptr<AsrClient::Impl>> holder(
+      static_cast<std::shared_ptr<AsrClient::Impl> *>(user_data));
+  AsrClient::Impl *impl = holder->get();
   GError *gerror = nullptr;
   SoupWebsocketConnection *conn =
       soup_session_websocket_connect_finish(SOUP_SESSION(source), result, &gerror);
+  if (impl->finishing) {
+    /* Too late: stop() already let go of the session. */
+    g_clear_error(&gerror);
+    if (conn) {
+      soup_websocket_connection_close(conn, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
+      g_object_unref(conn);
+    }
+    return;
+  }
   if (!conn) {
     if (g_error_matches(gerror, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
       /* stop() or the connect timeout cancelled us; whoever did has reported or quits. */
@@ -385,7 +432,8 @@ void AsrClient::Impl::connect() {
   connect_timeout = add_timeout(settings.connect_timeout_ms, on_connect_timeout);
   GST_INFO_OBJECT(owner, "connecting to %s", host.c_str());
   soup_session_websocket_connect_async(session, message, nullptr, nullptr, G_PRIORITY_DEFAULT,
-                                       cancellable, on_ws_connected, this);
+                                       cancellable, on_ws_connected,
+                                       new std::shared_ptr<Impl>(self));
 }
 
 /* Forgets the current connection without reporting anything: its callbacks are cut off. */
@@ -763,7 +811,7 @@ static gboolean wake_dispatch(GSource *source, GSourceFunc callback, gpointer da
 
 static GSourceFuncs wake_funcs = {nullptr, nullptr, wake_dispatch, nullptr, nullptr, nullptr};
 
-/* Caller holds `mutex`. Never a direct call: on the client thread pump() takes `mutex`. */
+/* Caller holds `mutex`. Never a direct call: on the network thread pump() takes `mutex`. */
 void AsrClient::Impl::schedule_pump_locked() {
   if (pump_scheduled || !wake)
     return;
@@ -773,7 +821,9 @@ void AsrClient::Impl::schedule_pump_locked() {
 
 static gboolean on_close_timeout(gpointer user_data) {
   auto *impl = static_cast<AsrClient::Impl *>(user_data);
-  g_main_loop_quit(impl->loop);
+  g_source_unref(impl->close_timeout);
+  impl->close_timeout = nullptr;
+  impl->finish();
   return G_SOURCE_REMOVE;
 }
 
@@ -788,20 +838,11 @@ void AsrClient::Impl::begin_stop() {
     if (soup_websocket_connection_get_state(conn) == SOUP_WEBSOCKET_STATE_OPEN)
       soup_websocket_connection_close(conn, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
     /* on_ws_closed quits the loop; this bounds a peer that never answers the close. */
-    close_timeout = add_timeout(kCloseTimeoutMs, on_close_timeout);
+    if (!close_timeout)
+      close_timeout = add_timeout(kCloseTimeoutMs, on_close_timeout);
     return;
   }
-  g_main_loop_quit(loop);
-}
-
-static gboolean begin_stop_cb(gpointer user_data) {
-  static_cast<AsrClient::Impl *>(user_data)->begin_stop();
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean send_update_cb(gpointer user_data) {
-  static_cast<AsrClient::Impl *>(user_data)->send_update_if_ready();
-  return G_SOURCE_REMOVE;
+  finish();
 }
 
 /* ---- public API (streaming / application threads) ---- */
@@ -835,8 +876,10 @@ bool AsrClient::start(const ClientSettings &settings, ClientListener *listener, 
   impl->owner = owner;
   impl->host = host_of(settings.url);
   impl->sendq = std::make_unique<SendQueue>(settings.max_queued_bytes, settings.max_resend_bytes);
-  impl->context = g_main_context_new();
-  impl->loop = g_main_loop_new(impl->context, FALSE);
+  impl->io = IoThread::acquire(error);
+  if (!impl->io)
+    return false;
+  impl->context = impl->io->context();
   impl->wake = g_source_new(&wake_funcs, sizeof(GSource));
   g_source_set_callback(impl->wake, pump_cb, impl.get(), nullptr);
   g_source_attach(impl->wake, impl->context);
@@ -849,14 +892,10 @@ bool AsrClient::start(const ClientSettings &settings, ClientListener *listener, 
   g_free(uuid);
   impl->event_prefix = "event_" + hex;
 
-  auto *thread_data = new ThreadData{impl};
-  thread_ = g_thread_try_new("qwenasr-client", client_thread_main, thread_data, error);
-  if (!thread_) {
-    delete thread_data;
-    impl->remove_source(&impl->wake);
-    return false;
-  }
+  impl->self = impl;
+  io_ = impl->io;
   impl_ = impl;
+  invoke(impl, G_PRIORITY_DEFAULT, &Impl::begin);
   return true;
 }
 
@@ -868,8 +907,7 @@ void AsrClient::configure(const SessionConfig &config) {
     impl_->config = config;
     impl_->have_config = true;
   }
-  g_main_context_invoke_full(impl_->context, G_PRIORITY_DEFAULT, send_update_cb, impl_.get(),
-                             nullptr);
+  invoke(impl_, G_PRIORITY_DEFAULT, &Impl::send_update_if_ready);
 }
 
 WaitResult AsrClient::push_audio(const guint8 *data, gsize size, GstClockTime time, gint64 deadline,
@@ -964,24 +1002,27 @@ void AsrClient::set_flushing(bool flushing) {
 }
 
 void AsrClient::stop() {
-  if (!thread_)
+  if (!impl_ || stopped_)
     return;
+  stopped_ = true; /* impl_ stays for stats() and for calls that now answer "stopping" */
+  const std::shared_ptr<Impl> &impl = impl_;
   {
-    std::lock_guard<std::mutex> lock(impl_->mutex);
-    impl_->stopping = true;
+    std::lock_guard<std::mutex> lock(impl->mutex);
+    impl->stopping = true;
   }
-  impl_->cond.notify_all();
-  g_main_context_invoke_full(impl_->context, G_PRIORITY_HIGH, begin_stop_cb, impl_.get(), nullptr);
-  if (g_thread_self() == thread_) {
-    /* Called from a listener callback (e.g. a sync bus handler): joining ourselves would
-     * deadlock. The thread finishes on its own and drops the last Impl reference; the
-     * element may be gone by then. */
-    impl_->owner = nullptr;
-    g_thread_unref(thread_);
+  impl->cond.notify_all();
+  invoke(impl, G_PRIORITY_HIGH, &Impl::begin_stop);
+  if (io_->is_current()) {
+    /* Called from a listener callback (e.g. a sync bus handler): waiting here would stall
+     * the thread that does the teardown. It finishes on its own; the element may be gone
+     * by then. */
+    impl->owner = nullptr;
   } else {
-    g_thread_join(thread_);
+    /* Bounded: begin_stop() gives the closing handshake kCloseTimeoutMs. */
+    std::unique_lock<std::mutex> lock(impl->mutex);
+    impl->cond.wait(lock, [&] { return impl->torn_down; });
   }
-  thread_ = nullptr; /* Impl stays for stats() and for calls that now answer "stopping" */
+  io_.reset(); /* joins the network thread if this was its last session */
 }
 
 } // namespace qwenasr

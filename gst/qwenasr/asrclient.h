@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The protocol client: one WebSocket session with the realtime ASR service.
  *
- * It owns a thread with its own GMainContext, the SoupSession and the
- * SoupWebsocketConnection; nothing else in the plugin touches libsoup. The streaming thread
- * hands it audio through a bounded queue and waits only with a deadline and an interrupt
- * check; the listener is called on the client thread. */
+ * Its SoupSession and SoupWebsocketConnection live on the network thread that all sessions
+ * of the process share (IoThread); nothing else in the plugin touches libsoup. The streaming
+ * thread hands it audio through a bounded queue and waits only with a deadline, interrupted
+ * by set_flushing(); the listener is called on the network thread. */
 #pragma once
 
 #include <gst/gst.h>
@@ -17,6 +17,8 @@
 #include "oggopus.h"
 
 namespace qwenasr {
+
+class IoThread;
 
 struct ClientSettings {
   std::string url;     /* full URL, including ?model= */
@@ -75,7 +77,7 @@ struct ClientError {
   bool retryable() const;
 };
 
-/* Called on the client thread, with no client lock held. Implementations must not call
+/* Called on the network thread, with no client lock held. Implementations must not call
  * back into the client: what the client needs from them it asks (settle_point()). */
 class ClientListener {
 public:
@@ -137,14 +139,16 @@ public:
   /* Any thread: while set, every wait returns Interrupted at once. */
   void set_flushing(bool flushing);
   ClientStats stats() const;
-  /* Closes the connection (bounded) and joins the thread. Safe to call twice. */
+  /* Closes the connection (bounded) and waits until the network thread let go of the
+   * session (not when called on that thread). Safe to call twice. */
   void stop();
 
   struct Impl; /* public only for the C callbacks in asrclient.cpp */
 
 private:
-  std::shared_ptr<Impl> impl_; /* shared with the client thread, which may outlive stop() */
-  GThread *thread_ = nullptr;
+  std::shared_ptr<Impl> impl_; /* shared with the network thread, which may outlive stop() */
+  bool stopped_ = false;
+  std::shared_ptr<IoThread> io_; /* from start() to stop() */
 };
 
 } // namespace qwenasr
