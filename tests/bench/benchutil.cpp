@@ -309,32 +309,10 @@ GstBuffer *wrap_samples(const std::vector<gint16> &cycle, gsize offset, gsize sa
 }
 
 GstHarness *element_harness(const std::string &description, int rate, bool live) {
-  GError *error = nullptr;
-  GstElement *element = gst_parse_launch(description.c_str(), &error);
-  if (!element || error) {
-    g_printerr("cannot make %s: %s\n", description.c_str(), error ? error->message : "");
-    exit(1);
-  }
-  GstBus *bus = gst_bus_new();
-  gst_element_set_bus(element, bus);
-  gst_object_unref(bus);
-  GstHarness *h = gst_harness_new_with_element(element, "sink", nullptr);
-  gst_object_unref(element);
+  GstHarness *h = testutil::harness_with_bus(description);
   gst_harness_set_live(h, live);
-  gchar *caps =
-      g_strdup_printf("audio/x-raw,format=S16LE,channels=1,rate=%d,layout=interleaved", rate);
-  gst_harness_set_src_caps_str(h, caps);
-  g_free(caps);
+  testutil::set_audio_caps(h, rate);
   return h;
-}
-
-void teardown_harness(GstHarness *h) {
-  GstBus *bus = gst_element_get_bus(h->element);
-  if (bus) {
-    gst_bus_set_flushing(bus, TRUE);
-    gst_object_unref(bus);
-  }
-  gst_harness_teardown(h);
 }
 
 guint64 sink_stat(GstElement *sink, const char *field) {
