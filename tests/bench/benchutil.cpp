@@ -309,7 +309,12 @@ GstBuffer *wrap_samples(const std::vector<gint16> &cycle, gsize offset, gsize sa
 }
 
 GstHarness *element_harness(const std::string &description, int rate, bool live) {
-  GstHarness *h = testutil::harness_with_bus(description);
+  std::string problem;
+  GstHarness *h = testutil::try_harness_with_bus(description, nullptr, &problem);
+  if (!h) {
+    g_printerr("cannot make %s: %s\n", description.c_str(), problem.c_str());
+    exit(1);
+  }
   gst_harness_set_live(h, live);
   testutil::set_audio_caps(h, rate);
   return h;
