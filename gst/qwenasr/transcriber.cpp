@@ -157,7 +157,7 @@ void Transcriber::end_session() {
     client = std::move(client_);
   }
   if (client) {
-    client->stop(); /* outside the lock: it joins the client thread */
+    client->stop(); /* outside the lock: it waits for the session's teardown */
     ClientStats ended = client->stats();
     std::lock_guard<std::mutex> lock(client_lock_);
     past_stats_.bytes_sent += ended.bytes_sent;
@@ -496,7 +496,7 @@ void Transcriber::release_finals(bool all) {
     post_transcript(t);
 }
 
-/* ---- client thread ---- */
+/* ---- network thread ---- */
 
 void Transcriber::post_session_state(const char *state) {
   std::string session_id;
