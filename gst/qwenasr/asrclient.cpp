@@ -36,10 +36,6 @@ constexpr guint kMaxRetryAfterMs = 30000;
 /* With the resend buffer full, new audio waits this long for finals to make room before the
  * oldest unsettled audio is given up (continuous speech may go that long without a final). */
 constexpr gint64 kResendFullWaitUs = 2 * G_USEC_PER_SEC;
-/* libsoup takes every frame, whether or not the kernel does: the socket is asked whether it
- * is writable (a poll) only once this much was handed over since it last said yes, so the
- * frames libsoup holds stay this small when the network falls behind. */
-constexpr gsize kUncheckedBytes = 64 * 1024;
 
 enum class Phase { Connecting, WaitingCreated, Configuring, Streaming, Finishing, Waiting, Done };
 
@@ -107,7 +103,6 @@ struct AsrClient::Impl {
   GSource *reconnect_timer = nullptr;
   GSource *watchdog = nullptr;    /* dead-peer check */
   GSource *resend_wait = nullptr; /* retries the pump while the resend buffer is full */
-  gsize unchecked_bytes = 0;      /* handed to libsoup since the socket last said writable */
   gint64 resend_full_since = 0;   /* monotonic µs; 0: not waiting */
   gint64 last_activity = 0;       /* monotonic µs of the last frame or pong received */
   /* How far the current connection attempt got (GSocketClient's network events). */
@@ -142,7 +137,6 @@ struct AsrClient::Impl {
   }
   void send_audio(const guint8 *data, gsize size);
   void send_text(const std::string &text) {
-    unchecked_bytes += text.size();
     soup_websocket_connection_send_text(conn, text.c_str());
   }
   bool output_writable();
@@ -689,12 +683,12 @@ void AsrClient::Impl::pump() {
     if (phase != Phase::Streaming ||
         soup_websocket_connection_get_state(conn) != SOUP_WEBSOCKET_STATE_OPEN)
       return;
-    if (unchecked_bytes >= kUncheckedBytes) {
-      if (!output_writable()) {
-        arm_writable_source();
-        return;
-      }
-      unchecked_bytes = 0;
+    /* libsoup takes every frame whether or not the kernel does: the socket is asked before
+     * each one (a poll). Asking only every 64 KiB let a full-speed Opus stream run a minute
+     * ahead of a slow service and failed the Opus soak under load; kept per frame. */
+    if (!output_writable()) {
+      arm_writable_source();
+      return;
     }
     Taken taken;
     {
