@@ -1,16 +1,22 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Protocol client thread. Every libsoup object is created, used and destroyed on the client
- * thread, with its GMainContext pushed as thread default (libsoup 3 binds I/O to the context
- * that started it). Other threads only touch the queue and flags under `mutex` and wake the
- * client thread with an idle source. */
+/* One protocol session on the shared network thread (IoThread). Every libsoup object is
+ * created, used and destroyed on that thread, whose GMainContext is its thread default
+ * (libsoup 3 binds I/O to the context that started it). Other threads only touch the send
+ * queue and flags under `mutex`, and wake the session through one persistent source, only
+ * when the queue goes from empty to non-empty. Nothing here blocks the thread: every
+ * session's network work is asynchronous, so one session's frozen peer delays no other. */
 #include "asrclient.h"
 
+#include "iothread.h"
 #include "oggopus.h"
+#include "sendqueue.h"
 
 #include <gst/gst.h>
 #include <libsoup/soup.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 
 GST_DEBUG_CATEGORY_STATIC(qwenasr_client_debug);
 #define GST_CAT_DEFAULT qwenasr_client_debug
@@ -30,20 +36,8 @@ constexpr guint kMaxRetryAfterMs = 30000;
 /* With the resend buffer full, new audio waits this long for finals to make room before the
  * oldest unsettled audio is given up (continuous speech may go that long without a final). */
 constexpr gint64 kResendFullWaitUs = 2 * G_USEC_PER_SEC;
-constexpr guint64 kUnassigned = G_MAXUINT64;
 
 enum class Phase { Connecting, WaitingCreated, Configuring, Streaming, Finishing, Waiting, Done };
-
-enum class ItemKind { Audio, Commit, Finish };
-
-struct Item {
-  ItemKind kind;
-  std::string audio;                       /* raw S16 PCM for Audio */
-  GstClockTime time = GST_CLOCK_TIME_NONE; /* input time of the first sample */
-  guint64 offset = kUnassigned;            /* global sample, assigned when first sent */
-  bool padding = false;                    /* Opus flush silence (see pump()) */
-  guint64 samples() const { return audio.size() / 2; }
-};
 
 bool host_is_loopback(const std::string &host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
@@ -62,21 +56,25 @@ struct AsrClient::Impl {
   ClientSettings settings;
   ClientListener *listener = nullptr;
   std::string host;
-  GMainContext *context = nullptr; /* owned; the client thread's default context */
-  GMainLoop *loop = nullptr;       /* owned */
+  std::shared_ptr<IoThread> io;    /* the network thread; let go by finish_now() */
+  GMainContext *context = nullptr; /* io's context (not owned) */
   std::string event_prefix;
+  /* The element, for log lines; not a reference (the element owns the client, which stops
+   * before it goes); cleared when stop() leaves the thread to finish alone. */
+  GstObject *owner = nullptr;
+
+  /* Lock order: `mutex` is the innermost lock. It is never held while calling the listener
+   * or libsoup, and the listener is never called with it held. */
 
   /* shared with the streaming thread, guarded by `mutex` */
   std::mutex mutex;
-  std::condition_variable cond; /* queue space, finished, failed, stopping, wake() */
-  std::deque<Item> queue;
-  gsize queued_bytes = 0;
-  std::deque<Item> history; /* sent but not settled: resent on a new connection */
-  gsize history_bytes = 0;
-  guint64 next_offset = 0; /* global sample number of the next audio sent for the first time */
-  guint64 settled = 0;     /* history before this sample is no longer needed */
-  ClientStats stats;
-  bool pump_scheduled = false;
+  std::condition_variable cond;     /* queue space, finished, failed, stopping, flushing */
+  std::unique_ptr<SendQueue> sendq; /* created by start() */
+  ClientStats stats;                /* bytes_sent, appends, reconnects; the rest from sendq */
+  bool pump_scheduled = false;      /* `wake` is ready, or pump() is about to run */
+  GSource *wake = nullptr; /* owned; runs pump() when its ready time is set; null once torn down */
+  bool flushing = false;   /* waits return Interrupted (set_flushing) */
+  bool torn_down = false;  /* every libsoup object and source of this session is gone */
   bool have_config = false;
   SessionConfig config;
   bool finished = false;
@@ -88,7 +86,10 @@ struct AsrClient::Impl {
     return stopping;
   }
 
-  /* client thread only */
+  /* network thread only */
+  /* This session, from start() until it is torn down: pending callbacks keep it alive. */
+  std::shared_ptr<Impl> self;
+  bool finishing = false; /* the teardown is scheduled */
   Phase phase = Phase::Connecting;
   bool created = false;
   guint64 event_counter = 0;
@@ -111,31 +112,33 @@ struct AsrClient::Impl {
    * service decodes each connection's audio as a stream of its own. */
   std::unique_ptr<OggOpusWriter> ogg;
 
-  ~Impl() {
-    if (loop)
-      g_main_loop_unref(loop);
-    if (context)
-      g_main_context_unref(context);
-  }
-
   std::string next_event_id() {
     gchar counter[17];
     g_snprintf(counter, sizeof counter, "%012" G_GINT64_MODIFIER "x", event_counter++);
     return event_prefix + counter;
   }
 
-  void run();
+  void begin();
+  void finish();
+  void finish_now();
   bool setup_session();
   void connect();
   void drop_connection();
   void teardown();
   void fail(ClientError error);
   void reconnect();
-  void trim_history_locked(std::vector<guint64> *dropped);
   void send_update_if_ready();
   bool start_stream();
   void pump();
-  void send_audio(const std::string &bytes);
+  bool take_settle();
+  void apply_settle();
+  void send_audio(const std::string &bytes) {
+    send_audio(reinterpret_cast<const guint8 *>(bytes.data()), bytes.size());
+  }
+  void send_audio(const guint8 *data, gsize size);
+  void send_text(const std::string &text) {
+    soup_websocket_connection_send_text(conn, text.c_str());
+  }
   bool output_writable();
   void arm_writable_source();
   void handle_text(const char *data, gsize size);
@@ -161,26 +164,60 @@ struct AsrClient::Impl {
   }
 };
 
-struct ThreadData {
-  std::shared_ptr<AsrClient::Impl> impl; /* keeps Impl alive until the thread is done */
+/* A method call on the network thread that keeps the session alive until it ran. */
+struct Call {
+  std::shared_ptr<AsrClient::Impl> impl;
+  void (AsrClient::Impl::*method)();
 };
 
-static gpointer client_thread_main(gpointer data) {
-  auto *thread_data = static_cast<ThreadData *>(data);
-  thread_data->impl->run();
-  delete thread_data;
-  return nullptr;
+static gboolean call_cb(gpointer data) {
+  auto *call = static_cast<Call *>(data);
+  (call->impl.get()->*call->method)();
+  return G_SOURCE_REMOVE;
 }
 
-void AsrClient::Impl::run() {
-  g_main_context_push_thread_default(context);
+static void call_free(gpointer data) {
+  delete static_cast<Call *>(data);
+}
+
+/* Runs at once when called on the network thread (a listener callback), else from an idle
+ * source there. */
+static void invoke(const std::shared_ptr<AsrClient::Impl> &impl, gint priority,
+                   void (AsrClient::Impl::*method)()) {
+  g_main_context_invoke_full(impl->context, priority, call_cb, new Call{impl, method}, call_free);
+}
+
+void AsrClient::Impl::begin() {
+  if (phase == Phase::Done)
+    return; /* stop() came first (begin_stop() runs at a higher priority) */
   if (setup_session())
     connect();
-  g_main_loop_run(loop);
+}
+
+/* The session is over: its teardown runs from an idle source, after the libsoup signal that
+ * ended it has returned. */
+void AsrClient::Impl::finish() {
+  if (finishing)
+    return;
+  finishing = true;
+  GSource *source = g_idle_source_new();
+  g_source_set_priority(source, G_PRIORITY_HIGH);
+  g_source_set_callback(source, call_cb, new Call{self, &Impl::finish_now}, call_free);
+  g_source_attach(source, context);
+  g_source_unref(source);
+}
+
+void AsrClient::Impl::finish_now() {
   teardown();
-  while (g_main_context_iteration(context, FALSE)) {
+  /* Let go of the network thread before stop() may return: the stopping thread then holds
+   * the last reference, and joins the thread if no session is left. */
+  io.reset();
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    torn_down = true;
   }
-  g_main_context_pop_thread_default(context);
+  cond.notify_all();
+  self.reset(); /* the Call that runs us still holds the session */
 }
 
 static void on_ws_message(SoupWebsocketConnection *, gint /* type */, GBytes *message,
@@ -196,6 +233,7 @@ static void on_ws_message(SoupWebsocketConnection *, gint /* type */, GBytes *me
    * text as binary. Either way the frame is decoded (and repaired) like text: a binary frame
    * that is no event counts as one bad frame, nothing more. */
   impl->handle_text(data ? data : "", size);
+  impl->apply_settle();
 }
 
 /* Our writable-source polls the connection's socket: it must go before libsoup closes the
@@ -225,7 +263,7 @@ static gboolean on_watchdog(gpointer user_data) {
 static void on_ws_closed(SoupWebsocketConnection *conn, gpointer user_data) {
   auto *impl = static_cast<AsrClient::Impl *>(user_data);
   if (impl->is_stopping()) {
-    g_main_loop_quit(impl->loop);
+    impl->finish();
     return;
   }
   if (impl->phase == Phase::Done)
@@ -238,10 +276,22 @@ static void on_ws_closed(SoupWebsocketConnection *conn, gpointer user_data) {
 }
 
 static void on_ws_connected(GObject *source, GAsyncResult *result, gpointer user_data) {
-  auto *impl = static_cast<AsrClient::Impl *>(user_data);
+  /* The session is kept alive until its connection attempt answers, even when torn down. */
+  std::unique_ptr<std::shared_ptr<AsrClient::Impl>> holder(
+      static_cast<std::shared_ptr<AsrClient::Impl> *>(user_data));
+  AsrClient::Impl *impl = holder->get();
   GError *gerror = nullptr;
   SoupWebsocketConnection *conn =
       soup_session_websocket_connect_finish(SOUP_SESSION(source), result, &gerror);
+  if (impl->finishing) {
+    /* Too late: stop() already let go of the session. */
+    g_clear_error(&gerror);
+    if (conn) {
+      soup_websocket_connection_close(conn, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
+      g_object_unref(conn);
+    }
+    return;
+  }
   if (!conn) {
     if (g_error_matches(gerror, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
       /* stop() or the connect timeout cancelled us; whoever did has reported or quits. */
@@ -290,7 +340,7 @@ static void on_ws_connected(GObject *source, GAsyncResult *result, gpointer user
   if (impl->settings.keepalive_interval_s > 0 && !impl->watchdog)
     impl->watchdog = impl->add_timeout(impl->settings.keepalive_interval_s * 1000, on_watchdog);
   impl->phase = Phase::WaitingCreated;
-  GST_INFO("connected to %s", impl->host.c_str());
+  GST_INFO_OBJECT(impl->owner, "connected to %s", impl->host.c_str());
   impl->listener->on_connected(impl->host);
 }
 
@@ -353,13 +403,7 @@ void AsrClient::Impl::connect() {
   guint64 base;
   {
     std::lock_guard<std::mutex> lock(mutex);
-    base = next_offset;
-    for (const Item &item : queue) {
-      if (item.kind == ItemKind::Audio && item.offset != kUnassigned) {
-        base = item.offset;
-        break;
-      }
-    }
+    base = sendq->session_base();
   }
   listener->on_session_start(base, attempts);
 
@@ -380,9 +424,10 @@ void AsrClient::Impl::connect() {
   network_event = G_SOCKET_CLIENT_RESOLVING;
   g_signal_connect(message, "network-event", G_CALLBACK(on_network_event), this);
   connect_timeout = add_timeout(settings.connect_timeout_ms, on_connect_timeout);
-  GST_INFO("connecting to %s", host.c_str());
+  GST_INFO_OBJECT(owner, "connecting to %s", host.c_str());
   soup_session_websocket_connect_async(session, message, nullptr, nullptr, G_PRIORITY_DEFAULT,
-                                       cancellable, on_ws_connected, this);
+                                       cancellable, on_ws_connected,
+                                       new std::shared_ptr<Impl>(self));
 }
 
 /* Forgets the current connection without reporting anything: its callbacks are cut off. */
@@ -403,6 +448,13 @@ void AsrClient::Impl::drop_connection() {
 }
 
 void AsrClient::Impl::teardown() {
+  GSource *wake_source;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    wake_source = wake;
+    wake = nullptr;
+  }
+  remove_source(&wake_source);
   drop_connection();
   remove_source(&close_timeout);
   remove_source(&reconnect_timer);
@@ -428,20 +480,7 @@ static gboolean on_reconnect_timer(gpointer user_data) {
 void AsrClient::Impl::reconnect() {
   {
     std::lock_guard<std::mutex> lock(mutex);
-    if (!history.empty() && history.front().kind == ItemKind::Audio &&
-        history.front().offset < settled) {
-      Item &first = history.front();
-      guint64 cut = std::min<guint64>(settled - first.offset, first.samples());
-      first.audio.erase(0, cut * 2);
-      first.offset += cut;
-      history_bytes -= cut * 2;
-    }
-    for (auto it = history.rbegin(); it != history.rend(); ++it) {
-      queued_bytes += it->audio.size();
-      queue.push_front(std::move(*it));
-    }
-    history.clear();
-    history_bytes = 0;
+    sendq->requeue_history();
     stats.reconnects++;
   }
   connect();
@@ -455,8 +494,8 @@ void AsrClient::Impl::fail(ClientError error) {
     guint delay = settings.reconnect_delay_ms << MIN(attempts - 1, 16u);
     delay = MIN(delay, kMaxReconnectDelayMs);
     delay = MAX(delay, error.retry_after_ms); /* the service said when (bounded) */
-    GST_WARNING("connection to %s lost (%s): reconnecting in %u ms, attempt %u", host.c_str(),
-                error.detail.c_str(), delay, attempts);
+    GST_WARNING_OBJECT(owner, "connection to %s lost (%s): reconnecting in %u ms, attempt %u",
+                       host.c_str(), error.detail.c_str(), delay, attempts);
     drop_connection();
     phase = Phase::Waiting;
     listener->on_reconnecting(error, attempts, delay);
@@ -468,7 +507,7 @@ void AsrClient::Impl::fail(ClientError error) {
   remove_source(&watchdog);
   if (attempts > 0)
     error.detail += ", after " + std::to_string(attempts) + " reconnection attempts";
-  GST_WARNING("session with %s failed: %s", host.c_str(), error.detail.c_str());
+  GST_WARNING_OBJECT(owner, "session with %s failed: %s", host.c_str(), error.detail.c_str());
   /* The listener records its sticky error before waiters wake up and look for it; nothing is
    * reported once stop() has begun: that is a deliberate end, not a failure. */
   if (!is_stopping())
@@ -495,8 +534,8 @@ void AsrClient::Impl::send_update_if_ready() {
       soup_websocket_connection_get_state(conn) != SOUP_WEBSOCKET_STATE_OPEN)
     return;
   std::string text = encode_session_update(to_send, next_event_id());
-  GST_DEBUG("sending session.update: %s", text.c_str());
-  soup_websocket_connection_send_text(conn, text.c_str());
+  GST_DEBUG_OBJECT(owner, "sending session.update: %s", text.c_str());
+  send_text(text);
   phase = Phase::Configuring;
   remove_source(&connect_timeout);
   connect_timeout = add_timeout(settings.connect_timeout_ms, on_connect_timeout);
@@ -513,7 +552,7 @@ void AsrClient::Impl::handle_text(const char *data, gsize size) {
     listener->on_bad_frame(problem);
     return;
   }
-  GST_LOG("event %s", event.type_name.c_str());
+  GST_LOG_OBJECT(owner, "event %s", event.type_name.c_str());
   switch (event.type) {
   case ServerEventType::SessionCreated:
     created = true;
@@ -628,8 +667,8 @@ void AsrClient::Impl::arm_writable_source() {
 
 static gboolean on_resend_wait(gpointer user_data);
 
-/* Moves queued items onto the socket while the kernel accepts data: libsoup has no
- * buffered-amount API, so this is what keeps its own outgoing queue (and our memory) small
+/* Sends everything queued, one batch per wake-up, while the kernel accepts data: libsoup has
+ * no buffered-amount API, so this is what keeps its own outgoing queue (and our memory) small
  * when the network is slower than the audio. */
 void AsrClient::Impl::pump() {
   {
@@ -640,30 +679,26 @@ void AsrClient::Impl::pump() {
       soup_websocket_connection_get_state(conn) != SOUP_WEBSOCKET_STATE_OPEN)
     return;
   for (;;) {
+    /* A listener callback or a failed write may have ended the connection. */
+    if (phase != Phase::Streaming ||
+        soup_websocket_connection_get_state(conn) != SOUP_WEBSOCKET_STATE_OPEN)
+      return;
+    /* libsoup takes every frame whether or not the kernel does: the socket is asked before
+     * each one (a poll). Asking only every 64 KiB let a full-speed Opus stream run a minute
+     * ahead of a slow service and failed the Opus soak under load; kept per frame. */
     if (!output_writable()) {
       arm_writable_source();
       return;
     }
-    bool first_send;
-    ItemKind kind;
-    guint64 offset, samples;
-    GstClockTime time;
-    std::string audio;          /* a copy: encoded outside the lock */
-    bool padding = false;       /* Opus: silence flushing the encoder, numbered like audio */
-    guint64 padding_offset = 0; /* Opus: where that silence starts */
-    gsize commit_padding = 0;   /* Opus: silence inserted before a first-sent commit */
-    std::vector<guint64> dropped;
+    Taken taken;
     {
       std::lock_guard<std::mutex> lock(mutex);
-      if (queue.empty())
+      if (sendq->empty())
         return;
-      Item &item = queue.front();
-      first_send = item.offset == kUnassigned;
       /* Flow control: new audio does not run further ahead of the finals than can be resent
        * after a reconnection. Faster-than-real-time input then waits here (and upstream in
        * push_audio) instead of losing the ability to resend. */
-      if (first_send && item.kind == ItemKind::Audio &&
-          history_bytes + item.audio.size() > settings.max_resend_bytes) {
+      if (sendq->resend_full()) {
         gint64 now = g_get_monotonic_time();
         if (resend_full_since == 0)
           resend_full_since = now;
@@ -675,104 +710,78 @@ void AsrClient::Impl::pump() {
       } else {
         resend_full_since = 0;
       }
-      if (first_send && item.kind != ItemKind::Finish) {
-        item.offset = next_offset;
-        next_offset += item.samples();
-        stats.samples_sent += item.samples();
-      }
-      kind = item.kind;
-      offset = item.offset;
-      samples = item.samples();
-      time = item.time;
-      audio = item.audio;
-      padding = item.padding;
       /* A commit must find all the audio before it decoded: the encoder's partial frame and
-       * look-ahead are pushed out with silence first. The silence gets sample numbers (the
-       * service hears it), so it is kept and resent like audio; a resent commit needs none. */
-      if (first_send && kind == ItemKind::Commit && ogg)
-        commit_padding = ogg->flush_padding();
-      queued_bytes -= item.audio.size();
-      if (commit_padding > 0) {
-        Item silence{ItemKind::Audio, std::string(commit_padding * 2, '\0')};
-        silence.padding = true;
-        silence.offset = padding_offset = next_offset;
-        next_offset += commit_padding;
-        history_bytes += silence.audio.size();
-        history.push_back(std::move(silence));
-      }
-      history_bytes += item.audio.size();
-      history.push_back(std::move(item));
-      queue.pop_front();
-      trim_history_locked(&dropped);
+       * look-ahead are pushed out with silence first (a resent commit needs none). */
+      const SendItem &front = sendq->front();
+      gsize padding = front.kind == SendKind::Commit && front.offset == SendItem::kUnassigned && ogg
+                          ? ogg->flush_padding()
+                          : 0;
+      taken = sendq->take(padding);
     }
-    cond.notify_all();
-    for (guint64 lost : dropped)
+    cond.notify_all(); /* room in the queue */
+    const SendItem &item = taken.item;
+    for (guint64 lost : taken.given_up)
       listener->on_resend_dropped(lost);
-    if (first_send && kind == ItemKind::Audio)
-      listener->on_audio_sent(offset, samples, time);
-    if (commit_padding > 0) {
-      listener->on_audio_sent(padding_offset, commit_padding, GST_CLOCK_TIME_NONE);
-      std::basic_string<gint16> silence(commit_padding, 0);
-      send_audio(ogg->write(silence.data(), silence.size(), true));
+    if (taken.first_send && item.kind == SendKind::Audio)
+      listener->on_audio_sent(item.offset, item.samples(), item.time);
+    if (taken.padding.audio) {
+      listener->on_audio_sent(taken.padding.offset, taken.padding.samples(), GST_CLOCK_TIME_NONE);
+      send_audio(ogg->write(reinterpret_cast<const gint16 *>(taken.padding.audio->data()),
+                            taken.padding.samples(), true));
     }
-    if (first_send && kind == ItemKind::Commit)
-      listener->on_commit_sent(offset);
-    switch (kind) {
-    case ItemKind::Audio:
+    if (taken.first_send && item.kind == SendKind::Commit)
+      listener->on_commit_sent(item.offset);
+    take_settle();
+    switch (item.kind) {
+    case SendKind::Audio:
       if (ogg) {
-        send_audio(
-            ogg->write(reinterpret_cast<const gint16 *>(audio.data()), audio.size() / 2, padding));
+        send_audio(ogg->write(reinterpret_cast<const gint16 *>(item.audio->data()), item.samples(),
+                              item.padding));
       } else {
-        send_audio(audio);
+        send_audio(reinterpret_cast<const guint8 *>(item.audio->data()), item.bytes());
       }
       break;
-    case ItemKind::Commit:
-      GST_DEBUG("sending input_audio_buffer.commit");
-      soup_websocket_connection_send_text(conn, encode_commit(next_event_id()).c_str());
+    case SendKind::Commit:
+      GST_DEBUG_OBJECT(owner, "sending input_audio_buffer.commit");
+      send_text(encode_commit(next_event_id()));
       break;
-    case ItemKind::Finish:
+    case SendKind::Finish:
       if (ogg)
         send_audio(ogg->finish());
-      GST_DEBUG("sending session.finish");
-      soup_websocket_connection_send_text(conn, encode_finish(next_event_id()).c_str());
+      GST_DEBUG_OBJECT(owner, "sending session.finish");
+      send_text(encode_finish(next_event_id()));
       phase = Phase::Finishing;
       break;
     }
-    if (phase != Phase::Streaming)
-      return;
   }
 }
 
-/* One append of encoded bytes (PCM, or Ogg pages); nothing for an empty string. */
-void AsrClient::Impl::send_audio(const std::string &bytes) {
-  if (bytes.empty())
+/* Audio before the listener's settle point needs no resend; room in the history lets audio
+ * held by flow control go at once. Client thread, after listener callbacks. */
+bool AsrClient::Impl::take_settle() {
+  guint64 point = listener->settle_point();
+  std::lock_guard<std::mutex> lock(mutex);
+  return sendq->settle(point);
+}
+
+void AsrClient::Impl::apply_settle() {
+  if (take_settle() && resend_wait) {
+    remove_source(&resend_wait);
+    pump();
+  }
+}
+
+/* One append of encoded bytes (PCM, or Ogg pages); nothing for no bytes. */
+void AsrClient::Impl::send_audio(const guint8 *data, gsize size) {
+  if (size == 0)
     return;
-  std::string text =
-      encode_append(reinterpret_cast<const guint8 *>(bytes.data()), bytes.size(), next_event_id());
+  std::string text = encode_append(data, size, next_event_id());
   {
     std::lock_guard<std::mutex> lock(mutex);
-    stats.bytes_sent += bytes.size();
+    stats.bytes_sent += size;
     stats.appends++;
   }
-  soup_websocket_connection_send_text(conn, text.c_str());
-}
-
-/* Caller holds `mutex`. The resend buffer is bounded: past its cap the oldest audio is
- * given up (reported through `dropped`, as sample counts, once the lock is released). */
-void AsrClient::Impl::trim_history_locked(std::vector<guint64> *dropped) {
-  while (!history.empty()) {
-    const Item &front = history.front();
-    bool settled_item = front.kind != ItemKind::Finish && front.offset + front.samples() <= settled;
-    bool over_cap = history_bytes > settings.max_resend_bytes && front.kind == ItemKind::Audio;
-    if (!settled_item && !over_cap)
-      break;
-    if (!settled_item && dropped) {
-      dropped->push_back(front.samples());
-      stats.dropped_samples += front.samples();
-    }
-    history_bytes -= front.audio.size();
-    history.pop_front();
-  }
+  send_text(text);
 }
 
 static gboolean on_resend_wait(gpointer user_data) {
@@ -785,24 +794,30 @@ static gboolean on_resend_wait(gpointer user_data) {
 
 static gboolean pump_cb(gpointer user_data) {
   static_cast<AsrClient::Impl *>(user_data)->pump();
-  return G_SOURCE_REMOVE;
+  return G_SOURCE_CONTINUE;
 }
 
+/* The wake source: ready when its ready time is set (from any thread, without allocating). */
+static gboolean wake_dispatch(GSource *source, GSourceFunc callback, gpointer data) {
+  g_source_set_ready_time(source, -1);
+  return callback(data);
+}
+
+static GSourceFuncs wake_funcs = {nullptr, nullptr, wake_dispatch, nullptr, nullptr, nullptr};
+
+/* Caller holds `mutex`. Never a direct call: on the network thread pump() takes `mutex`. */
 void AsrClient::Impl::schedule_pump_locked() {
-  if (pump_scheduled)
+  if (pump_scheduled || !wake)
     return;
   pump_scheduled = true;
-  /* Always a source, never a direct call: the caller holds `mutex`, and on the client
-   * thread g_main_context_invoke() would run pump() (which takes it) right here. */
-  GSource *source = g_idle_source_new();
-  g_source_set_callback(source, pump_cb, this, nullptr);
-  g_source_attach(source, context);
-  g_source_unref(source);
+  g_source_set_ready_time(wake, 0);
 }
 
 static gboolean on_close_timeout(gpointer user_data) {
   auto *impl = static_cast<AsrClient::Impl *>(user_data);
-  g_main_loop_quit(impl->loop);
+  g_source_unref(impl->close_timeout);
+  impl->close_timeout = nullptr;
+  impl->finish();
   return G_SOURCE_REMOVE;
 }
 
@@ -817,20 +832,11 @@ void AsrClient::Impl::begin_stop() {
     if (soup_websocket_connection_get_state(conn) == SOUP_WEBSOCKET_STATE_OPEN)
       soup_websocket_connection_close(conn, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
     /* on_ws_closed quits the loop; this bounds a peer that never answers the close. */
-    close_timeout = add_timeout(kCloseTimeoutMs, on_close_timeout);
+    if (!close_timeout)
+      close_timeout = add_timeout(kCloseTimeoutMs, on_close_timeout);
     return;
   }
-  g_main_loop_quit(loop);
-}
-
-static gboolean begin_stop_cb(gpointer user_data) {
-  static_cast<AsrClient::Impl *>(user_data)->begin_stop();
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean send_update_cb(gpointer user_data) {
-  static_cast<AsrClient::Impl *>(user_data)->send_update_if_ready();
-  return G_SOURCE_REMOVE;
+  finish();
 }
 
 /* ---- public API (streaming / application threads) ---- */
@@ -850,7 +856,8 @@ static std::string host_of(const std::string &url) {
   return host;
 }
 
-bool AsrClient::start(const ClientSettings &settings, ClientListener *listener, GError **error) {
+bool AsrClient::start(const ClientSettings &settings, ClientListener *listener, GstObject *owner,
+                      GError **error) {
   static gsize debug_once = 0;
   if (g_once_init_enter(&debug_once)) {
     GST_DEBUG_CATEGORY_INIT(qwenasr_client_debug, "qwenasrclient", 0,
@@ -860,9 +867,16 @@ bool AsrClient::start(const ClientSettings &settings, ClientListener *listener, 
   auto impl = std::make_shared<Impl>();
   impl->settings = settings;
   impl->listener = listener;
+  impl->owner = owner;
   impl->host = host_of(settings.url);
-  impl->context = g_main_context_new();
-  impl->loop = g_main_loop_new(impl->context, FALSE);
+  impl->sendq = std::make_unique<SendQueue>(settings.max_queued_bytes, settings.max_resend_bytes);
+  impl->io = IoThread::acquire(error);
+  if (!impl->io)
+    return false;
+  impl->context = impl->io->context();
+  impl->wake = g_source_new(&wake_funcs, sizeof(GSource));
+  g_source_set_callback(impl->wake, pump_cb, impl.get(), nullptr);
+  g_source_attach(impl->wake, impl->context);
   gchar *uuid = g_uuid_string_random();
   std::string hex;
   for (const char *p = uuid; *p && hex.size() < 20; p++) {
@@ -872,13 +886,10 @@ bool AsrClient::start(const ClientSettings &settings, ClientListener *listener, 
   g_free(uuid);
   impl->event_prefix = "event_" + hex;
 
-  auto *thread_data = new ThreadData{impl};
-  thread_ = g_thread_try_new("qwenasr-client", client_thread_main, thread_data, error);
-  if (!thread_) {
-    delete thread_data;
-    return false;
-  }
+  impl->self = impl;
+  io_ = impl->io;
   impl_ = impl;
+  invoke(impl, G_PRIORITY_DEFAULT, &Impl::begin);
   return true;
 }
 
@@ -890,66 +901,51 @@ void AsrClient::configure(const SessionConfig &config) {
     impl_->config = config;
     impl_->have_config = true;
   }
-  g_main_context_invoke_full(impl_->context, G_PRIORITY_DEFAULT, send_update_cb, impl_.get(),
-                             nullptr);
+  invoke(impl_, G_PRIORITY_DEFAULT, &Impl::send_update_if_ready);
 }
 
 WaitResult AsrClient::push_audio(const guint8 *data, gsize size, GstClockTime time, gint64 deadline,
-                                 const std::function<bool()> &interrupted, bool drop_oldest,
-                                 gsize *dropped_bytes) {
+                                 bool drop_oldest, gsize *dropped_bytes) {
   Impl *impl = impl_.get();
+  /* The one copy of the audio: the queue, the history and the encoder share it. */
+  auto pcm = std::make_shared<const std::string>(reinterpret_cast<const char *>(data), size);
   std::unique_lock<std::mutex> lock(impl->mutex);
   auto until = to_steady(deadline);
   *dropped_bytes = 0;
-  auto full = [&] {
-    return impl->queued_bytes > 0 && impl->queued_bytes + size > impl->settings.max_queued_bytes;
-  };
   for (;;) {
     if (impl->failed || impl->stopping)
       return WaitResult::Failed;
-    if (!full())
+    if (!impl->sendq->would_overflow(size))
       break;
     if (drop_oldest) {
-      /* Unsent audio never got a sample number, so dropping it shifts nothing already
-       * sent; the timing map sees a gap where it was. */
-      for (auto it = impl->queue.begin(); it != impl->queue.end() && full();) {
-        if (it->kind == ItemKind::Audio && it->offset == kUnassigned) {
-          *dropped_bytes += it->audio.size();
-          impl->queued_bytes -= it->audio.size();
-          impl->stats.dropped_samples += it->samples();
-          it = impl->queue.erase(it);
-        } else {
-          ++it;
-        }
-      }
+      /* The timing map sees a gap where the dropped audio was. */
+      *dropped_bytes = impl->sendq->drop_unsent(size);
       break;
     }
-    if (interrupted())
+    if (impl->flushing)
       return WaitResult::Interrupted;
-    if (impl->cond.wait_until(lock, until) == std::cv_status::timeout && full())
+    if (impl->cond.wait_until(lock, until) == std::cv_status::timeout &&
+        impl->sendq->would_overflow(size))
       return WaitResult::Timeout;
   }
-  Item item{ItemKind::Audio, std::string(reinterpret_cast<const char *>(data), size)};
-  item.time = time;
-  impl->queue.push_back(std::move(item));
-  impl->queued_bytes += size;
-  impl->schedule_pump_locked();
+  if (impl->sendq->push_audio(std::move(pcm), time))
+    impl->schedule_pump_locked();
   return WaitResult::Done;
 }
 
 void AsrClient::commit() {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  impl_->queue.push_back({ItemKind::Commit, {}});
-  impl_->schedule_pump_locked();
+  if (impl_->sendq->push_commit())
+    impl_->schedule_pump_locked();
 }
 
 void AsrClient::finish() {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  impl_->queue.push_back({ItemKind::Finish, {}});
-  impl_->schedule_pump_locked();
+  if (impl_->sendq->push_finish())
+    impl_->schedule_pump_locked();
 }
 
-WaitResult AsrClient::wait_finished(gint64 deadline, const std::function<bool()> &interrupted) {
+WaitResult AsrClient::wait_finished(gint64 deadline) {
   Impl *impl = impl_.get();
   std::unique_lock<std::mutex> lock(impl->mutex);
   auto until = to_steady(deadline);
@@ -958,25 +954,19 @@ WaitResult AsrClient::wait_finished(gint64 deadline, const std::function<bool()>
       return WaitResult::Done;
     if (impl->failed || impl->stopping)
       return WaitResult::Failed;
-    if (interrupted())
+    if (impl->flushing)
       return WaitResult::Interrupted;
     if (impl->cond.wait_until(lock, until) == std::cv_status::timeout)
       return impl->finished ? WaitResult::Done : WaitResult::Timeout;
   }
 }
 
-void AsrClient::settle(guint64 sample) {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
-  if (sample <= impl_->settled)
-    return;
-  impl_->settled = sample;
-  impl_->trim_history_locked(nullptr);
-  impl_->schedule_pump_locked(); /* room in the resend buffer lets waiting audio go */
-}
-
 ClientStats AsrClient::stats() const {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  return impl_->stats;
+  ClientStats stats = impl_->stats;
+  stats.samples_sent = impl_->sendq->sent_samples();
+  stats.dropped_samples = impl_->sendq->dropped_samples();
+  return stats;
 }
 
 bool ClientError::retryable() const {
@@ -995,30 +985,38 @@ bool ClientError::retryable() const {
   }
 }
 
-void AsrClient::wake() {
+void AsrClient::set_flushing(bool flushing) {
   if (!impl_)
     return;
-  { std::lock_guard<std::mutex> lock(impl_->mutex); }
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    impl_->flushing = flushing;
+  }
   impl_->cond.notify_all();
 }
 
 void AsrClient::stop() {
-  if (!thread_)
+  if (!impl_ || stopped_)
     return;
+  stopped_ = true; /* impl_ stays for stats() and for calls that now answer "stopping" */
+  const std::shared_ptr<Impl> &impl = impl_;
   {
-    std::lock_guard<std::mutex> lock(impl_->mutex);
-    impl_->stopping = true;
+    std::lock_guard<std::mutex> lock(impl->mutex);
+    impl->stopping = true;
   }
-  impl_->cond.notify_all();
-  g_main_context_invoke_full(impl_->context, G_PRIORITY_HIGH, begin_stop_cb, impl_.get(), nullptr);
-  if (g_thread_self() == thread_) {
-    /* Called from a listener callback (e.g. a sync bus handler): joining ourselves would
-     * deadlock. The thread finishes on its own and drops the last Impl reference. */
-    g_thread_unref(thread_);
+  impl->cond.notify_all();
+  invoke(impl, G_PRIORITY_HIGH, &Impl::begin_stop);
+  if (io_->is_current()) {
+    /* Called from a listener callback (e.g. a sync bus handler): waiting here would stall
+     * the thread that does the teardown. It finishes on its own; the element may be gone
+     * by then. */
+    impl->owner = nullptr;
   } else {
-    g_thread_join(thread_);
+    /* Bounded: begin_stop() gives the closing handshake kCloseTimeoutMs. */
+    std::unique_lock<std::mutex> lock(impl->mutex);
+    impl->cond.wait(lock, [&] { return impl->torn_down; });
   }
-  thread_ = nullptr; /* Impl stays for stats() and for calls that now answer "stopping" */
+  io_.reset(); /* joins the network thread if this was its last session */
 }
 
 } // namespace qwenasr

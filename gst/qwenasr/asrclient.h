@@ -1,17 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The protocol client: one WebSocket session with the realtime ASR service.
  *
- * It owns a thread with its own GMainContext, the SoupSession and the
- * SoupWebsocketConnection; nothing else in the plugin touches libsoup. The streaming thread
- * hands it audio through a bounded queue and waits only with a deadline and an interrupt
- * check; the listener is called on the client thread. */
+ * Its SoupSession and SoupWebsocketConnection live on the network thread that all sessions
+ * of the process share (IoThread); nothing else in the plugin touches libsoup. The streaming
+ * thread hands it audio through a bounded queue and waits only with a deadline, interrupted
+ * by set_flushing(); the listener is called on the network thread. */
 #pragma once
 
 #include <gst/gst.h>
 
-#include <condition_variable>
-#include <deque>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -20,6 +17,8 @@
 #include "oggopus.h"
 
 namespace qwenasr {
+
+class IoThread;
 
 struct ClientSettings {
   std::string url;     /* full URL, including ?model= */
@@ -78,8 +77,8 @@ struct ClientError {
   bool retryable() const;
 };
 
-/* Called on the client thread. Implementations must not call back into blocking client
- * methods (push_audio, wait_finished, stop). */
+/* Called on the network thread, with no client lock held. Implementations must not call
+ * back into the client: what the client needs from them it asks (settle_point()). */
 class ClientListener {
 public:
   virtual ~ClientListener() = default;
@@ -106,6 +105,9 @@ public:
   virtual void on_bad_frame(const std::string &problem) = 0;
   /* A frame was repaired before decoding (a FrameRepair set); its event follows. */
   virtual void on_frame_repaired(unsigned repairs) { (void)repairs; }
+  /* Audio before this global sample has its final transcripts: it needs no resend. Asked
+   * after the callbacks above; must not block (an atomic read). */
+  virtual guint64 settle_point() const { return 0; }
 };
 
 enum class WaitResult { Done, Interrupted, Timeout, Failed };
@@ -117,35 +119,36 @@ public:
   AsrClient(const AsrClient &) = delete;
   AsrClient &operator=(const AsrClient &) = delete;
 
-  /* Starts connecting in the background; false only if the thread cannot start. */
-  bool start(const ClientSettings &settings, ClientListener *listener, GError **error);
+  /* Starts connecting in the background; false only if the thread cannot start. `owner`
+   * (not referenced; may be null) is what the client's log lines are about. */
+  bool start(const ClientSettings &settings, ClientListener *listener, GstObject *owner,
+             GError **error);
   /* The session configuration, sent once the service has created the session. */
   void configure(const SessionConfig &config);
   /* Queues one append of S16 samples whose first has input time `time` (NONE: right after
    * the previous). When the queue is full it blocks until there is room, `deadline`
-   * (g_get_monotonic_time base), a failure, or interrupted() returns true after wake() --
-   * unless `drop_oldest`: then the oldest unsent audio makes room (live input must not fall
-   * behind) and *dropped_bytes says how much. */
+   * (g_get_monotonic_time base), a failure, or set_flushing(true) -- unless `drop_oldest`:
+   * then the oldest unsent audio makes room (live input must not fall behind) and
+   * *dropped_bytes says how much. */
   WaitResult push_audio(const guint8 *data, gsize size, GstClockTime time, gint64 deadline,
-                        const std::function<bool()> &interrupted, bool drop_oldest,
-                        gsize *dropped_bytes);
+                        bool drop_oldest, gsize *dropped_bytes);
   void commit(); /* queued behind the audio already pushed */
   void finish(); /* session.finish, queued behind everything else */
-  /* Waits for session.finished (Done), a failure, the deadline, or an interruption. */
-  WaitResult wait_finished(gint64 deadline, const std::function<bool()> &interrupted);
-  /* Makes every waiter re-check its interrupted() callback. */
-  void wake();
-  /* Audio before global sample `sample` has its final transcripts: no resend needed. */
-  void settle(guint64 sample);
+  /* Waits for session.finished (Done), a failure, the deadline, or flushing (Interrupted). */
+  WaitResult wait_finished(gint64 deadline);
+  /* Any thread: while set, every wait returns Interrupted at once. */
+  void set_flushing(bool flushing);
   ClientStats stats() const;
-  /* Closes the connection (bounded) and joins the thread. Safe to call twice. */
+  /* Closes the connection (bounded) and waits until the network thread let go of the
+   * session (not when called on that thread). Safe to call twice. */
   void stop();
 
   struct Impl; /* public only for the C callbacks in asrclient.cpp */
 
 private:
-  std::shared_ptr<Impl> impl_; /* shared with the client thread, which may outlive stop() */
-  GThread *thread_ = nullptr;
+  std::shared_ptr<Impl> impl_; /* shared with the network thread, which may outlive stop() */
+  bool stopped_ = false;
+  std::shared_ptr<IoThread> io_; /* from start() to stop() */
 };
 
 } // namespace qwenasr

@@ -129,9 +129,10 @@ bool Transcriber::ensure_session() {
   const gsize bytes_per_ms = static_cast<gsize>(rate_) * 2 / 1000;
   client_settings_.max_queued_bytes = bytes_per_ms * settings_.max_queue_ms;
   client_settings_.max_resend_bytes = bytes_per_ms * settings_.max_resend_ms;
+  settle_point_ = 0;
   auto client = std::make_unique<AsrClient>();
   GError *error = nullptr;
-  if (!client->start(client_settings_, this, &error)) {
+  if (!client->start(client_settings_, this, GST_OBJECT(element_), &error)) {
     if (claim_error()) {
       GST_ELEMENT_ERROR(element_, RESOURCE, FAILED,
                         ("Could not start the network thread: %s", error->message), (nullptr));
@@ -142,6 +143,7 @@ bool Transcriber::ensure_session() {
   }
   {
     std::lock_guard<std::mutex> lock(client_lock_);
+    client->set_flushing(flushing_); /* under client_lock_: no set_flushing() in between */
     client_ = std::move(client);
   }
   client_->configure(settings_.session_config(rate_));
@@ -155,7 +157,7 @@ void Transcriber::end_session() {
     client = std::move(client_);
   }
   if (client) {
-    client->stop(); /* outside the lock: it joins the client thread */
+    client->stop(); /* outside the lock: it waits for the session's teardown */
     ClientStats ended = client->stats();
     std::lock_guard<std::mutex> lock(client_lock_);
     past_stats_.bytes_sent += ended.bytes_sent;
@@ -183,7 +185,7 @@ void Transcriber::set_flushing(bool flushing) {
   finals_cond_.notify_all();
   std::lock_guard<std::mutex> lock(client_lock_);
   if (client_)
-    client_->wake();
+    client_->set_flushing(flushing);
 }
 
 /* GstBaseSink calls unlock() both for flushes and for PLAYING -> PAUSED; only
@@ -225,8 +227,7 @@ GstFlowReturn Transcriber::send_chunk(const guint8 *data, gsize size, GstClockTi
     gint64 deadline =
         g_get_monotonic_time() + settings_.connect_timeout_ms * G_TIME_SPAN_MILLISECOND;
     gsize dropped = 0;
-    WaitResult result = client_->push_audio(
-        data, size, time, deadline, [&] { return bool(flushing_); }, live, &dropped);
+    WaitResult result = client_->push_audio(data, size, time, deadline, live, &dropped);
     if (dropped > 0) {
       if (!dropping_)
         GST_ELEMENT_WARNING(element_, RESOURCE, WRITE,
@@ -360,7 +361,7 @@ GstFlowReturn Transcriber::drain(const PauseHandler &on_pause) {
                                               (configured ? 0 : settings_.connect_timeout_ms)) *
                                                  G_TIME_SPAN_MILLISECOND;
   for (;;) {
-    WaitResult result = client_->wait_finished(deadline, [&] { return bool(flushing_); });
+    WaitResult result = client_->wait_finished(deadline);
     if (result == WaitResult::Done) {
       wait_open_finals(std::min(deadline, g_get_monotonic_time() +
                                               kFinishGraceMs * gint64(G_TIME_SPAN_MILLISECOND)));
@@ -495,7 +496,7 @@ void Transcriber::release_finals(bool all) {
     post_transcript(t);
 }
 
-/* ---- client thread ---- */
+/* ---- network thread ---- */
 
 void Transcriber::post_session_state(const char *state) {
   std::string session_id;
@@ -608,14 +609,13 @@ void Transcriber::on_resend_dropped(guint64 samples) {
                       (nullptr));
 }
 
-/* Caller holds lock_. */
+/* Caller holds lock_. The client reads the point after the callback (settle_point()). */
 void Transcriber::settle_locked(guint64 sample) {
   utterances_.settled(sample);
   while (!sent_marks_.empty() && sent_marks_.front().end_sample <= sample)
     sent_marks_.pop_front();
-  std::lock_guard<std::mutex> lock(client_lock_);
-  if (client_)
-    client_->settle(sample);
+  if (sample > settle_point_)
+    settle_point_ = sample;
 }
 
 void Transcriber::on_event(const ServerEvent &event) {

@@ -27,7 +27,7 @@ namespace qwenasr {
 
 /* Receives results for elements that output them: partials as they arrive, finals once each
  * and in audio order (see Utterances). on_transcript() is called with the Transcriber's lock
- * held (on the client thread, or on whichever thread's call released a held final), so an
+ * held (on the network thread, or on whichever thread's call released a held final), so an
  * observer must not call back into the Transcriber. */
 class TranscriptObserver {
 public:
@@ -92,7 +92,7 @@ public:
    * else it returns GST_FLOW_FLUSHING. */
   void set_flushing(bool flushing);
 
-  /* ClientListener (client thread). */
+  /* ClientListener (network thread). */
   void on_connected(const std::string &host) override;
   void on_session_start(guint64 base_sample, guint reconnect_attempt) override;
   void on_audio_sent(guint64 offset, guint64 samples, GstClockTime time) override;
@@ -103,6 +103,7 @@ public:
   void on_failure(const ClientError &error) override;
   void on_bad_frame(const std::string &problem) override;
   void on_frame_repaired(unsigned repairs) override;
+  guint64 settle_point() const override { return settle_point_; }
 
   /* How long, after session.finished, finals still owed are waited for (the connection stays
    * open meanwhile), within finish-timeout. */
@@ -139,13 +140,14 @@ private:
   /* A service offset of the current session as a global sample. */
   guint64 global_sample_locked(gint64 ms) const;
 
-  /* Lock order: post_lock_, then lock_, then client_lock_ (settle_locked() takes it under
-   * lock_); nothing is taken while holding client_lock_ except the client's own mutex. */
+  /* Lock order: post_lock_, then lock_; client_lock_ is never held with either; the
+   * client's own mutex is innermost (taken under client_lock_ by set_flushing() and stats(),
+   * never held while the client calls us). */
 
   GstElement *element_;                      /* not owned: the element owns us */
   TranscriptObserver *observer_ = nullptr;   /* not owned; set before start() */
   GstClockTime order_hold_ = 8 * GST_SECOND; /* set before start(); read-only after */
-  bool reconnecting_ = false;                /* client thread only: a connection was lost */
+  bool reconnecting_ = false;                /* network thread only: a connection was lost */
 
   /* settings snapshot: written by start() on the state-change thread, read-only after */
   Settings settings_;
@@ -171,10 +173,13 @@ private:
   std::mutex post_lock_;
 
   std::atomic<bool> flushing_{false};
-  std::atomic<GstFlowReturn> flow_{GST_FLOW_OK}; /* sticky error from the client thread */
+  /* Audio before this global sample needs no resend: written under lock_ on the network
+   * thread (settle_locked), read by the client after each callback; reset per session. */
+  std::atomic<guint64> settle_point_{0};
+  std::atomic<GstFlowReturn> flow_{GST_FLOW_OK}; /* sticky error from the network thread */
   std::atomic<bool> error_claimed_{false};       /* an error message is (being) posted */
 
-  /* shared between the streaming and client threads, guarded by lock_ */
+  /* shared between the streaming and network threads, guarded by lock_ */
   mutable std::mutex lock_;
   TimingMap map_;
   std::condition_variable finals_cond_; /* a final arrived, or set_flushing() */

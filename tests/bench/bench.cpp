@@ -6,6 +6,7 @@
  *   qwenasr-bench latency  --json FILE [--audio-s 60]
  *   qwenasr-bench wire     --service EXE --json FILE [--audio-s 600]
  *   qwenasr-bench memory   --service EXE --json FILE [--audio-s 3600]
+ *   qwenasr-bench live     --service EXE --json FILE [--audio-s 120] [--buffer-ms 100]
  *
  * Each prints one result line per figure (name: value ...) and writes a JSON object with
  * the figures, the parameters, the machine and the load average. They are registered as
@@ -28,6 +29,7 @@
 #include <sys/resource.h>
 
 #include "benchutil.h"
+#include "live.h"
 #include "localservice.h"
 #include "sendprobe.h"
 
@@ -948,17 +950,6 @@ struct StreamsRun {
   guint64 setup_dropped_ns = 0, setup_warnings = 0; /* before the measuring window */
 };
 
-guint64 count_threads() {
-  guint64 n = 0;
-  GDir *dir = g_dir_open("/proc/self/task", 0, nullptr);
-  if (!dir)
-    return 0;
-  while (g_dir_read_name(dir))
-    n++;
-  g_dir_close(dir);
-  return n;
-}
-
 StreamsRun run_streams(int n, const std::string &sink, double seconds, ServiceProcess *service,
                        guint buffer_samples) {
   StreamsRun r;
@@ -1026,7 +1017,7 @@ StreamsRun run_streams(int n, const std::string &sink, double seconds, ServicePr
     r.rss_mib = rss1 / 1024.0;
     r.rss_per_stream_kib = double(rss1 - rss0) / n;
     r.heap_per_stream_kib = (heap_mib() - heap0) * 1024 / n;
-    r.threads = count_threads();
+    r.threads = thread_count();
     r.finals = counts.finals - finals0;
     guint64 appends1 = 0;
     for (GstElement *s : sinks) {
@@ -1174,7 +1165,7 @@ int bench_streams(const Args &args) {
 int main(int argc, char **argv) {
   gst_init(&argc, &argv);
   if (argc < 2) {
-    g_printerr("usage: %s cpu|streams|latency|wire|memory [--json FILE] [--service EXE] ...\n",
+    g_printerr("usage: %s cpu|streams|latency|wire|memory|live [--json FILE] [--service EXE] ...\n",
                argv[0]);
     return 2;
   }
@@ -1215,6 +1206,8 @@ int main(int argc, char **argv) {
     rc = bench_wire(args);
   else if (what == "memory")
     rc = bench_memory(args);
+  else if (what == "live")
+    rc = bench_live(args, recorded_speech());
   else
     g_printerr("unknown benchmark %s\n", what.c_str());
   return rc;

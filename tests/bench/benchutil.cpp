@@ -309,32 +309,15 @@ GstBuffer *wrap_samples(const std::vector<gint16> &cycle, gsize offset, gsize sa
 }
 
 GstHarness *element_harness(const std::string &description, int rate, bool live) {
-  GError *error = nullptr;
-  GstElement *element = gst_parse_launch(description.c_str(), &error);
-  if (!element || error) {
-    g_printerr("cannot make %s: %s\n", description.c_str(), error ? error->message : "");
+  std::string problem;
+  GstHarness *h = testutil::try_harness_with_bus(description, nullptr, &problem);
+  if (!h) {
+    g_printerr("cannot make %s: %s\n", description.c_str(), problem.c_str());
     exit(1);
   }
-  GstBus *bus = gst_bus_new();
-  gst_element_set_bus(element, bus);
-  gst_object_unref(bus);
-  GstHarness *h = gst_harness_new_with_element(element, "sink", nullptr);
-  gst_object_unref(element);
   gst_harness_set_live(h, live);
-  gchar *caps =
-      g_strdup_printf("audio/x-raw,format=S16LE,channels=1,rate=%d,layout=interleaved", rate);
-  gst_harness_set_src_caps_str(h, caps);
-  g_free(caps);
+  testutil::set_audio_caps(h, rate);
   return h;
-}
-
-void teardown_harness(GstHarness *h) {
-  GstBus *bus = gst_element_get_bus(h->element);
-  if (bus) {
-    gst_bus_set_flushing(bus, TRUE);
-    gst_object_unref(bus);
-  }
-  gst_harness_teardown(h);
 }
 
 guint64 sink_stat(GstElement *sink, const char *field) {
@@ -462,6 +445,17 @@ void result_line(const char *format, ...) {
   g_print("%s\n", text);
   g_free(text);
   fflush(stdout);
+}
+
+guint64 thread_count() {
+  guint64 n = 0;
+  GDir *dir = g_dir_open("/proc/self/task", 0, nullptr);
+  if (!dir)
+    return 0;
+  while (g_dir_read_name(dir))
+    n++;
+  g_dir_close(dir);
+  return n;
 }
 
 } // namespace bench

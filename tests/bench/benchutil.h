@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Helpers shared by the benchmarks (tests/bench/): process and thread CPU, memory, socket
  * byte counters, the local service as a separate process, synthetic speech-like audio, a
- * qwenasrsink wrapped in a GstHarness, and a small JSON writer. Nothing here uses libcheck:
- * the benchmarks are plain programs that print result lines and write a JSON file. */
+ * qwenasrsink wrapped in a GstHarness (the tests' own harness helpers, tests/elements/testutil),
+ * and a small JSON writer. The benchmarks are plain programs that print result lines and write
+ * a JSON file; nothing they measure is judged by libcheck. */
 #pragma once
 
 #include <gst/check/gstharness.h>
@@ -11,6 +12,8 @@
 #include <map>
 #include <string>
 #include <vector>
+
+#include "testutil.h"
 
 namespace bench {
 
@@ -35,6 +38,8 @@ guint64 context_switches();
 /* CPU seconds per thread name (comm) of this process's live threads, summed per name. */
 std::map<std::string, double> thread_cpu_by_name();
 double monotonic_seconds();
+/* Threads of this process now (/proc/self/task). */
+guint64 thread_count();
 /* VmRSS of this process, KiB. */
 long rss_kib();
 /* malloc'ed bytes in use (mallinfo2: arena + mmapped). */
@@ -95,7 +100,7 @@ GstBuffer *wrap_samples(const std::vector<gint16> &cycle, gsize offset, gsize sa
  * is full, which is right for a real-time source and wrong for a file read at full speed). */
 GstHarness *element_harness(const std::string &description, int rate, bool live);
 /* Drops what is left on the bus and tears the harness down. */
-void teardown_harness(GstHarness *h);
+using testutil::teardown_harness;
 
 /* Reads a guint64 field of the element's `stats` structure (0 if missing). */
 guint64 sink_stat(GstElement *sink, const char *field);

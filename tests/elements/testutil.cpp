@@ -52,10 +52,23 @@ start_service(qwenasr::local::ServiceOptions options) {
 }
 
 GstHarness *harness_with_bus(const std::string &description, const char *src_pad) {
+  std::string problem;
+  GstHarness *h = try_harness_with_bus(description, src_pad, &problem);
+  fail_unless(h != nullptr, "cannot make %s: %s", description.c_str(), problem.c_str());
+  return h;
+}
+
+GstHarness *try_harness_with_bus(const std::string &description, const char *src_pad,
+                                 std::string *problem) {
   GError *error = nullptr;
   GstElement *element = gst_parse_launch(description.c_str(), &error);
-  fail_unless(element && !error, "cannot make %s: %s", description.c_str(),
-              error ? error->message : "");
+  if (!element || error) {
+    *problem = error ? error->message : "no element";
+    g_clear_error(&error);
+    if (element)
+      gst_object_unref(element);
+    return nullptr;
+  }
   /* The bus goes on before the harness starts the element: errors found while connecting
    * may be posted at once. */
   GstBus *bus = gst_bus_new();

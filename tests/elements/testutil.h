@@ -46,6 +46,9 @@ start_service(qwenasr::local::ServiceOptions options = {});
 /* A harness around the element `description` (gst-launch syntax), with a bus that records
  * messages from the start. */
 GstHarness *harness_with_bus(const std::string &description, const char *src_pad = nullptr);
+/* The same without libcheck (for the benchmarks): null, with `problem`, on failure. */
+GstHarness *try_harness_with_bus(const std::string &description, const char *src_pad,
+                                 std::string *problem);
 
 /* gst_harness_teardown() after dropping what is left on the bus. */
 void teardown_harness(GstHarness *h);
