@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The state of one protocol session (AsrClient::Impl), shared by its connection side
+ * (asrconnection.cpp) and its event and send side with the public API (asrclient.cpp); not
+ * for other files. */
+#pragma once
+
+#include "asrclient.h"
+
+#include "iothread.h"
+#include "oggopus.h"
+#include "sendqueue.h"
+
+#include <gst/gst.h>
+#include <libsoup/soup.h>
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+
+GST_DEBUG_CATEGORY_EXTERN(qwenasr_client_debug);
+
+namespace qwenasr {
+
+enum class Phase { Connecting, WaitingCreated, Configuring, Streaming, Finishing, Waiting, Done };
+
+struct AsrClient::Impl {
+  /* immutable after start() */
+  ClientSettings settings;
+  ClientListener *listener = nullptr;
+  std::string host;
+  std::shared_ptr<IoThread> io;    /* the network thread; let go by finish_now() */
+  GMainContext *context = nullptr; /* io's context (not owned) */
+  std::string event_prefix;
+  /* The element, for log lines; not a reference (the element owns the client, which stops
+   * before it goes); cleared when stop() leaves the thread to finish alone. */
+  GstObject *owner = nullptr;
+
+  /* Lock order: `mutex` is the innermost lock. It is never held while calling the listener
+   * or libsoup, and the listener is never called with it held. */
+
+  /* shared with the streaming thread, guarded by `mutex` */
+  std::mutex mutex;
+  std::condition_variable cond;     /* queue space, finished, failed, stopping, flushing */
+  std::unique_ptr<SendQueue> sendq; /* created by start() */
+  ClientStats stats;                /* bytes_sent, appends, reconnects; the rest from sendq */
+  bool pump_scheduled = false;      /* `wake` is ready, or pump() is about to run */
+  GSource *wake = nullptr; /* owned; runs pump() when its ready time is set; null once torn down */
+  bool flushing = false;   /* waits return Interrupted (set_flushing) */
+  bool torn_down = false;  /* every libsoup object and source of this session is gone */
+  bool have_config = false;
+  SessionConfig config;
+  bool finished = false;
+  bool failed = false;
+  bool stopping = false;
+
+  bool is_stopping() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return stopping;
+  }
+
+  /* network thread only */
+  /* This session, from start() until it is torn down: pending callbacks keep it alive. */
+  std::shared_ptr<Impl> self;
+  bool finishing = false; /* the teardown is scheduled */
+  Phase phase = Phase::Connecting;
+  bool created = false;
+  guint64 event_counter = 0;
+  SoupSession *session = nullptr;
+  SoupMessage *message = nullptr;
+  SoupWebsocketConnection *conn = nullptr;
+  GCancellable *cancellable = nullptr;
+  GSource *connect_timeout = nullptr; /* until session.created, then until session.updated */
+  GSource *writable_source = nullptr;
+  GSource *close_timeout = nullptr;
+  GSource *reconnect_timer = nullptr;
+  GSource *watchdog = nullptr;    /* dead-peer check */
+  GSource *resend_wait = nullptr; /* retries the pump while the resend buffer is full */
+  gint64 resend_full_since = 0;   /* monotonic µs; 0: not waiting */
+  gint64 last_activity = 0;       /* monotonic µs of the last frame or pong received */
+  /* How far the current connection attempt got (GSocketClient's network events). */
+  GSocketClientEvent network_event = G_SOCKET_CLIENT_RESOLVING;
+  guint attempts = 0; /* reconnection attempts since the last configured session */
+  /* audio_format "opus": this session's Ogg stream; a new one for every session, since the
+   * service decodes each connection's audio as a stream of its own. */
+  std::unique_ptr<OggOpusWriter> ogg;
+
+  std::string next_event_id() {
+    gchar counter[17];
+    g_snprintf(counter, sizeof counter, "%012" G_GINT64_MODIFIER "x", event_counter++);
+    return event_prefix + counter;
+  }
+
+  void begin();
+  void finish();
+  void finish_now();
+  bool setup_session();
+  void connect();
+  void drop_connection();
+  void teardown();
+  void fail(ClientError error);
+  void reconnect();
+  void send_update_if_ready();
+  bool start_stream();
+  void pump();
+  bool take_settle();
+  void apply_settle();
+  void send_audio(const std::string &bytes) {
+    send_audio(reinterpret_cast<const guint8 *>(bytes.data()), bytes.size());
+  }
+  void send_audio(const guint8 *data, gsize size);
+  void send_text(const std::string &text) {
+    soup_websocket_connection_send_text(conn, text.c_str());
+  }
+  bool output_writable();
+  void arm_writable_source();
+  void handle_text(const char *data, gsize size);
+  void forget_message() {
+    if (message)
+      g_signal_handlers_disconnect_by_data(message, this);
+    g_clear_object(&message);
+  }
+  void begin_stop();
+  void schedule_pump_locked();
+  void remove_source(GSource **source) {
+    if (*source) {
+      g_source_destroy(*source);
+      g_source_unref(*source);
+      *source = nullptr;
+    }
+  }
+  GSource *add_timeout(guint ms, GSourceFunc func) {
+    GSource *source = g_timeout_source_new(ms);
+    g_source_set_callback(source, func, this, nullptr);
+    g_source_attach(source, context);
+    return source;
+  }
+};
+
+/* Runs `method` at once when called on the network thread (a listener callback), else from an
+ * idle source there; the session stays alive until it ran. */
+void invoke(const std::shared_ptr<AsrClient::Impl> &impl, gint priority,
+            void (AsrClient::Impl::*method)());
+
+/* The connect-timeout source's callback: the session was not configured in time
+ * (asrconnection.cpp; armed again when the session.update goes out). */
+gboolean on_connect_timeout(gpointer user_data);
+
+} // namespace qwenasr
