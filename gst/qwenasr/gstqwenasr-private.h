@@ -126,7 +126,7 @@ struct GstQwenAsrPrivate : public qwenasr::TranscriptObserver {
   bool task_pushing = false; /* the output task is inside pushes downstream */
   guint64 task_rounds = 0;   /* times the output task took the output queue */
 
-  /* filled on the client thread, emptied under `out_lock`; guarded by `lock` */
+  /* filled on the network thread, emptied under `out_lock`; guarded by `lock` */
   std::mutex lock;
   std::deque<PendingCaption> pending;
   std::deque<std::pair<GstClockTime, gint64>> speech_starts; /* stream time, arrival */
