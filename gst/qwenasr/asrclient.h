@@ -20,27 +20,29 @@ namespace qwenasr {
 
 class IoThread;
 
+/* What the client needs of the element's settings. The Transcriber fills every field that is
+ * a property from Settings (settings.h), where the defaults are written, once. */
 struct ClientSettings {
   std::string url;     /* full URL, including ?model= */
   std::string api_key; /* secret: sent in the Authorization header, never logged */
   std::string workspace;
   std::string user_agent;
   std::string tls_ca_file;
-  bool use_proxy = true;
-  guint connect_timeout_ms = 10000;
+  bool use_proxy = false;
+  guint connect_timeout_ms = 0;
   /* WebSocket pings keep long silences from looking idle; a peer that sends nothing, not
    * even a pong, for three intervals is taken for dead. 0 disables both. */
-  guint keepalive_interval_s = 20;
-  gsize max_queued_bytes = 320000; /* audio waiting to be sent */
+  guint keepalive_interval_s = 0;
+  gsize max_queued_bytes = 0; /* audio waiting to be sent */
   /* After a connection is lost: attempts (0: fail at once), and the first backoff, which
-   * doubles per attempt up to 8 s. */
-  guint max_reconnects = 5;
+   * doubles per attempt up to 8 s (not a property). */
+  guint max_reconnects = 0;
   guint reconnect_delay_ms = 250;
   /* Audio kept after sending until its transcript is final, to be sent again on a new
    * connection; past this the oldest is given up. */
-  gsize max_resend_bytes = 3840000;
+  gsize max_resend_bytes = 0;
   /* For SessionConfig::audio_format "opus": the encoder's target, bits per second. */
-  int opus_bitrate = OggOpusWriter::kDefaultBitrate;
+  int opus_bitrate = 0;
 };
 
 enum class ClientErrorKind {
