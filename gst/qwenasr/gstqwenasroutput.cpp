@@ -375,6 +375,10 @@ void gst_qwen_asr_output_update(GstQwenAsr *self, gboolean drained) {
 
   GstClockTime safe = GST_CLOCK_TIME_NONE;
   gint64 now = g_get_monotonic_time();
+  /* Not live and draining (EOS, a new segment): the input waits for the service, bounded by
+   * finish-timeout, and nothing upstream can wait for our text: only what the service reports
+   * moves the text side then, and the drain's end settles the rest. */
+  const gboolean hold = !drained && !priv->upstream_live && priv->draining;
   if (drained) {
     safe = to_pts(self, priv->transcriber.input_end_time());
     if (!priv->sent.empty())
@@ -397,7 +401,7 @@ void gst_qwen_asr_output_update(GstQwenAsr *self, gboolean drained) {
         wall_gap = wait.overdue_us;
     }
     for (const SentMark &mark : priv->sent) {
-      if (mark.wall + wall_gap > now)
+      if (hold || mark.wall + wall_gap > now)
         break;
       safe = GST_CLOCK_TIME_IS_VALID(safe) ? MAX(safe, mark.end) : mark.end;
     }
@@ -408,7 +412,7 @@ void gst_qwen_asr_output_update(GstQwenAsr *self, gboolean drained) {
         open <= final_start)
       open = GST_CLOCK_TIME_NONE;
     if (GST_CLOCK_TIME_IS_VALID(open) && GST_CLOCK_TIME_IS_VALID(safe) && open < safe) {
-      if (sent_wall_time(priv, open) + wait.overdue_us > now) {
+      if (sent_wall_time(priv, open) + wait.overdue_us > now || hold) {
         safe = open;
       } else if (!priv->upstream_live) {
         gboolean flowing = !priv->sent.empty() && now - priv->sent.back().wall < kAudioFlowingUs;
@@ -451,7 +455,8 @@ void gst_qwen_asr_output_update(GstQwenAsr *self, gboolean drained) {
   }
   /* The captions the timeline can release now (all of them once drained), then the GAP up
    * to the safe point, but not past a caption it still holds. */
-  for (const qwenasr::Cue &cue : priv->timeline.take(priv->position, safe, now, drained))
+  /* (While holding for a drain, a final held for the next speech start has no deadline.) */
+  for (const qwenasr::Cue &cue : priv->timeline.take(priv->position, safe, hold ? 0 : now, drained))
     push_cue(self, cue);
   GstClockTime held = priv->timeline.hold_point();
   push_gap(self,

@@ -88,6 +88,39 @@ GST_START_TEST(test_not_live_captions_land_on_their_speech_however_slowly_the_se
 }
 GST_END_TEST;
 
+/* The same with the service slower than `latency` (events 2.5 s late, latency 1 s): the file
+ * is handed over at once and the element drains at EOS, waiting for the service; nothing
+ * waits for the text then, so the overdue budget does not push captions past their speech. */
+GST_START_TEST(
+    test_not_live_captions_stay_on_their_speech_when_the_service_is_slower_than_latency) {
+  qwenasr::local::ServiceOptions options;
+  options.faults.event_delay_ms = 2500;
+  auto service = start_service(options);
+  std::vector<Stretch> stretches;
+  for (int i = 0; i < 3; i++) {
+    stretches.push_back({300, true});
+    stretches.push_back({500, false});
+  }
+  Audio audio = make_audio(16000, stretches);
+  GstHarness *h = caption_harness(service->url(), 16000, "vad-silence-ms=300 latency=1000");
+  Recorded recorded;
+  record_output(h->element, &recorded);
+  fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
+  fail_unless(gst_harness_push_event(h, gst_event_new_eos()), "EOS refused");
+  std::vector<GstEvent *> events = pull_events_until_eos(h);
+  unref_events(events);
+  fail_unless_equals_int(recorded.starts.size(), 3);
+  for (guint i = 0; i < 3; i++) {
+    GstClockTime truth = audio.utterances[i].start_ms * GST_MSECOND;
+    GstClockTimeDiff off = GST_CLOCK_DIFF(truth, recorded.starts[i]);
+    fail_unless(std::llabs(off) <= static_cast<GstClockTimeDiff>(kTolerance),
+                "caption %u at %" GST_TIME_FORMAT ", speech at %" GST_TIME_FORMAT, i,
+                GST_TIME_ARGS(recorded.starts[i]), GST_TIME_ARGS(truth));
+  }
+  teardown_harness(h);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_with_reading_time_a_caption_stays_up_until_it_can_be_read) {
   auto service = start_service();
   Audio audio = make_audio(16000, {{200, false}, {1000, true}, {4000, false}});
@@ -180,6 +213,8 @@ static Suite *captions_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc,
                  test_not_live_captions_land_on_their_speech_however_slowly_the_service_answers);
+  tcase_add_test(
+      tc, test_not_live_captions_stay_on_their_speech_when_the_service_is_slower_than_latency);
   tcase_add_test(tc, test_with_reading_time_a_caption_stays_up_until_it_can_be_read);
   tcase_add_test(tc, test_roll_up_reports_a_latency_sized_for_confirmed_words);
   tcase_add_test(tc, test_a_language_change_is_tagged_before_its_first_caption);
