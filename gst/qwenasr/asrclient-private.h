@@ -9,10 +9,11 @@
 #include "iothread.h"
 #include "oggopus.h"
 #include "sendqueue.h"
+#include "wsconnection.h"
 
 #include <gst/gst.h>
-#include <libsoup/soup.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -23,7 +24,7 @@ namespace qwenasr {
 
 enum class Phase { Connecting, WaitingCreated, Configuring, Streaming, Finishing, Waiting, Done };
 
-struct AsrClient::Impl {
+struct AsrClient::Impl : public ws::ConnectionListener {
   /* immutable after start() */
   ClientSettings settings;
   ClientListener *listener = nullptr;
@@ -35,18 +36,29 @@ struct AsrClient::Impl {
    * before it goes); cleared when stop() leaves the thread to finish alone. */
   GstObject *owner = nullptr;
 
-  /* Lock order: `mutex` is the innermost lock. It is never held while calling the listener
-   * or libsoup, and the listener is never called with it held. */
+  /* Lock order: `send_mutex`, then the listener's locks (its callbacks from pump()), then
+   * `mutex`, then the connection's own. `mutex` is never held while calling the listener or
+   * the connection; the network thread takes `send_mutex` only where no other lock is held. */
+
+  /* Sending: pump() runs on whichever thread has `send_mutex` — the streaming thread right
+   * after it queued audio into an empty queue (no thread hand-off), or the network thread
+   * when the session is configured, the socket drains or finals make room. */
+  std::mutex send_mutex;
+  std::shared_ptr<ws::Connection> send_conn; /* the configured connection; null when not
+                                              * Streaming. Guarded by send_mutex */
+  std::unique_ptr<OggOpusWriter> ogg; /* audio_format "opus": this session's Ogg stream (a new
+                                       * one per connection). Guarded by send_mutex */
+  GSource *resend_wait = nullptr;     /* retries the pump while the resend buffer is full; guarded
+                                       * by send_mutex */
+  gint64 resend_full_since = 0;       /* monotonic µs; 0: not waiting; guarded by send_mutex */
 
   /* shared with the streaming thread, guarded by `mutex` */
   std::mutex mutex;
   std::condition_variable cond;     /* queue space, finished, failed, stopping, flushing */
   std::unique_ptr<SendQueue> sendq; /* created by start() */
   ClientStats stats;                /* bytes_sent, appends, reconnects; the rest from sendq */
-  bool pump_scheduled = false;      /* `wake` is ready, or pump() is about to run */
-  GSource *wake = nullptr; /* owned; runs pump() when its ready time is set; null once torn down */
-  bool flushing = false;   /* waits return Interrupted (set_flushing) */
-  bool torn_down = false;  /* every libsoup object and source of this session is gone */
+  bool flushing = false;            /* waits return Interrupted (set_flushing) */
+  bool torn_down = false;           /* every libsoup object and source of this session is gone */
   bool have_config = false;
   SessionConfig config;
   bool finished = false;
@@ -62,28 +74,22 @@ struct AsrClient::Impl {
   /* This session, from start() until it is torn down: pending callbacks keep it alive. */
   std::shared_ptr<Impl> self;
   bool finishing = false; /* the teardown is scheduled */
-  Phase phase = Phase::Connecting;
+  /* Written on the network thread, except Streaming -> Finishing by pump() (under
+   * send_mutex); read anywhere. */
+  std::atomic<Phase> phase{Phase::Connecting};
   bool created = false;
-  guint64 event_counter = 0;
-  SoupSession *session = nullptr;
-  SoupMessage *message = nullptr;
-  SoupWebsocketConnection *conn = nullptr;
+  std::atomic<guint64> event_counter{0}; /* any sending thread */
+  GTlsDatabase *tls_database = nullptr;  /* tls-ca-file's, owned; null: the system's */
+  std::shared_ptr<ws::Connection> conn;  /* the current connection, once open */
   GCancellable *cancellable = nullptr;
   GSource *connect_timeout = nullptr; /* until session.created, then until session.updated */
-  GSource *writable_source = nullptr;
   GSource *close_timeout = nullptr;
   GSource *reconnect_timer = nullptr;
-  GSource *watchdog = nullptr;    /* dead-peer check */
-  GSource *resend_wait = nullptr; /* retries the pump while the resend buffer is full */
-  gint64 resend_full_since = 0;   /* monotonic µs; 0: not waiting */
-  gint64 last_activity = 0;       /* monotonic µs of the last frame or pong received */
+  GSource *watchdog = nullptr; /* sends pings and checks that the peer still answers */
+  gint64 last_activity = 0;    /* monotonic µs of the last frame or pong received */
   /* How far the current connection attempt got (GSocketClient's network events). */
   GSocketClientEvent network_event = G_SOCKET_CLIENT_RESOLVING;
   guint attempts = 0; /* reconnection attempts since the last configured session */
-  /* audio_format "opus": this session's Ogg stream; a new one for every session, since the
-   * service decodes each connection's audio as a stream of its own. */
-  std::unique_ptr<OggOpusWriter> ogg;
-
   std::string next_event_id() {
     gchar counter[17];
     g_snprintf(counter, sizeof counter, "%012" G_GINT64_MODIFIER "x", event_counter++);
@@ -93,34 +99,31 @@ struct AsrClient::Impl {
   void begin();
   void finish();
   void finish_now();
-  bool setup_session();
+  bool load_tls_database();
   void connect();
+  void on_connected(std::shared_ptr<ws::Connection> connection, const ws::ConnectFailure &failure);
   void drop_connection();
   void teardown();
   void fail(ClientError error);
   void reconnect();
   void send_update_if_ready();
-  bool start_stream();
+  bool start_stream_locked(std::string *problem);
   void pump();
+  void pump_locked();
   bool take_settle();
   void apply_settle();
   void send_audio(const std::string &bytes) {
     send_audio(reinterpret_cast<const guint8 *>(bytes.data()), bytes.size());
   }
   void send_audio(const guint8 *data, gsize size);
-  void send_text(const std::string &text) {
-    soup_websocket_connection_send_text(conn, text.c_str());
-  }
-  bool output_writable();
-  void arm_writable_source();
   void handle_text(const char *data, gsize size);
-  void forget_message() {
-    if (message)
-      g_signal_handlers_disconnect_by_data(message, this);
-    g_clear_object(&message);
-  }
   void begin_stop();
-  void schedule_pump_locked();
+
+  /* ws::ConnectionListener (network thread) */
+  void on_ws_message(ws::Opcode opcode, const std::string &payload) override;
+  void on_ws_pong() override { last_activity = g_get_monotonic_time(); }
+  void on_ws_closed(guint16 code, const std::string &reason) override;
+  void on_ws_writable() override { pump(); }
   void remove_source(GSource **source) {
     if (*source) {
       g_source_destroy(*source);

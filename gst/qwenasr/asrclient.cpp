@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* One protocol session on the shared network thread (IoThread): the service's events in, the
- * audio out, and the public API. Every libsoup object is created, used and destroyed on that
- * thread, whose GMainContext is its thread default (libsoup 3 binds I/O to the context that
- * started it). Other threads only touch the send queue and flags under `mutex`, and wake the
- * session through one persistent source, only when the queue goes from empty to non-empty.
- * Nothing here blocks the thread: every session's network work is asynchronous, so one
- * session's frozen peer delays no other. The connection itself is in asrconnection.cpp. */
+/* One protocol session: the service's events in (on the shared network thread, IoThread), the
+ * audio out, and the public API. The thread that queues audio into an empty queue sends it
+ * itself (pump()), so a live stream costs no thread hand-off per append; the network thread
+ * reads events, runs timers, and sends what had to wait (a full socket, a session not yet
+ * configured, flow control). Nothing here blocks on the network: writes are non-blocking and
+ * every session's network work is asynchronous, so one session's frozen peer delays no
+ * other. The connection itself is in asrconnection.cpp. */
 #include "asrclient-private.h"
 
 #include <chrono>
@@ -39,12 +39,11 @@ void AsrClient::Impl::send_update_if_ready() {
       return;
     to_send = config;
   }
-  if (phase != Phase::WaitingCreated || !created || !conn ||
-      soup_websocket_connection_get_state(conn) != SOUP_WEBSOCKET_STATE_OPEN)
+  if (phase != Phase::WaitingCreated || !created || !conn || !conn->is_open())
     return;
   std::string text = encode_session_update(to_send, next_event_id());
   GST_DEBUG_OBJECT(owner, "sending session.update: %s", text.c_str());
-  send_text(text);
+  conn->send_text(text);
   phase = Phase::Configuring;
   remove_source(&connect_timeout);
   connect_timeout = add_timeout(settings.connect_timeout_ms, on_connect_timeout);
@@ -74,10 +73,21 @@ void AsrClient::Impl::handle_text(const char *data, gsize size) {
   case ServerEventType::SessionUpdated:
     listener->on_event(event);
     if (phase == Phase::Configuring) {
-      phase = Phase::Streaming;
       remove_source(&connect_timeout);
-      if (start_stream())
-        pump();
+      std::string problem;
+      {
+        std::lock_guard<std::mutex> sending(send_mutex);
+        phase = Phase::Streaming;
+        send_conn = conn;
+        if (start_stream_locked(&problem)) {
+          pump_locked();
+          return;
+        }
+        send_conn.reset();
+      }
+      ClientError error{ClientErrorKind::Rejected, host, problem};
+      error.service.message = problem;
+      fail(error);
     }
     return;
   case ServerEventType::Error:
@@ -122,8 +132,10 @@ void AsrClient::Impl::handle_text(const char *data, gsize size) {
   }
 }
 
-/* Opus: a fresh encoder and Ogg stream, whose header pages go out before any audio. */
-bool AsrClient::Impl::start_stream() {
+/* Opus: a fresh encoder and Ogg stream for the new connection (the service decodes each
+ * connection's audio as a stream of its own), whose header pages go out before any audio.
+ * Caller holds send_mutex, with send_conn set. */
+bool AsrClient::Impl::start_stream_locked(std::string *problem) {
   ogg.reset();
   SessionConfig current;
   {
@@ -132,73 +144,28 @@ bool AsrClient::Impl::start_stream() {
   }
   if (current.audio_format != "opus")
     return true;
-  std::string problem;
-  ogg = OggOpusWriter::create(current.sample_rate, settings.opus_bitrate, g_random_int(), &problem);
-  if (!ogg) {
-    ClientError error{ClientErrorKind::Rejected, host, problem};
-    error.service.message = problem;
-    fail(error);
+  ogg = OggOpusWriter::create(current.sample_rate, settings.opus_bitrate, g_random_int(), problem);
+  if (!ogg)
     return false;
-  }
   send_audio(ogg->header_pages());
   return true;
 }
 
-bool AsrClient::Impl::output_writable() {
-  GOutputStream *out = g_io_stream_get_output_stream(soup_websocket_connection_get_io_stream(conn));
-  if (G_IS_POLLABLE_OUTPUT_STREAM(out) &&
-      g_pollable_output_stream_can_poll(G_POLLABLE_OUTPUT_STREAM(out)))
-    return g_pollable_output_stream_is_writable(G_POLLABLE_OUTPUT_STREAM(out));
-  return true;
-}
-
-static gboolean on_output_writable(GObject *, gpointer user_data) {
-  auto *impl = static_cast<AsrClient::Impl *>(user_data);
-  g_source_unref(impl->writable_source);
-  impl->writable_source = nullptr;
-  impl->pump();
-  return G_SOURCE_REMOVE;
-}
-
-void AsrClient::Impl::arm_writable_source() {
-  if (writable_source)
-    return;
-  GIOStream *io = soup_websocket_connection_get_io_stream(conn);
-  GOutputStream *out = g_io_stream_get_output_stream(io);
-  /* A peer that vanished can leave the stream closed while the connection still reads OPEN;
-   * "closed" follows, and polling a closed socket would only make GLib complain. */
-  if (g_io_stream_is_closed(io) || g_output_stream_is_closed(out))
-    return;
-  writable_source = g_pollable_output_stream_create_source(G_POLLABLE_OUTPUT_STREAM(out), nullptr);
-  g_source_set_callback(writable_source, G_SOURCE_FUNC(on_output_writable), this, nullptr);
-  g_source_attach(writable_source, context);
-}
-
 static gboolean on_resend_wait(gpointer user_data);
 
-/* Sends everything queued, one batch per wake-up, while the kernel accepts data: libsoup has
- * no buffered-amount API, so this is what keeps its own outgoing queue (and our memory) small
- * when the network is slower than the audio. */
 void AsrClient::Impl::pump() {
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    pump_scheduled = false;
-  }
-  if (phase != Phase::Streaming || !conn ||
-      soup_websocket_connection_get_state(conn) != SOUP_WEBSOCKET_STATE_OPEN)
-    return;
+  std::lock_guard<std::mutex> sending(send_mutex);
+  pump_locked();
+}
+
+/* Sends everything queued while the kernel takes it at once: a frame it cannot take whole
+ * waits in the connection, nothing more is sent until it is written (on_ws_writable()), so
+ * memory stays bounded by the queue when the network is slower than the audio. */
+void AsrClient::Impl::pump_locked() {
   for (;;) {
     /* A listener callback or a failed write may have ended the connection. */
-    if (phase != Phase::Streaming ||
-        soup_websocket_connection_get_state(conn) != SOUP_WEBSOCKET_STATE_OPEN)
+    if (!send_conn || phase != Phase::Streaming || !send_conn->writable())
       return;
-    /* libsoup takes every frame whether or not the kernel does: the socket is asked before
-     * each one (a poll). Asking only every 64 KiB let a full-speed Opus stream run a minute
-     * ahead of a slow service and failed the Opus soak under load; kept per frame. */
-    if (!output_writable()) {
-      arm_writable_source();
-      return;
-    }
     Taken taken;
     {
       std::lock_guard<std::mutex> lock(mutex);
@@ -252,15 +219,16 @@ void AsrClient::Impl::pump() {
       break;
     case SendKind::Commit:
       GST_DEBUG_OBJECT(owner, "sending input_audio_buffer.commit");
-      send_text(encode_commit(next_event_id()));
+      send_conn->send_text(encode_commit(next_event_id()));
       break;
     case SendKind::Finish:
       if (ogg)
         send_audio(ogg->finish());
       GST_DEBUG_OBJECT(owner, "sending session.finish");
-      send_text(encode_finish(next_event_id()));
+      send_conn->send_text(encode_finish(next_event_id()));
       phase = Phase::Finishing;
-      break;
+      send_conn.reset(); /* nothing follows session.finish */
+      return;
     }
   }
 }
@@ -274,13 +242,17 @@ bool AsrClient::Impl::take_settle() {
 }
 
 void AsrClient::Impl::apply_settle() {
-  if (take_settle() && resend_wait) {
+  if (!take_settle())
+    return;
+  std::lock_guard<std::mutex> sending(send_mutex);
+  if (resend_wait) {
     remove_source(&resend_wait);
-    pump();
+    pump_locked();
   }
 }
 
-/* One append of encoded bytes (PCM, or Ogg pages); nothing for no bytes. */
+/* One append of encoded bytes (PCM, or Ogg pages); nothing for no bytes. Caller holds
+ * send_mutex, with send_conn set. */
 void AsrClient::Impl::send_audio(const guint8 *data, gsize size) {
   if (size == 0)
     return;
@@ -290,36 +262,16 @@ void AsrClient::Impl::send_audio(const guint8 *data, gsize size) {
     stats.bytes_sent += size;
     stats.appends++;
   }
-  send_text(text);
+  send_conn->send_text(text);
 }
 
 static gboolean on_resend_wait(gpointer user_data) {
   auto *impl = static_cast<AsrClient::Impl *>(user_data);
+  std::lock_guard<std::mutex> sending(impl->send_mutex);
   g_source_unref(impl->resend_wait);
   impl->resend_wait = nullptr;
-  impl->pump();
+  impl->pump_locked();
   return G_SOURCE_REMOVE;
-}
-
-static gboolean pump_cb(gpointer user_data) {
-  static_cast<AsrClient::Impl *>(user_data)->pump();
-  return G_SOURCE_CONTINUE;
-}
-
-/* The wake source: ready when its ready time is set (from any thread, without allocating). */
-static gboolean wake_dispatch(GSource *source, GSourceFunc callback, gpointer data) {
-  g_source_set_ready_time(source, -1);
-  return callback(data);
-}
-
-static GSourceFuncs wake_funcs = {nullptr, nullptr, wake_dispatch, nullptr, nullptr, nullptr};
-
-/* Caller holds `mutex`. Never a direct call: on the network thread pump() takes `mutex`. */
-void AsrClient::Impl::schedule_pump_locked() {
-  if (pump_scheduled || !wake)
-    return;
-  pump_scheduled = true;
-  g_source_set_ready_time(wake, 0);
 }
 
 static gboolean on_close_timeout(gpointer user_data) {
@@ -337,10 +289,13 @@ void AsrClient::Impl::begin_stop() {
   remove_source(&connect_timeout);
   remove_source(&reconnect_timer);
   remove_source(&watchdog);
-  if (conn && soup_websocket_connection_get_state(conn) != SOUP_WEBSOCKET_STATE_CLOSED) {
-    if (soup_websocket_connection_get_state(conn) == SOUP_WEBSOCKET_STATE_OPEN)
-      soup_websocket_connection_close(conn, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
-    /* on_ws_closed quits the loop; this bounds a peer that never answers the close. */
+  {
+    std::lock_guard<std::mutex> sending(send_mutex);
+    send_conn.reset();
+  }
+  if (conn && conn->is_open()) {
+    conn->close(ws::kCloseNormal);
+    /* on_ws_closed finishes; this bounds a peer that never answers the close. */
     if (!close_timeout)
       close_timeout = add_timeout(kCloseTimeoutMs, on_close_timeout);
     return;
@@ -383,9 +338,6 @@ bool AsrClient::start(const ClientSettings &settings, ClientListener *listener, 
   if (!impl->io)
     return false;
   impl->context = impl->io->context();
-  impl->wake = g_source_new(&wake_funcs, sizeof(GSource));
-  g_source_set_callback(impl->wake, pump_cb, impl.get(), nullptr);
-  g_source_attach(impl->wake, impl->context);
   gchar *uuid = g_uuid_string_random();
   std::string hex;
   for (const char *p = uuid; *p && hex.size() < 20; p++) {
@@ -437,21 +389,33 @@ WaitResult AsrClient::push_audio(const guint8 *data, gsize size, GstClockTime ti
         impl->sendq->would_overflow(size))
       return WaitResult::Timeout;
   }
-  if (impl->sendq->push_audio(std::move(pcm), time))
-    impl->schedule_pump_locked();
+  const bool was_empty = impl->sendq->push_audio(std::move(pcm), time);
+  lock.unlock();
+  /* Otherwise whoever emptied it last is still at it, or the network thread sends it when
+   * the socket drains or the session is configured. */
+  if (was_empty)
+    impl->pump();
   return WaitResult::Done;
 }
 
 void AsrClient::commit() {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
-  if (impl_->sendq->push_commit())
-    impl_->schedule_pump_locked();
+  bool was_empty;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    was_empty = impl_->sendq->push_commit();
+  }
+  if (was_empty)
+    impl_->pump();
 }
 
 void AsrClient::finish() {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
-  if (impl_->sendq->push_finish())
-    impl_->schedule_pump_locked();
+  bool was_empty;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    was_empty = impl_->sendq->push_finish();
+  }
+  if (was_empty)
+    impl_->pump();
 }
 
 WaitResult AsrClient::wait_finished(gint64 deadline) {

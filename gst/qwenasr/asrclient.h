@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The protocol client: one WebSocket session with the realtime ASR service.
  *
- * Its SoupSession and SoupWebsocketConnection live on the network thread that all sessions
- * of the process share (IoThread); nothing else in the plugin touches libsoup. The streaming
- * thread hands it audio through a bounded queue and waits only with a deadline, interrupted
- * by set_flushing(); the listener is called on the network thread. */
+ * Its connection (wsconnection.h) reads and runs its timers on the network thread that all
+ * sessions of the process share (IoThread). The streaming thread hands it audio through a
+ * bounded queue, waits only with a deadline, interrupted by set_flushing(), and writes what it
+ * queued into an empty queue itself (never blocking: the socket is non-blocking). The
+ * listener is called on the network thread, except on_audio_sent(), on_commit_sent() and
+ * on_resend_dropped(), which come from whichever thread sends: the network thread, or the
+ * thread in push_audio(), commit() or finish() (never with the client's locks held). */
 #pragma once
 
 #include <gst/gst.h>
@@ -79,8 +82,11 @@ struct ClientError {
   bool retryable() const;
 };
 
-/* Called on the network thread, with no client lock held. Implementations must not call
- * back into the client: what the client needs from them it asks (settle_point()). */
+/* Called on the network thread, with no client lock held — except on_audio_sent(),
+ * on_commit_sent() and on_resend_dropped(), which come from the thread that sends (see
+ * above), one at a time and in order, with only the client's send lock held. Implementations
+ * must not call back into the client: what the client needs from them it asks
+ * (settle_point()). */
 class ClientListener {
 public:
   virtual ~ClientListener() = default;

@@ -10,16 +10,12 @@ namespace qwenasr {
 
 namespace {
 
-/* Frames above this are refused by libsoup (close 1009); final transcripts are far smaller,
- * and the limit keeps a misbehaving peer from making us buffer without bound. */
+/* Frames above this are refused (close 1009); final transcripts are far smaller, and the
+ * limit keeps a misbehaving peer from making us buffer without bound. */
 constexpr guint64 kMaxIncomingPayload = 16 * 1024 * 1024;
 constexpr guint kMaxReconnectDelayMs = 8000;
 /* A Retry-After on a refused handshake is honoured up to this long. */
 constexpr guint kMaxRetryAfterMs = 30000;
-
-bool host_is_loopback(const std::string &host) {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
 
 } // namespace
 
@@ -47,12 +43,12 @@ void invoke(const std::shared_ptr<AsrClient::Impl> &impl, gint priority,
 void AsrClient::Impl::begin() {
   if (phase == Phase::Done)
     return; /* stop() came first (begin_stop() runs at a higher priority) */
-  if (setup_session())
+  if (load_tls_database())
     connect();
 }
 
-/* The session is over: its teardown runs from an idle source, after the libsoup signal that
- * ended it has returned. */
+/* The session is over: its teardown runs from an idle source, after the connection callback
+ * that ended it has returned. */
 void AsrClient::Impl::finish() {
   if (finishing)
     return;
@@ -77,128 +73,95 @@ void AsrClient::Impl::finish_now() {
   self.reset(); /* the Call that runs us still holds the session */
 }
 
-static void on_ws_message(SoupWebsocketConnection *, gint /* type */, GBytes *message,
-                          gpointer user_data) {
-  auto *impl = static_cast<AsrClient::Impl *>(user_data);
-  if (impl->is_stopping())
+void AsrClient::Impl::on_ws_message(ws::Opcode, const std::string &payload) {
+  if (is_stopping())
     return; /* the listener may already be gone or serving a new session */
-  impl->last_activity = g_get_monotonic_time();
-  gsize size = 0;
-  const char *data = static_cast<const char *>(g_bytes_get_data(message, &size));
-  /* Events are documented as text frames, but libsoup closes the connection (1007) on a text
-   * frame that is not UTF-8 rather than pass it on; a server that knows this may send such
-   * text as binary. Either way the frame is decoded (and repaired) like text: a binary frame
-   * that is no event counts as one bad frame, nothing more. */
-  impl->handle_text(data ? data : "", size);
-  impl->apply_settle();
+  last_activity = g_get_monotonic_time();
+  /* Events are documented as text frames; a binary frame is decoded (and repaired) like
+   * text: one that is no event counts as one bad frame, nothing more. Text is not checked
+   * for UTF-8 on the way in: the event decoder repairs it. */
+  handle_text(payload.data(), payload.size());
+  apply_settle();
 }
 
-/* Our writable-source polls the connection's socket: it must go before libsoup closes the
- * stream, or GLib polls a closed fd ("Socket check failed"). */
-static void on_ws_state(SoupWebsocketConnection *conn, GParamSpec *, gpointer user_data) {
-  auto *impl = static_cast<AsrClient::Impl *>(user_data);
-  if (soup_websocket_connection_get_state(conn) != SOUP_WEBSOCKET_STATE_OPEN)
-    impl->remove_source(&impl->writable_source);
-}
-
-static void on_ws_pong(SoupWebsocketConnection *, GBytes *, gpointer user_data) {
-  static_cast<AsrClient::Impl *>(user_data)->last_activity = g_get_monotonic_time();
-}
-
+/* Sends a ping and checks that the peer said anything in the last three intervals. */
 static gboolean on_watchdog(gpointer user_data) {
   auto *impl = static_cast<AsrClient::Impl *>(user_data);
+  if (!impl->conn)
+    return G_SOURCE_CONTINUE;
   gint64 silent = g_get_monotonic_time() - impl->last_activity;
   gint64 limit = 3 * static_cast<gint64>(impl->settings.keepalive_interval_s) * G_USEC_PER_SEC;
-  if (impl->conn && silent > limit) {
+  if (silent > limit) {
     impl->fail(
         ClientError(ClientErrorKind::Closed, impl->host,
                     "no answer to pings for " + std::to_string(silent / G_USEC_PER_SEC) + " s"));
+    return G_SOURCE_CONTINUE;
   }
+  impl->conn->send(ws::Opcode::Ping, nullptr, 0);
   return G_SOURCE_CONTINUE;
 }
 
-static void on_ws_closed(SoupWebsocketConnection *conn, gpointer user_data) {
-  auto *impl = static_cast<AsrClient::Impl *>(user_data);
-  if (impl->is_stopping()) {
-    impl->finish();
+void AsrClient::Impl::on_ws_closed(guint16 code, const std::string &reason) {
+  if (is_stopping()) {
+    finish();
     return;
   }
-  if (impl->phase == Phase::Done)
+  if (phase == Phase::Done)
     return;
-  ClientError error{ClientErrorKind::Closed, impl->host};
-  const char *reason = soup_websocket_connection_get_close_data(conn);
-  error.detail = "close code " + std::to_string(soup_websocket_connection_get_close_code(conn)) +
-                 (reason && *reason ? std::string(", reason: ") + reason : std::string());
-  impl->fail(error);
+  ClientError error{ClientErrorKind::Closed, host};
+  error.detail =
+      "close code " + std::to_string(code) + (reason.empty() ? "" : ", reason: " + reason);
+  fail(error);
 }
 
-static void on_ws_connected(GObject *source, GAsyncResult *result, gpointer user_data) {
-  /* The session is kept alive until its connection attempt answers, even when torn down. */
-  std::unique_ptr<std::shared_ptr<AsrClient::Impl>> holder(
-      static_cast<std::shared_ptr<AsrClient::Impl> *>(user_data));
-  AsrClient::Impl *impl = holder->get();
-  GError *gerror = nullptr;
-  SoupWebsocketConnection *conn =
-      soup_session_websocket_connect_finish(SOUP_SESSION(source), result, &gerror);
-  if (impl->finishing) {
+void AsrClient::Impl::on_connected(std::shared_ptr<ws::Connection> connection,
+                                   const ws::ConnectFailure &failure) {
+  if (finishing) {
     /* Too late: stop() already let go of the session. */
-    g_clear_error(&gerror);
-    if (conn) {
-      soup_websocket_connection_close(conn, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
-      g_object_unref(conn);
+    if (connection) {
+      connection->close(ws::kCloseNormal);
+      connection->abort();
     }
     return;
   }
-  if (!conn) {
-    if (g_error_matches(gerror, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-      /* stop() or the connect timeout cancelled us; whoever did has reported or quits. */
-      g_error_free(gerror);
-      return;
-    }
-    ClientError error{ClientErrorKind::Connect, impl->host};
-    guint status = impl->message ? soup_message_get_status(impl->message) : 0;
+  if (!connection) {
+    if (failure.cancelled)
+      return; /* stop() or the connect timeout cancelled us; whoever did has reported or quits */
+    ClientError error{ClientErrorKind::Connect, host};
+    guint status = failure.http_status;
     error.http_status = status;
-    if (status == SOUP_STATUS_UNAUTHORIZED || status == SOUP_STATUS_FORBIDDEN)
+    if (status == 401 || status == 403)
       error.kind = ClientErrorKind::Unauthorized;
-    else if (status >= 200 && status != SOUP_STATUS_SWITCHING_PROTOCOLS)
+    else if (status >= 200)
       error.kind = ClientErrorKind::Handshake;
-    if (impl->message && error.kind == ClientErrorKind::Handshake) {
+    if (error.kind == ClientErrorKind::Handshake) {
       /* Delay-seconds only; an HTTP-date is rare and the backoff then applies. */
-      const char *retry_after = soup_message_headers_get_one(
-          soup_message_get_response_headers(impl->message), "Retry-After");
+      const std::string *retry_after = failure.response.header("Retry-After");
       gchar *end = nullptr;
-      guint64 seconds = retry_after ? g_ascii_strtoull(retry_after, &end, 10) : 0;
-      if (retry_after && end && end != retry_after && *end == '\0')
+      guint64 seconds = retry_after ? g_ascii_strtoull(retry_after->c_str(), &end, 10) : 0;
+      if (retry_after && end && end != retry_after->c_str() && *end == '\0')
         error.retry_after_ms = static_cast<guint>(MIN(seconds * 1000, kMaxRetryAfterMs));
     }
-    error.tls = gerror->domain == G_TLS_ERROR;
+    error.tls = failure.tls;
+    error.detail = failure.message;
     if (error.tls)
-      error.detail = std::string(gerror->message) +
-                     " (TLS failed: is the server speaking TLS? a ws:// server needs a ws:// url)";
-    else
-      error.detail = gerror->message;
-    g_error_free(gerror);
-    impl->fail(error);
+      error.detail += " (TLS failed: is the server speaking TLS? a ws:// server needs a ws:// url)";
+    fail(error);
     return;
   }
-  impl->conn = conn;
-  if (impl->is_stopping()) {
+  conn = std::move(connection);
+  if (is_stopping()) {
     /* stop() ran while connecting; begin_stop found no connection and quit already. */
-    soup_websocket_connection_close(conn, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
+    conn->close(ws::kCloseNormal);
     return;
   }
-  soup_websocket_connection_set_max_incoming_payload_size(conn, kMaxIncomingPayload);
-  soup_websocket_connection_set_keepalive_interval(conn, impl->settings.keepalive_interval_s);
-  g_signal_connect(conn, "message", G_CALLBACK(on_ws_message), impl);
-  g_signal_connect(conn, "closed", G_CALLBACK(on_ws_closed), impl);
-  g_signal_connect(conn, "pong", G_CALLBACK(on_ws_pong), impl);
-  g_signal_connect(conn, "notify::state", G_CALLBACK(on_ws_state), impl);
-  impl->last_activity = g_get_monotonic_time();
-  if (impl->settings.keepalive_interval_s > 0 && !impl->watchdog)
-    impl->watchdog = impl->add_timeout(impl->settings.keepalive_interval_s * 1000, on_watchdog);
-  impl->phase = Phase::WaitingCreated;
-  GST_INFO_OBJECT(impl->owner, "connected to %s", impl->host.c_str());
-  impl->listener->on_connected(impl->host);
+  last_activity = g_get_monotonic_time();
+  if (settings.keepalive_interval_s > 0 && !watchdog)
+    watchdog = add_timeout(settings.keepalive_interval_s * 1000, on_watchdog);
+  phase = Phase::WaitingCreated;
+  GST_INFO_OBJECT(owner, "connected to %s", host.c_str());
+  listener->on_connected(host);
+  conn->set_listener(this); /* starts reading: events may follow at once */
 }
 
 gboolean on_connect_timeout(gpointer user_data) {
@@ -221,31 +184,19 @@ gboolean on_connect_timeout(gpointer user_data) {
   return G_SOURCE_REMOVE;
 }
 
-static void on_network_event(SoupMessage *, GSocketClientEvent event, GIOStream *,
-                             gpointer user_data) {
-  static_cast<AsrClient::Impl *>(user_data)->network_event = event;
-}
-
-/* The SoupSession lives as long as the client; connections come and go on it. */
-bool AsrClient::Impl::setup_session() {
-  if (settings.use_proxy && !host_is_loopback(host))
-    session = soup_session_new();
-  else
-    session = soup_session_new_with_options("proxy-resolver", nullptr, nullptr);
-
-  if (!settings.tls_ca_file.empty()) {
-    GError *gerror = nullptr;
-    GTlsDatabase *database = g_tls_file_database_new(settings.tls_ca_file.c_str(), &gerror);
-    if (!database) {
-      ClientError error{ClientErrorKind::Rejected, host};
-      error.detail = std::string("cannot load tls-ca-file: ") + gerror->message;
-      error.service.message = error.detail;
-      g_error_free(gerror);
-      fail(error);
-      return false;
-    }
-    soup_session_set_tls_database(session, database);
-    g_object_unref(database);
+/* tls-ca-file: the one database every connection of this client checks certificates with. */
+bool AsrClient::Impl::load_tls_database() {
+  if (settings.tls_ca_file.empty())
+    return true;
+  GError *gerror = nullptr;
+  tls_database = g_tls_file_database_new(settings.tls_ca_file.c_str(), &gerror);
+  if (!tls_database) {
+    ClientError error{ClientErrorKind::Rejected, host};
+    error.detail = std::string("cannot load tls-ca-file: ") + gerror->message;
+    error.service.message = error.detail;
+    g_error_free(gerror);
+    fail(error);
+    return false;
   }
   return true;
 }
@@ -264,62 +215,54 @@ void AsrClient::Impl::connect() {
   }
   listener->on_session_start(base, attempts);
 
-  forget_message();
-  message = soup_message_new(SOUP_METHOD_GET, settings.url.c_str());
-  if (!message) {
-    fail(ClientError(ClientErrorKind::Connect, host, "the URL cannot be parsed"));
-    return;
-  }
-  SoupMessageHeaders *headers = soup_message_get_request_headers(message);
-  std::string authorization = "Bearer " + settings.api_key;
-  soup_message_headers_replace(headers, "Authorization", authorization.c_str());
+  ws::ConnectOptions options;
+  options.url = settings.url;
+  options.headers.emplace_back("Authorization", "Bearer " + settings.api_key);
   if (!settings.user_agent.empty())
-    soup_message_headers_replace(headers, "User-Agent", settings.user_agent.c_str());
+    options.headers.emplace_back("User-Agent", settings.user_agent);
   if (!settings.workspace.empty())
-    soup_message_headers_replace(headers, "X-DashScope-WorkSpace", settings.workspace.c_str());
+    options.headers.emplace_back("X-DashScope-WorkSpace", settings.workspace);
+  options.use_proxy = settings.use_proxy;
+  options.tls_database = tls_database;
+  options.max_incoming_payload = kMaxIncomingPayload;
 
   network_event = G_SOCKET_CLIENT_RESOLVING;
-  g_signal_connect(message, "network-event", G_CALLBACK(on_network_event), this);
   connect_timeout = add_timeout(settings.connect_timeout_ms, on_connect_timeout);
   GST_INFO_OBJECT(owner, "connecting to %s", host.c_str());
-  soup_session_websocket_connect_async(session, message, nullptr, nullptr, G_PRIORITY_DEFAULT,
-                                       cancellable, on_ws_connected,
-                                       new std::shared_ptr<Impl>(self));
+  /* The session is kept alive until its connection attempt answers, even when torn down. */
+  std::shared_ptr<Impl> keep = self;
+  ws::Connection::connect_async(
+      context, options, cancellable,
+      [keep](GSocketClientEvent event) { keep->network_event = event; },
+      [keep](std::shared_ptr<ws::Connection> connection, const ws::ConnectFailure &failure) {
+        keep->on_connected(std::move(connection), failure);
+      });
 }
 
 /* Forgets the current connection without reporting anything: its callbacks are cut off. */
 void AsrClient::Impl::drop_connection() {
   remove_source(&connect_timeout);
-  remove_source(&writable_source);
-  remove_source(&resend_wait);
   remove_source(&watchdog);
+  {
+    std::lock_guard<std::mutex> sending(send_mutex);
+    remove_source(&resend_wait);
+    send_conn.reset();
+  }
   if (cancellable)
     g_cancellable_cancel(cancellable);
   if (conn) {
-    g_signal_handlers_disconnect_by_data(conn, this);
-    if (soup_websocket_connection_get_state(conn) == SOUP_WEBSOCKET_STATE_OPEN)
-      soup_websocket_connection_close(conn, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, nullptr);
-    g_object_unref(conn);
-    conn = nullptr;
+    conn->set_listener(nullptr);
+    conn->close(ws::kCloseGoingAway);
+    conn->abort();
+    conn.reset();
   }
 }
 
 void AsrClient::Impl::teardown() {
-  GSource *wake_source;
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    wake_source = wake;
-    wake = nullptr;
-  }
-  remove_source(&wake_source);
   drop_connection();
   remove_source(&close_timeout);
   remove_source(&reconnect_timer);
-  forget_message();
-  if (session) {
-    soup_session_abort(session);
-    g_clear_object(&session);
-  }
+  g_clear_object(&tls_database);
   g_clear_object(&cancellable);
 }
 
@@ -375,8 +318,12 @@ void AsrClient::Impl::fail(ClientError error) {
   }
   cond.notify_all();
   g_cancellable_cancel(cancellable);
-  if (conn && soup_websocket_connection_get_state(conn) == SOUP_WEBSOCKET_STATE_OPEN)
-    soup_websocket_connection_close(conn, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
+  {
+    std::lock_guard<std::mutex> sending(send_mutex);
+    send_conn.reset();
+  }
+  if (conn && conn->is_open())
+    conn->close(ws::kCloseNormal);
 }
 
 } // namespace qwenasr

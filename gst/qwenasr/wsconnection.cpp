@@ -1,0 +1,571 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The client WebSocket connection on GIO: connect, handshake, read loop, and the write path
+ * that any thread may use. */
+#include "wsconnection.h"
+
+#include <cstring>
+
+namespace qwenasr::ws {
+
+namespace {
+
+constexpr gsize kReadChunk = 16 * 1024;
+
+bool host_is_loopback(const char *host) {
+  return g_strcmp0(host, "localhost") == 0 || g_strcmp0(host, "::1") == 0 ||
+         g_str_has_prefix(host, "127.");
+}
+
+/* Masking keys need not be secret from us, only unpredictable to the page the frame could
+ * target (RFC 6455 §10.3): GLib's generator is enough and takes no allocation. */
+guint32 mask_key() {
+  return g_random_int();
+}
+
+} // namespace
+
+/* Lock order: write_mutex is the innermost lock of a connection; nothing else is taken or
+ * called with it held, except GIO's non-blocking write and source attach/destroy. */
+struct Connection::Impl {
+  GMainContext *context = nullptr;      /* owned ref; the network thread's */
+  GIOStream *stream = nullptr;          /* owned; closed by end_stream() on the network thread */
+  GPollableInputStream *in = nullptr;   /* borrowed from stream */
+  GPollableOutputStream *out = nullptr; /* borrowed from stream */
+  std::weak_ptr<Connection> self;
+
+  /* network thread only */
+  ConnectionListener *listener = nullptr;
+  GSource *read_source = nullptr;
+  Decoder decoder{16 * 1024 * 1024};
+  bool ended = false;          /* on_ws_closed was called, or abort() */
+  bool close_received = false; /* the peer's Close came */
+
+  /* any thread, guarded by write_mutex */
+  mutable std::mutex write_mutex;
+  std::string pending;             /* frame bytes the kernel did not take yet */
+  gsize pending_offset = 0;        /* of pending, already written */
+  GSource *write_source = nullptr; /* polls for writability while pending */
+  bool open = true;                /* no Close sent, no write error, not ended */
+  bool stream_closed = false;
+  std::string write_error; /* the first write error; the network thread reports it */
+
+  void write_pending_locked();
+  void arm_write_source_locked();
+  void end(guint16 code, const std::string &reason);
+  void end_stream();
+  bool read_available();
+  bool dispatch();
+};
+
+Connection::Connection(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Connection::~Connection() {
+  impl_->end_stream();
+  g_main_context_unref(impl_->context);
+}
+
+/* ---- connecting ---- */
+
+namespace {
+
+struct Attempt {
+  GMainContext *context = nullptr;     /* owned ref */
+  GCancellable *cancellable = nullptr; /* owned ref, may be null */
+  Connection::EventCallback on_event;
+  Connection::ConnectCallback done;
+  GTlsDatabase *tls_database = nullptr; /* owned ref, may be null */
+  gsize max_incoming_payload = 0;
+  std::string key;
+  std::string request;
+  GIOStream *stream = nullptr; /* owned once connected */
+  std::string head;            /* the response so far */
+  guint8 buffer[4096];
+
+  ~Attempt() {
+    g_main_context_unref(context);
+    g_clear_object(&cancellable);
+    g_clear_object(&tls_database);
+    g_clear_object(&stream);
+  }
+
+  void fail(ConnectFailure failure) {
+    if (stream)
+      g_io_stream_close_async(stream, G_PRIORITY_DEFAULT, nullptr, nullptr, nullptr);
+    done(nullptr, failure);
+    delete this;
+  }
+  void fail(GError *error, const char *what) {
+    ConnectFailure failure;
+    failure.cancelled = g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+    failure.tls = error->domain == G_TLS_ERROR;
+    failure.message = std::string(what) + ": " + error->message;
+    g_error_free(error);
+    fail(failure);
+  }
+};
+
+void on_client_event(GSocketClient *, GSocketClientEvent event, GSocketConnectable *,
+                     GIOStream *connection, gpointer data) {
+  auto *attempt = static_cast<Attempt *>(data);
+  if (event == G_SOCKET_CLIENT_TLS_HANDSHAKING && attempt->tls_database &&
+      G_IS_TLS_CONNECTION(connection))
+    g_tls_connection_set_database(G_TLS_CONNECTION(connection), attempt->tls_database);
+  if (attempt->on_event)
+    attempt->on_event(event);
+}
+
+void read_head(Attempt *attempt);
+
+void on_head_read(GObject *source, GAsyncResult *result, gpointer data) {
+  auto *attempt = static_cast<Attempt *>(data);
+  GError *error = nullptr;
+  gssize n = g_input_stream_read_finish(G_INPUT_STREAM(source), result, &error);
+  if (n < 0) {
+    attempt->fail(error, "reading the handshake answer");
+    return;
+  }
+  if (n == 0) {
+    ConnectFailure failure;
+    failure.message = "the server closed the connection during the WebSocket handshake";
+    attempt->fail(failure);
+    return;
+  }
+  attempt->head.append(reinterpret_cast<const char *>(attempt->buffer), n);
+  Response response;
+  std::string problem;
+  gssize used = parse_response(attempt->head.data(), attempt->head.size(), &response, &problem);
+  if (used == 0) {
+    read_head(attempt);
+    return;
+  }
+  ConnectFailure failure;
+  if (used < 0) {
+    failure.message = "the server's handshake answer is not HTTP: " + problem;
+    attempt->fail(failure);
+    return;
+  }
+  if (response.status != 101) {
+    failure.http_status = response.status;
+    failure.message = "the server did not accept the WebSocket handshake (HTTP " +
+                      std::to_string(response.status) +
+                      (response.reason.empty() ? "" : " " + response.reason) + ")";
+    failure.response = std::move(response);
+    attempt->fail(failure);
+    return;
+  }
+  if (!verify_response(response, attempt->key, &problem)) {
+    failure.message = "the server's WebSocket handshake is invalid: " + problem;
+    attempt->fail(failure);
+    return;
+  }
+  auto impl = std::make_unique<Connection::Impl>();
+  impl->context = g_main_context_ref(attempt->context);
+  impl->stream = attempt->stream;
+  attempt->stream = nullptr;
+  impl->in = G_POLLABLE_INPUT_STREAM(g_io_stream_get_input_stream(impl->stream));
+  impl->out = G_POLLABLE_OUTPUT_STREAM(g_io_stream_get_output_stream(impl->stream));
+  impl->decoder = Decoder(attempt->max_incoming_payload);
+  /* What came after the blank line is already WebSocket. */
+  impl->decoder.feed(reinterpret_cast<const guint8 *>(attempt->head.data()) + used,
+                     attempt->head.size() - used);
+  std::shared_ptr<Connection> connection(new Connection(std::move(impl)));
+  connection->impl().self = connection;
+  attempt->done(connection, ConnectFailure());
+  delete attempt;
+}
+
+void read_head(Attempt *attempt) {
+  if (attempt->head.size() > kMaxResponseHead) {
+    ConnectFailure failure;
+    failure.message = "the server's handshake answer is too long";
+    attempt->fail(failure);
+    return;
+  }
+  g_input_stream_read_async(g_io_stream_get_input_stream(attempt->stream), attempt->buffer,
+                            sizeof attempt->buffer, G_PRIORITY_DEFAULT, attempt->cancellable,
+                            on_head_read, attempt);
+}
+
+void on_request_written(GObject *source, GAsyncResult *result, gpointer data) {
+  auto *attempt = static_cast<Attempt *>(data);
+  GError *error = nullptr;
+  if (!g_output_stream_write_all_finish(G_OUTPUT_STREAM(source), result, nullptr, &error)) {
+    attempt->fail(error, "sending the WebSocket handshake");
+    return;
+  }
+  read_head(attempt);
+}
+
+void on_connected(GObject *source, GAsyncResult *result, gpointer data) {
+  auto *attempt = static_cast<Attempt *>(data);
+  GError *error = nullptr;
+  GSocketConnection *connection =
+      g_socket_client_connect_finish(G_SOCKET_CLIENT(source), result, &error);
+  g_signal_handlers_disconnect_by_data(source, attempt);
+  g_object_unref(source);
+  if (!connection) {
+    attempt->fail(error, "cannot connect");
+    return;
+  }
+  attempt->stream = G_IO_STREAM(connection);
+  g_output_stream_write_all_async(g_io_stream_get_output_stream(attempt->stream),
+                                  attempt->request.data(), attempt->request.size(),
+                                  G_PRIORITY_DEFAULT, attempt->cancellable, on_request_written,
+                                  attempt);
+}
+
+} // namespace
+
+void Connection::connect_async(GMainContext *context, const ConnectOptions &options,
+                               GCancellable *cancellable, EventCallback on_event,
+                               ConnectCallback done) {
+  auto *attempt = new Attempt();
+  attempt->context = g_main_context_ref(context);
+  attempt->cancellable = cancellable ? G_CANCELLABLE(g_object_ref(cancellable)) : nullptr;
+  attempt->on_event = std::move(on_event);
+  attempt->done = std::move(done);
+  attempt->tls_database =
+      options.tls_database ? G_TLS_DATABASE(g_object_ref(options.tls_database)) : nullptr;
+  attempt->max_incoming_payload = options.max_incoming_payload;
+
+  GUri *uri = g_uri_parse(options.url.c_str(), G_URI_FLAGS_ENCODED, nullptr);
+  const char *scheme = uri ? g_uri_get_scheme(uri) : nullptr;
+  const bool tls = g_strcmp0(scheme, "wss") == 0;
+  if (!uri || !(tls || g_strcmp0(scheme, "ws") == 0) || !g_uri_get_host(uri) ||
+      !*g_uri_get_host(uri)) {
+    if (uri)
+      g_uri_unref(uri);
+    ConnectFailure failure;
+    failure.message = "the URL cannot be parsed as ws:// or wss://";
+    attempt->fail(failure);
+    return;
+  }
+  const char *host = g_uri_get_host(uri);
+  const guint16 default_port = tls ? 443 : 80;
+  const guint16 port = g_uri_get_port(uri) > 0 ? g_uri_get_port(uri) : default_port;
+  std::string host_header = strchr(host, ':') ? std::string("[") + host + "]" : host;
+  if (port != default_port)
+    host_header += ":" + std::to_string(port);
+  std::string target = *g_uri_get_path(uri) ? g_uri_get_path(uri) : "/";
+  if (g_uri_get_query(uri))
+    target += std::string("?") + g_uri_get_query(uri);
+  attempt->key = new_key();
+  attempt->request = encode_request(host_header, target, attempt->key, options.headers);
+
+  /* The proxy resolver is asked for the http(s):// address, as libsoup and browsers do. */
+  gchar *lookup = g_strdup_printf("%s://%s:%u", tls ? "https" : "http", host_header.c_str(),
+                                  static_cast<guint>(port));
+  if (port == default_port) {
+    g_free(lookup);
+    lookup = g_strdup_printf("%s://%s", tls ? "https" : "http", host_header.c_str());
+  }
+  GSocketConnectable *address = g_network_address_parse_uri(lookup, default_port, nullptr);
+  g_free(lookup);
+  if (!address)
+    address = g_network_address_new(host, port);
+  GSocketClient *client = g_socket_client_new();
+  g_socket_client_set_enable_proxy(client, options.use_proxy && !host_is_loopback(host));
+  g_socket_client_set_tls(client, tls);
+  g_signal_connect(client, "event", G_CALLBACK(on_client_event), attempt);
+  g_uri_unref(uri);
+  g_socket_client_connect_async(client, address, attempt->cancellable, on_connected, attempt);
+  g_object_unref(address);
+}
+
+/* ---- reading (network thread) ---- */
+
+namespace {
+
+gboolean on_readable(GObject *, gpointer data) {
+  auto connection = static_cast<std::weak_ptr<Connection> *>(data)->lock();
+  if (!connection)
+    return G_SOURCE_REMOVE;
+  return connection->impl().read_available() ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+void delete_weak(gpointer data) {
+  delete static_cast<std::weak_ptr<Connection> *>(data);
+}
+
+} // namespace
+
+/* Reads what the socket has and dispatches whole messages; false once the connection ended
+ * (the source is then gone). */
+bool Connection::Impl::read_available() {
+  std::shared_ptr<Connection> keep = self.lock(); /* a listener may let go of us */
+  guint8 buffer[kReadChunk];
+  for (;;) {
+    GError *error = nullptr;
+    gssize n = g_pollable_input_stream_read_nonblocking(in, buffer, sizeof buffer, nullptr, &error);
+    if (n < 0) {
+      if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+        g_error_free(error);
+        return true;
+      }
+      std::string reason = std::string("reading failed: ") + error->message;
+      g_error_free(error);
+      end(kCloseAbnormal, reason);
+      return false;
+    }
+    if (n == 0) {
+      end(kCloseAbnormal, "the connection ended without a Close frame");
+      return false;
+    }
+    decoder.feed(buffer, n);
+    if (!dispatch())
+      return false;
+    if (static_cast<gsize>(n) < sizeof buffer)
+      return true; /* likely drained; the source fires again if not */
+  }
+}
+
+/* Hands every complete message to the listener; false once the connection ended. */
+bool Connection::Impl::dispatch() {
+  Message message;
+  while (!ended) {
+    switch (decoder.next(&message)) {
+    case Decoder::Result::NeedMore:
+      return true;
+    case Decoder::Result::Error: {
+      /* Tell the peer why, then end without waiting for its answer. */
+      std::string payload = close_payload(decoder.error_code(), decoder.error_reason());
+      Connection *connection = self.lock().get();
+      if (connection)
+        connection->send(Opcode::Close, payload.data(), payload.size());
+      end(decoder.error_code(),
+          "the server broke the WebSocket protocol: " + decoder.error_reason());
+      return false;
+    }
+    case Decoder::Result::Message:
+      break;
+    }
+    switch (message.opcode) {
+    case Opcode::Text:
+    case Opcode::Binary:
+      if (listener)
+        listener->on_ws_message(message.opcode, message.payload);
+      break;
+    case Opcode::Ping:
+      if (auto connection = self.lock())
+        connection->send(Opcode::Pong, message.payload.data(), message.payload.size());
+      break;
+    case Opcode::Pong:
+      if (listener)
+        listener->on_ws_pong();
+      break;
+    case Opcode::Close: {
+      guint16 code = kCloseNoStatus;
+      std::string reason;
+      if (!parse_close(reinterpret_cast<const guint8 *>(message.payload.data()),
+                       message.payload.size(), &code, &reason))
+        code = kCloseProtocolError;
+      /* Answered with the same code unless we had sent ours (RFC 6455 §5.5.1). */
+      std::string payload = close_payload(code == kCloseNoStatus ? 0 : code, {});
+      if (auto connection = self.lock())
+        connection->send(Opcode::Close, payload.data(), payload.size());
+      end(code, reason);
+      return false;
+    }
+    default:
+      break;
+    }
+  }
+  return false;
+}
+
+void Connection::set_listener(ConnectionListener *listener) {
+  impl_->listener = listener;
+  if (!listener || impl_->read_source || impl_->ended)
+    return;
+  impl_->read_source = g_pollable_input_stream_create_source(impl_->in, nullptr);
+  g_source_set_callback(impl_->read_source, G_SOURCE_FUNC(on_readable),
+                        new std::weak_ptr<Connection>(impl_->self), delete_weak);
+  g_source_attach(impl_->read_source, impl_->context);
+  /* What came with the handshake answer. */
+  impl_->dispatch();
+}
+
+/* The connection has ended: reported once, unless abort() came first. */
+void Connection::Impl::end(guint16 code, const std::string &reason) {
+  if (ended)
+    return;
+  ended = true;
+  end_stream();
+  if (listener)
+    listener->on_ws_closed(code, reason);
+}
+
+void Connection::Impl::end_stream() {
+  if (read_source) {
+    g_source_destroy(read_source);
+    g_source_unref(read_source);
+    read_source = nullptr;
+  }
+  std::lock_guard<std::mutex> lock(write_mutex);
+  open = false;
+  if (write_source) {
+    g_source_destroy(write_source);
+    g_source_unref(write_source);
+    write_source = nullptr;
+  }
+  pending.clear();
+  pending_offset = 0;
+  if (stream && !stream_closed) {
+    stream_closed = true;
+    /* Closing a TLS stream writes close_notify: asynchronously, never blocking. */
+    g_io_stream_close_async(
+        stream, G_PRIORITY_DEFAULT, nullptr,
+        [](GObject *source, GAsyncResult *result, gpointer) {
+          g_io_stream_close_finish(G_IO_STREAM(source), result, nullptr);
+          g_object_unref(source);
+        },
+        nullptr);
+    stream = nullptr; /* the close callback has our reference */
+  }
+}
+
+void Connection::close(guint16 code, const std::string &reason) {
+  std::string payload = close_payload(code, reason);
+  if (!send(Opcode::Close, payload.data(), payload.size()) && !impl_->ended) {
+    std::string error;
+    {
+      std::lock_guard<std::mutex> lock(impl_->write_mutex);
+      error = impl_->write_error;
+    }
+    if (!error.empty())
+      impl_->end(kCloseAbnormal, error);
+  }
+}
+
+void Connection::abort() {
+  impl_->listener = nullptr;
+  impl_->ended = true;
+  impl_->end_stream();
+}
+
+/* ---- writing (any thread) ---- */
+
+namespace {
+
+gboolean on_writable(GObject *, gpointer data) {
+  auto connection = static_cast<std::weak_ptr<Connection> *>(data)->lock();
+  if (!connection)
+    return G_SOURCE_REMOVE;
+  Connection::Impl &impl = connection->impl();
+  bool drained = false, failed = false;
+  {
+    std::lock_guard<std::mutex> lock(impl.write_mutex);
+    if (!impl.write_source)
+      return G_SOURCE_REMOVE;
+    impl.write_pending_locked();
+    failed = !impl.write_error.empty();
+    drained = impl.pending_offset == impl.pending.size();
+    if (drained || failed) {
+      g_source_unref(impl.write_source);
+      impl.write_source = nullptr;
+    }
+  }
+  if (failed) {
+    std::string error;
+    {
+      std::lock_guard<std::mutex> lock(impl.write_mutex);
+      error = impl.write_error;
+    }
+    impl.end(kCloseAbnormal, error);
+    return G_SOURCE_REMOVE;
+  }
+  if (!drained)
+    return G_SOURCE_CONTINUE;
+  if (impl.listener && !impl.ended)
+    impl.listener->on_ws_writable();
+  return G_SOURCE_REMOVE;
+}
+
+gboolean on_write_failed(gpointer data) {
+  auto connection = static_cast<std::weak_ptr<Connection> *>(data)->lock();
+  if (!connection)
+    return G_SOURCE_REMOVE;
+  Connection::Impl &impl = connection->impl();
+  std::string error;
+  {
+    std::lock_guard<std::mutex> lock(impl.write_mutex);
+    error = impl.write_error;
+  }
+  impl.end(kCloseAbnormal, error);
+  return G_SOURCE_REMOVE;
+}
+
+} // namespace
+
+/* Writes what is pending while the kernel takes it; a failure is kept in write_error and
+ * reported on the network thread. */
+void Connection::Impl::write_pending_locked() {
+  while (pending_offset < pending.size() && write_error.empty()) {
+    GError *error = nullptr;
+    gssize n = g_pollable_output_stream_write_nonblocking(
+        out, pending.data() + pending_offset, pending.size() - pending_offset, nullptr, &error);
+    if (n >= 0) {
+      pending_offset += n;
+      continue;
+    }
+    if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+      g_error_free(error);
+      return;
+    }
+    write_error = std::string("writing failed: ") + error->message;
+    g_error_free(error);
+    open = false;
+    GSource *idle = g_idle_source_new();
+    g_source_set_priority(idle, G_PRIORITY_HIGH);
+    g_source_set_callback(idle, on_write_failed, new std::weak_ptr<Connection>(self), delete_weak);
+    g_source_attach(idle, context);
+    g_source_unref(idle);
+  }
+  if (pending_offset == pending.size()) {
+    pending.clear();
+    pending_offset = 0;
+  }
+}
+
+void Connection::Impl::arm_write_source_locked() {
+  if (write_source || stream_closed || pending_offset == pending.size())
+    return;
+  write_source = g_pollable_output_stream_create_source(out, nullptr);
+  g_source_set_callback(write_source, G_SOURCE_FUNC(on_writable),
+                        new std::weak_ptr<Connection>(self), delete_weak);
+  g_source_attach(write_source, context);
+}
+
+bool Connection::send(Opcode opcode, const void *payload, gsize size) {
+  std::string frame;
+  frame.reserve(size + 14);
+  encode_frame(opcode, payload, size, mask_key(), &frame);
+  std::lock_guard<std::mutex> lock(impl_->write_mutex);
+  Impl &impl = *impl_;
+  if (!impl.open || impl.stream_closed)
+    return false;
+  if (opcode == Opcode::Close)
+    impl.open = false; /* nothing may follow a Close */
+  if (impl.pending.empty()) {
+    /* The common case: straight to the kernel, no copy. */
+    impl.pending.swap(frame);
+    impl.pending_offset = 0;
+  } else {
+    impl.pending.append(frame);
+  }
+  impl.write_pending_locked();
+  impl.arm_write_source_locked();
+  return true;
+}
+
+bool Connection::writable() const {
+  std::lock_guard<std::mutex> lock(impl_->write_mutex);
+  return impl_->open && impl_->pending.empty();
+}
+
+bool Connection::is_open() const {
+  std::lock_guard<std::mutex> lock(impl_->write_mutex);
+  return impl_->open;
+}
+
+} // namespace qwenasr::ws
