@@ -98,7 +98,8 @@ struct Attempt {
     ConnectFailure failure;
     failure.cancelled = g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
     failure.tls = error->domain == G_TLS_ERROR;
-    failure.message = std::string(what) + ": " + error->message;
+    /* GIO's connect errors name the host already ("Could not connect to HOST: ..."). */
+    failure.message = what ? std::string(what) + ": " + error->message : error->message;
     g_error_free(error);
     fail(failure);
   }
@@ -204,7 +205,7 @@ void on_connected(GObject *source, GAsyncResult *result, gpointer data) {
   g_signal_handlers_disconnect_by_data(source, attempt);
   g_object_unref(source);
   if (!connection) {
-    attempt->fail(error, "cannot connect");
+    attempt->fail(error, nullptr);
     return;
   }
   attempt->stream = G_IO_STREAM(connection);
@@ -381,8 +382,20 @@ void Connection::set_listener(ConnectionListener *listener) {
   g_source_set_callback(impl_->read_source, G_SOURCE_FUNC(on_readable),
                         new std::weak_ptr<Connection>(impl_->self), delete_weak);
   g_source_attach(impl_->read_source, impl_->context);
-  /* What came with the handshake answer. */
+  /* What came with the handshake answer (the listener may let go of us meanwhile). */
+  std::shared_ptr<Connection> keep = shared_from_this();
   impl_->dispatch();
+}
+
+static gboolean close_stream(gpointer data) {
+  g_io_stream_close_async(
+      G_IO_STREAM(data), G_PRIORITY_DEFAULT, nullptr,
+      [](GObject *source, GAsyncResult *result, gpointer) {
+        g_io_stream_close_finish(G_IO_STREAM(source), result, nullptr);
+        g_object_unref(source);
+      },
+      nullptr);
+  return G_SOURCE_REMOVE;
 }
 
 /* The connection has ended: reported once, unless abort() came first. */
@@ -412,15 +425,11 @@ void Connection::Impl::end_stream() {
   pending_offset = 0;
   if (stream && !stream_closed) {
     stream_closed = true;
-    /* Closing a TLS stream writes close_notify: asynchronously, never blocking. */
-    g_io_stream_close_async(
-        stream, G_PRIORITY_DEFAULT, nullptr,
-        [](GObject *source, GAsyncResult *result, gpointer) {
-          g_io_stream_close_finish(G_IO_STREAM(source), result, nullptr);
-          g_object_unref(source);
-        },
-        nullptr);
-    stream = nullptr; /* the close callback has our reference */
+    /* On the network thread (whose context is its thread default, where the close finishes):
+     * closing a TLS stream writes close_notify, asynchronously, never blocking. The
+     * reference goes with it. */
+    g_main_context_invoke_full(context, G_PRIORITY_DEFAULT, close_stream, stream, nullptr);
+    stream = nullptr;
   }
 }
 

@@ -1,11 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qwenasr-bench-components: what each step of the element's send and receive path costs per
  * audio hour, measured on the real code outside the element (the protocol encoder and decoder
- * of gst/qwenasr, and libsoup's WebSocket framing writing to /dev/null), to explain the
+ * of gst/qwenasr, its WebSocket framing, and writing the frames to /dev/null), to explain the
  * cpu_per_audio_hour figure. CPU seconds (getrusage) per audio hour of 16 kHz PCM: 36000
  * appends of 3200 bytes and the server events one hour of the benchmark's audio brings. */
-#include <libsoup/soup.h>
-
 #include <cstdio>
 
 #include <sys/resource.h>
@@ -16,6 +14,7 @@
 
 #include "asrprotocol.h"
 #include "oggopus.h"
+#include "wsframe.h"
 #include "benchutil.h"
 
 using namespace bench;
@@ -52,45 +51,19 @@ int main(int argc, char **argv) {
   }
   double encode_s = thread_cpu() - t0;
 
-  /* 2. libsoup: soup_websocket_connection_send_text (UTF-8 check, frame, mask, g_debug,
-   * write) on a client connection whose output is a GMemoryOutputStream rewound now and then
-   * (no kernel in it), and whose input is the idle end of a socket pair (never readable). */
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
-    return 1;
-  GSocket *socket = g_socket_new_from_fd(sv[0], nullptr);
-  GSocketConnection *connection = g_socket_connection_factory_create_connection(socket);
-  GOutputStream *memout = g_memory_output_stream_new_resizable();
-  GIOStream *io =
-      g_simple_io_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(connection)), memout);
-  auto rewind = [memout] {
-    while (g_main_context_iteration(nullptr, FALSE)) {
-    }
-    g_seekable_truncate(G_SEEKABLE(memout), 0, nullptr, nullptr);
-    g_seekable_seek(G_SEEKABLE(memout), 0, G_SEEK_SET, nullptr, nullptr);
-  };
-  GUri *uri = g_uri_parse("ws://127.0.0.1/", G_URI_FLAGS_NONE, nullptr);
-  SoupWebsocketConnection *conn = soup_websocket_connection_new(
-      io, uri, SOUP_WEBSOCKET_CONNECTION_CLIENT, nullptr, nullptr, nullptr);
+  /* 2. WebSocket framing: ws::encode_frame (header, mask) into a string, as the client does
+   * for every append before the one write() */
   t0 = thread_cpu();
-  for (int i = 0; i < appends; i++) {
-    soup_websocket_connection_send_text(conn, texts[i % texts.size()].c_str());
-    if (i % 64 == 0)
-      rewind();
-  }
-  rewind();
-  double soup_s = thread_cpu() - t0;
-  /* the same frames as binary: libsoup skips its UTF-8 check for those */
-  t0 = thread_cpu();
+  size_t framed = 0;
   for (int i = 0; i < appends; i++) {
     const std::string &t = texts[i % texts.size()];
-    soup_websocket_connection_send_binary(conn, t.data(), t.size());
-    if (i % 64 == 0)
-      rewind();
+    std::string frame;
+    frame.reserve(t.size() + 14);
+    qwenasr::ws::encode_frame(qwenasr::ws::Opcode::Text, t.data(), t.size(), 0x37fa213d + i,
+                              &frame);
+    framed += frame.size();
   }
-  rewind();
-  gboolean still_open = soup_websocket_connection_get_state(conn) == SOUP_WEBSOCKET_STATE_OPEN;
-  double soup_binary_s = thread_cpu() - t0;
+  double frame_s = thread_cpu() - t0;
 
   /* 3. the same bytes through write() alone (what the frames cost the kernel here) */
   int fd2 = open("/dev/null", O_WRONLY);
@@ -123,18 +96,6 @@ int main(int argc, char **argv) {
   }
   double decode_s = thread_cpu() - t0;
 
-  g_object_unref(conn);
-  g_object_unref(io);
-  g_object_unref(memout);
-  g_object_unref(connection);
-  g_object_unref(socket);
-  close(sv[1]);
-  g_uri_unref(uri);
-  if (!still_open) {
-    g_printerr("the WebSocket connection closed during the measurement\n");
-    return 1;
-  }
-
   /* 5. Ogg-Opus encoding (audio-format=opus): OggOpusWriter over one hour in 100 ms writes,
    * at the default and at 16 kbit/s, then the JSON envelope of the much smaller appends. */
   double opus_s[2];
@@ -161,15 +122,13 @@ int main(int argc, char **argv) {
               "16 kbit/s (%.2f MB), against encode_append of PCM %.3f s",
               opus_s[0], bitrates[0] / 1000, opus_bytes[0] / 1e6, opus_s[1], opus_bytes[1] / 1e6,
               encode_s);
-  result_line("components_per_audio_hour: encode_append (GLib base64 + JSON) %.3f s; libsoup "
-              "send_text (UTF-8 check + frame + byte-wise mask + g_debug, into memory) %.3f s, as "
-              "binary frames (no UTF-8 check) %.3f s, write() of the same "
-              "bytes to /dev/null alone %.3f s; decode_server_event (json-glib, %d events) "
-              "%.3f s; %.1f MB of append text",
-              encode_s, soup_s, soup_binary_s, write_s, events, decode_s, total / 1e6);
+  result_line("components_per_audio_hour: encode_append (GLib base64 + JSON) %.3f s; "
+              "ws::encode_frame (header + mask, %.1f MB) %.3f s; write() of the same bytes to "
+              "/dev/null alone %.3f s; decode_server_event (json-glib, %d events) %.3f s; %.1f "
+              "MB of append text",
+              encode_s, framed / 1e6, frame_s, write_s, events, decode_s, total / 1e6);
   out.num("encode_append_s", encode_s)
-      .num("libsoup_send_text_s", soup_s)
-      .num("libsoup_send_binary_s", soup_binary_s)
+      .num("encode_frame_s", frame_s)
       .num("write_dev_null_s", write_s)
       .num("decode_server_event_s", decode_s)
       .num("opus_encode_s", opus_s[0])

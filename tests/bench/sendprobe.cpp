@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@ namespace {
 std::atomic<int> probe_port{-1};
 std::mutex probe_mutex;
 std::vector<gint64> probe_stamps;
+std::vector<std::string> probe_threads; /* guarded by probe_mutex, like probe_stamps */
 std::atomic<guint64> probe_partial{0};
 
 int peer_port(int fd) {
@@ -65,8 +67,11 @@ void inspect(int fd, const void *data, size_t n) {
   gint64 now = g_get_monotonic_time();
   if (n < payload + 8)
     probe_partial++;
+  char thread[16] = "";
+  pthread_getname_np(pthread_self(), thread, sizeof thread);
   std::lock_guard<std::mutex> lock(probe_mutex);
   probe_stamps.push_back(now);
+  probe_threads.push_back(thread);
 }
 
 template <typename F> F real(const char *name) {
@@ -117,6 +122,7 @@ namespace sendprobe {
 void enable(int service_port) {
   std::lock_guard<std::mutex> lock(probe_mutex);
   probe_stamps.clear();
+  probe_threads.clear();
   probe_port = service_port;
 }
 
@@ -131,6 +137,11 @@ std::vector<gint64> stamps() {
 
 guint64 partial_writes() {
   return probe_partial.load();
+}
+
+std::vector<std::string> sender_threads() {
+  std::lock_guard<std::mutex> lock(probe_mutex);
+  return probe_threads;
 }
 
 } // namespace sendprobe

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* When the client's append frames leave its socket (see sendprobe.cpp). */
+/* When, and from which thread, the client's append frames leave its socket (see
+ * sendprobe.cpp). */
 #pragma once
 
 #include <glib.h>
 
+#include <string>
 #include <vector>
 
 namespace sendprobe {
@@ -15,5 +17,7 @@ void disable();
 std::vector<gint64> stamps();
 /* Append frames the kernel took only partly in one call (then the stamp is the first part). */
 guint64 partial_writes();
+/* The name of the thread that sent each stamped append (pthread_getname_np), in send order. */
+std::vector<std::string> sender_threads();
 
 } // namespace sendprobe

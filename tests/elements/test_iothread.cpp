@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Several qwenasrsink sessions in one process: one shared network thread, and sessions that
- * do not wait for one another. */
+/* Several qwenasrsink sessions in one process: one shared network thread, sessions that do
+ * not wait for one another, and audio that leaves from the thread that brought it. */
+#include "sendprobe.h"
 #include "testutil.h"
+
+#include <pthread.h>
 
 #include <gio/gio.h>
 
@@ -105,6 +108,49 @@ GST_START_TEST(test_the_network_thread_ends_with_the_last_session) {
 }
 GST_END_TEST;
 
+/* Waits (up to 30 s) until the sink has sent `n` appends (its "stats"). */
+static bool wait_appends(GstElement *sink, guint64 n) {
+  gint64 deadline = g_get_monotonic_time() + 30 * G_TIME_SPAN_SECOND;
+  while (g_get_monotonic_time() < deadline) {
+    GstStructure *stats = nullptr;
+    g_object_get(sink, "stats", &stats, nullptr);
+    guint64 appends = 0;
+    gst_structure_get_uint64(stats, "appends", &appends);
+    gst_structure_free(stats);
+    if (appends >= n)
+      return true;
+    g_usleep(1000);
+  }
+  return false;
+}
+
+/* The live case's cost is the hand-off per append: on a configured session the append is on
+ * the socket when push returns, written by the pushing thread, not the network thread. */
+GST_START_TEST(test_an_append_leaves_from_the_thread_that_pushed_it) {
+  auto service = start_service();
+  GstHarness *h = sink_harness(service->url(), 16000);
+  Audio audio = make_audio(16000, {{1000, true}});
+  const gsize chunk = 1600; /* 100 ms: one append each (chunk-duration) */
+  GstBuffer *first = gst_buffer_new_memdup(audio.samples.data(), chunk * 2);
+  fail_unless_equals_int(gst_harness_push(h, first), GST_FLOW_OK);
+  /* Queued before the session was configured: the network thread sends it. */
+  fail_unless(wait_appends(h->element, 1), "the session sent nothing");
+  char self[16] = "";
+  pthread_getname_np(pthread_self(), self, sizeof self);
+  sendprobe::enable(service->port());
+  for (gsize i = 1; i < audio.samples.size() / chunk; i++) {
+    GstBuffer *buffer = gst_buffer_new_memdup(audio.samples.data() + i * chunk, chunk * 2);
+    GST_BUFFER_PTS(buffer) = i * 100 * GST_MSECOND;
+    fail_unless_equals_int(gst_harness_push(h, buffer), GST_FLOW_OK);
+    std::vector<std::string> senders = sendprobe::sender_threads();
+    fail_unless_equals_int(senders.size(), i);
+    fail_unless_equals_string(senders.back().c_str(), self);
+  }
+  sendprobe::disable();
+  teardown_harness(h);
+}
+GST_END_TEST;
+
 static Suite *iothread_suite() {
   Suite *s = suite_create("iothread");
   TCase *tc = tcase_create("general");
@@ -112,6 +158,7 @@ static Suite *iothread_suite() {
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_sessions_share_one_network_thread_and_a_silent_peer_delays_no_other);
   tcase_add_test(tc, test_the_network_thread_ends_with_the_last_session);
+  tcase_add_test(tc, test_an_append_leaves_from_the_thread_that_pushed_it);
   return s;
 }
 
