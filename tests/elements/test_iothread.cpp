@@ -131,17 +131,20 @@ GST_START_TEST(test_an_append_leaves_from_the_thread_that_pushed_it) {
   GstHarness *h = sink_harness(service->url(), 16000);
   Audio audio = make_audio(16000, {{1000, true}});
   const gsize chunk = 1600; /* 100 ms: one append each (chunk-duration) */
-  GstBuffer *first = gst_buffer_new_memdup(audio.samples.data(), chunk * 2);
-  fail_unless_equals_int(gst_harness_push(h, first), GST_FLOW_OK);
+  auto chunk_buffer = [&](gsize i) {
+    GstBuffer *buffer =
+        gst_buffer_new_wrapped(g_memdup2(audio.samples.data() + i * chunk, chunk * 2), chunk * 2);
+    GST_BUFFER_PTS(buffer) = i * 100 * GST_MSECOND;
+    return buffer;
+  };
+  fail_unless_equals_int(gst_harness_push(h, chunk_buffer(0)), GST_FLOW_OK);
   /* Queued before the session was configured: the network thread sends it. */
   fail_unless(wait_appends(h->element, 1), "the session sent nothing");
   char self[16] = "";
   pthread_getname_np(pthread_self(), self, sizeof self);
   sendprobe::enable(service->port());
   for (gsize i = 1; i < audio.samples.size() / chunk; i++) {
-    GstBuffer *buffer = gst_buffer_new_memdup(audio.samples.data() + i * chunk, chunk * 2);
-    GST_BUFFER_PTS(buffer) = i * 100 * GST_MSECOND;
-    fail_unless_equals_int(gst_harness_push(h, buffer), GST_FLOW_OK);
+    fail_unless_equals_int(gst_harness_push(h, chunk_buffer(i)), GST_FLOW_OK);
     std::vector<std::string> senders = sendprobe::sender_threads();
     fail_unless_equals_int(senders.size(), i);
     fail_unless_equals_string(senders.back().c_str(), self);
