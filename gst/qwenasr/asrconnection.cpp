@@ -225,6 +225,7 @@ void AsrClient::Impl::connect() {
   options.use_proxy = settings.use_proxy;
   options.tls_database = tls_database;
   options.max_incoming_payload = kMaxIncomingPayload;
+  options.watcher = io->watcher();
 
   network_event = G_SOCKET_CLIENT_RESOLVING;
   connect_timeout = add_timeout(settings.connect_timeout_ms, on_connect_timeout);

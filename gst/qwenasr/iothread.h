@@ -4,6 +4,8 @@
  * session, stopped with the last. */
 #pragma once
 
+#include "fdwatcher.h"
+
 #include <glib.h>
 
 #include <atomic>
@@ -21,6 +23,8 @@ public:
   IoThread &operator=(const IoThread &) = delete;
 
   GMainContext *context() const { return loop_->context; }
+  /* The sockets of every session, polled as one (null: none, use a source per socket). */
+  FdWatcher *watcher() const { return watcher_ && watcher_->ok() ? watcher_.get() : nullptr; }
   bool is_current() const { return g_thread_self() == thread_; }
 
   /* Shared with the thread, which may outlive its IoThread (see ~IoThread). */
@@ -34,6 +38,8 @@ private:
   IoThread() = default;
   std::shared_ptr<Loop> loop_;
   GThread *thread_ = nullptr; /* joined (or unreffed) by the destructor */
+  /* Used on the thread only; destroyed after it was joined (or from it, at its last session). */
+  std::unique_ptr<FdWatcher> watcher_;
 };
 
 } // namespace qwenasr

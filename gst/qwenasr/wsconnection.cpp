@@ -10,6 +10,8 @@ namespace qwenasr::ws {
 namespace {
 
 constexpr gsize kReadChunk = 16 * 1024;
+/* Reads per wake-up before the other sockets get their turn. */
+constexpr int kReadsPerWake = 16;
 
 bool host_is_loopback(const char *host) {
   return g_strcmp0(host, "localhost") == 0 || g_strcmp0(host, "::1") == 0 ||
@@ -35,7 +37,10 @@ struct Connection::Impl {
 
   /* network thread only */
   ConnectionListener *listener = nullptr;
-  GSource *read_source = nullptr;
+  FdWatcher *watcher = nullptr;   /* not owned */
+  guint64 watch_token = 0;        /* the socket in `watcher`, while reading */
+  GSource *read_source = nullptr; /* without a watcher: the input stream's source */
+  GSource *read_again = nullptr;  /* more to read after kReadsPerWake */
   Decoder decoder{16 * 1024 * 1024};
   bool ended = false;          /* on_ws_closed was called, or abort() */
   bool close_received = false; /* the peer's Close came */
@@ -75,6 +80,7 @@ struct Attempt {
   Connection::ConnectCallback done;
   GTlsDatabase *tls_database = nullptr; /* owned ref, may be null */
   gsize max_incoming_payload = 0;
+  FdWatcher *watcher = nullptr;
   std::string key;
   std::string request;
   GIOStream *stream = nullptr; /* owned once connected */
@@ -166,6 +172,7 @@ void on_head_read(GObject *source, GAsyncResult *result, gpointer data) {
   impl->in = G_POLLABLE_INPUT_STREAM(g_io_stream_get_input_stream(impl->stream));
   impl->out = G_POLLABLE_OUTPUT_STREAM(g_io_stream_get_output_stream(impl->stream));
   impl->decoder = Decoder(attempt->max_incoming_payload);
+  impl->watcher = attempt->watcher;
   /* What came after the blank line is already WebSocket. */
   impl->decoder.feed(reinterpret_cast<const guint8 *>(attempt->head.data()) + used,
                      attempt->head.size() - used);
@@ -228,6 +235,7 @@ void Connection::connect_async(GMainContext *context, const ConnectOptions &opti
   attempt->tls_database =
       options.tls_database ? G_TLS_DATABASE(g_object_ref(options.tls_database)) : nullptr;
   attempt->max_incoming_payload = options.max_incoming_payload;
+  attempt->watcher = options.watcher;
 
   GUri *uri = g_uri_parse(options.url.c_str(), G_URI_FLAGS_ENCODED, nullptr);
   const char *scheme = uri ? g_uri_get_scheme(uri) : nullptr;
@@ -284,6 +292,22 @@ gboolean on_readable(GObject *, gpointer data) {
   return connection->impl().read_available() ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
+/* The FdWatcher's callback; the watch ends (end_stream()) before the connection does. */
+void on_socket_ready(gpointer data) {
+  static_cast<Connection::Impl *>(data)->read_available();
+}
+
+gboolean on_read_again(gpointer data) {
+  auto connection = static_cast<std::weak_ptr<Connection> *>(data)->lock();
+  if (!connection)
+    return G_SOURCE_REMOVE;
+  Connection::Impl &impl = connection->impl();
+  g_source_unref(impl.read_again);
+  impl.read_again = nullptr;
+  impl.read_available();
+  return G_SOURCE_REMOVE;
+}
+
 void delete_weak(gpointer data) {
   delete static_cast<std::weak_ptr<Connection> *>(data);
 }
@@ -291,11 +315,22 @@ void delete_weak(gpointer data) {
 } // namespace
 
 /* Reads what the socket has and dispatches whole messages; false once the connection ended
- * (the source is then gone). */
+ * (it is then no longer watched). Reads until the stream would block (TLS may hold decrypted
+ * bytes the socket no longer signals), at most kReadsPerWake times, then goes on from an idle
+ * source. */
 bool Connection::Impl::read_available() {
   std::shared_ptr<Connection> keep = self.lock(); /* a listener may let go of us */
   guint8 buffer[kReadChunk];
-  for (;;) {
+  for (int reads = 0;; reads++) {
+    if (reads == kReadsPerWake) {
+      if (!read_again) {
+        read_again = g_idle_source_new();
+        g_source_set_callback(read_again, on_read_again, new std::weak_ptr<Connection>(self),
+                              delete_weak);
+        g_source_attach(read_again, context);
+      }
+      return true;
+    }
     GError *error = nullptr;
     gssize n = g_pollable_input_stream_read_nonblocking(in, buffer, sizeof buffer, nullptr, &error);
     if (n < 0) {
@@ -315,8 +350,6 @@ bool Connection::Impl::read_available() {
     decoder.feed(buffer, n);
     if (!dispatch())
       return false;
-    if (static_cast<gsize>(n) < sizeof buffer)
-      return true; /* likely drained; the source fires again if not */
   }
 }
 
@@ -375,13 +408,20 @@ bool Connection::Impl::dispatch() {
 }
 
 void Connection::set_listener(ConnectionListener *listener) {
-  impl_->listener = listener;
-  if (!listener || impl_->read_source || impl_->ended)
+  Impl &impl = *impl_;
+  impl.listener = listener;
+  if (!listener || impl.read_source || impl.watch_token || impl.ended)
     return;
-  impl_->read_source = g_pollable_input_stream_create_source(impl_->in, nullptr);
-  g_source_set_callback(impl_->read_source, G_SOURCE_FUNC(on_readable),
-                        new std::weak_ptr<Connection>(impl_->self), delete_weak);
-  g_source_attach(impl_->read_source, impl_->context);
+  if (impl.watcher && G_IS_SOCKET_CONNECTION(impl.stream)) {
+    GSocket *socket = g_socket_connection_get_socket(G_SOCKET_CONNECTION(impl.stream));
+    impl.watch_token = impl.watcher->watch(g_socket_get_fd(socket), on_socket_ready, &impl);
+  }
+  if (!impl.watch_token) {
+    impl.read_source = g_pollable_input_stream_create_source(impl.in, nullptr);
+    g_source_set_callback(impl.read_source, G_SOURCE_FUNC(on_readable),
+                          new std::weak_ptr<Connection>(impl.self), delete_weak);
+    g_source_attach(impl.read_source, impl.context);
+  }
   /* What came with the handshake answer (the listener may let go of us meanwhile). */
   std::shared_ptr<Connection> keep = shared_from_this();
   impl_->dispatch();
@@ -409,10 +449,16 @@ void Connection::Impl::end(guint16 code, const std::string &reason) {
 }
 
 void Connection::Impl::end_stream() {
-  if (read_source) {
-    g_source_destroy(read_source);
-    g_source_unref(read_source);
-    read_source = nullptr;
+  if (watch_token) {
+    watcher->unwatch(watch_token);
+    watch_token = 0;
+  }
+  for (GSource **source : {&read_source, &read_again}) {
+    if (*source) {
+      g_source_destroy(*source);
+      g_source_unref(*source);
+      *source = nullptr;
+    }
   }
   std::lock_guard<std::mutex> lock(write_mutex);
   open = false;

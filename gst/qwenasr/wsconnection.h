@@ -10,6 +10,7 @@
  * kernel could not take at once. */
 #pragma once
 
+#include "fdwatcher.h"
 #include "wsframe.h"
 #include "wshandshake.h"
 
@@ -28,6 +29,9 @@ struct ConnectOptions {
   bool use_proxy = false; /* ask the default GProxyResolver (not for loopback) */
   GTlsDatabase *tls_database = nullptr; /* borrowed; null: the system's */
   gsize max_incoming_payload = 16 * 1024 * 1024;
+  /* The network thread's epoll set, to watch the socket in (null: a GSource of its own);
+   * must outlive the connection. */
+  FdWatcher *watcher = nullptr;
 };
 
 /* Why a connection attempt failed. */
