@@ -242,13 +242,25 @@ void LocalService::Impl::thread_main() {
     } else {
       // Created after pushing ctx: libsoup attaches the listening sources to the thread-default
       // context when listening starts.
-      server = SOUP_SERVER(
-          g_object_new(SOUP_TYPE_SERVER, "server-header", "qwenasr-local-service", nullptr));
+      GTlsCertificate *certificate = nullptr;
+      if (!opts.tls_certificate_file.empty())
+        certificate = g_tls_certificate_new_from_files(opts.tls_certificate_file.c_str(),
+                                                       opts.tls_key_file.c_str(), &error);
+      server = SOUP_SERVER(g_object_new(SOUP_TYPE_SERVER, "server-header", "qwenasr-local-service",
+                                        "tls-certificate", certificate, nullptr));
+      if (certificate)
+        g_object_unref(certificate);
       soup_server_add_handler(server, kPath, http_handler, this, nullptr);
       soup_server_add_websocket_handler(server, kPath, nullptr, nullptr, websocket_handler, this,
                                         nullptr);
-      if (opts.host == "127.0.0.1" || opts.host == "localhost") {
-        ok = soup_server_listen_local(server, opts.port, SOUP_SERVER_LISTEN_IPV4_ONLY, &error);
+      const bool tls = !opts.tls_certificate_file.empty();
+      if (error) {
+        /* the certificate could not be loaded */
+      } else if (opts.host == "127.0.0.1" || opts.host == "localhost") {
+        ok = soup_server_listen_local(server, opts.port,
+                                      SoupServerListenOptions(SOUP_SERVER_LISTEN_IPV4_ONLY |
+                                                              (tls ? SOUP_SERVER_LISTEN_HTTPS : 0)),
+                                      &error);
       } else {
         GInetAddress *addr = g_inet_address_new_from_string(opts.host.c_str());
         if (!addr) {
@@ -256,7 +268,9 @@ void LocalService::Impl::thread_main() {
                       "Invalid listen address '%s' (an IP address is required)", opts.host.c_str());
         } else {
           GSocketAddress *sa = g_inet_socket_address_new(addr, opts.port);
-          ok = soup_server_listen(server, sa, static_cast<SoupServerListenOptions>(0), &error);
+          ok = soup_server_listen(
+              server, sa, static_cast<SoupServerListenOptions>(tls ? SOUP_SERVER_LISTEN_HTTPS : 0),
+              &error);
           g_object_unref(sa);
           g_object_unref(addr);
         }
@@ -351,7 +365,8 @@ void LocalService::stop() {
 }
 
 std::string LocalService::url() const {
-  return "ws://" + impl_->opts.host + ":" + std::to_string(port()) + kPath;
+  return (impl_->opts.tls_certificate_file.empty() ? "ws://" : "wss://") + impl_->opts.host + ":" +
+         std::to_string(port()) + kPath;
 }
 
 guint16 LocalService::port() const {

@@ -39,6 +39,9 @@ struct ServiceOptions {
   /* After session.finished, close with 1000 if the client has not closed within this time. */
   guint finish_close_timeout_ms = 5000;
   FaultOptions faults;
+  /* Both set: serve wss:// with this certificate and private key (PEM files), e.g. the test
+   * certificate for localhost in tests/data. */
+  std::string tls_certificate_file, tls_key_file;
   /* If set, called on the service thread with one line per session event (received/sent). */
   std::function<void(const std::string &line)> event_log;
 };
@@ -85,7 +88,7 @@ public:
    * called from the service thread (e.g. from event_log). */
   void stop();
 
-  /* "ws://HOST:PORT/api-ws/v1/realtime" (no query; clients add ?model=). */
+  /* "ws://HOST:PORT/api-ws/v1/realtime", wss:// with TLS (no query; clients add ?model=). */
   std::string url() const;
   guint16 port() const;
   std::vector<SessionRecord> sessions() const; // thread-safe snapshot

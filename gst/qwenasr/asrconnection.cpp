@@ -144,7 +144,10 @@ void AsrClient::Impl::on_connected(std::shared_ptr<ws::Connection> connection,
     }
     error.tls = failure.tls;
     error.detail = failure.message;
-    if (error.tls)
+    if (failure.bad_certificate)
+      error.detail += " (the server's certificate is not trusted here: for a private CA, set "
+                      "tls-ca-file to its certificate)";
+    else if (error.tls)
       error.detail += " (TLS failed: is the server speaking TLS? a ws:// server needs a ws:// url)";
     fail(error);
     return;

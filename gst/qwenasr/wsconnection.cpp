@@ -104,6 +104,7 @@ struct Attempt {
     ConnectFailure failure;
     failure.cancelled = g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
     failure.tls = error->domain == G_TLS_ERROR;
+    failure.bad_certificate = g_error_matches(error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
     /* GIO's connect errors name the host already ("Could not connect to HOST: ..."). */
     failure.message = what ? std::string(what) + ": " + error->message : error->message;
     g_error_free(error);

@@ -37,10 +37,11 @@ struct ConnectOptions {
 /* Why a connection attempt failed. */
 struct ConnectFailure {
   bool cancelled = false;
-  bool tls = false;      /* the TLS layer failed (certificate, or not a TLS server) */
-  guint http_status = 0; /* the handshake's answer, if one came and was not 101 */
-  Response response;     /* its head (Retry-After, ...) */
-  std::string message;   /* a sentence; never contains header values we sent */
+  bool tls = false;             /* the TLS layer failed (certificate, or not a TLS server) */
+  bool bad_certificate = false; /* ... because the server's certificate is not trusted */
+  guint http_status = 0;        /* the handshake's answer, if one came and was not 101 */
+  Response response;            /* its head (Retry-After, ...) */
+  std::string message;          /* a sentence; never contains header values we sent */
 };
 
 /* Told what happens on an open connection; called on the network thread only, never with a

@@ -319,6 +319,54 @@ GST_START_TEST(test_wss_to_a_plain_server_is_an_error_naming_tls_and_host) {
 }
 GST_END_TEST;
 
+/* A wss:// service whose certificate tls-ca-file vouches for: the audio goes out from the
+ * streaming thread through TLS while the network thread reads the events. */
+GST_START_TEST(test_wss_with_tls_ca_file_transcribes_every_utterance) {
+  g_print("%s\n", "test_wss_with_tls_ca_file_transcribes_every_utterance");
+  qwenasr::local::ServiceOptions options;
+  options.tls_certificate_file = TEST_DATA_DIR "/localhost-cert.pem";
+  options.tls_key_file = TEST_DATA_DIR "/localhost-key.pem";
+  auto service = start_service(options);
+  fail_unless(g_str_has_prefix(service->url().c_str(), "wss://"), "%s", service->url().c_str());
+  Audio audio = make_audio(16000, kThreeUtterances);
+  GstStructure *stats = nullptr;
+  std::vector<GstMessage *> messages =
+      sink_run(service->url(), audio, &stats, " tls-ca-file=" TEST_DATA_DIR "/localhost-cert.pem");
+  fail_unless_equals_int(texts_of(messages, GST_MESSAGE_ERROR).size(), 0);
+  std::vector<const GstStructure *> finals = transcripts(messages, true);
+  fail_unless_equals_int(finals.size(), audio.utterances.size());
+  for (size_t i = 0; i < finals.size(); i++) {
+    const std::string expected = audio.transcript_of(audio.utterances[i]);
+    fail_unless_equals_string(gst_structure_get_string(finals[i], "text"), expected.c_str());
+  }
+  gst_structure_free(stats);
+  free_messages(messages);
+}
+GST_END_TEST;
+
+/* Without tls-ca-file the same server's certificate is unknown: one error, at once, that
+ * names TLS, the host and the cure (not retried: a new connection cannot fix it). */
+GST_START_TEST(test_wss_with_an_unknown_certificate_is_an_error_naming_tls_and_host) {
+  g_print("%s\n", "test_wss_with_an_unknown_certificate_is_an_error_naming_tls_and_host");
+  qwenasr::local::ServiceOptions options;
+  options.tls_certificate_file = TEST_DATA_DIR "/localhost-cert.pem";
+  options.tls_key_file = TEST_DATA_DIR "/localhost-key.pem";
+  auto service = start_service(options);
+  Audio audio = make_audio(16000, {{300, false}, {300, true}, {400, false}});
+  GstStructure *stats = nullptr;
+  std::vector<GstMessage *> messages = sink_run(service->url(), audio, &stats);
+  std::vector<std::string> errors = texts_of(messages, GST_MESSAGE_ERROR);
+  fail_unless_equals_int(errors.size(), 1);
+  g_print("  error: %s\n", errors[0].c_str());
+  fail_unless(errors[0].find("127.0.0.1") != std::string::npos, "%s", errors[0].c_str());
+  fail_unless(errors[0].find("TLS") != std::string::npos, "%s", errors[0].c_str());
+  fail_unless(errors[0].find("tls-ca-file") != std::string::npos, "%s", errors[0].c_str());
+  fail_unless(service->sessions().empty(), "a session was established");
+  gst_structure_free(stats);
+  free_messages(messages);
+}
+GST_END_TEST;
+
 GST_START_TEST(test_a_session_never_established_at_eos_is_an_error_naming_the_cause) {
   g_print("%s\n", "test_a_session_never_established_at_eos_is_an_error_naming_the_cause");
   /* Every handshake refused with 503 (retried): EOS comes before the attempts run out. */
@@ -453,10 +501,12 @@ static Suite *faults_suite(void) {
   tcase_add_test(tc, test_a_manual_commit_never_finalized_is_warned_about_with_its_span);
   tcase_add_test(tc, test_finals_after_session_finished_are_still_taken);
 #ifndef __SANITIZE_ADDRESS__
-  /* Under AddressSanitizer, LeakSanitizer's tracer crashes at exit after this TLS handshake
+  /* Under AddressSanitizer, LeakSanitizer's tracer crashes at exit after a TLS handshake
    * ("Tracer caught signal 11", with GnuTLS threads about): the normal and valgrind runs
-   * cover it. */
+   * cover these. */
   tcase_add_test(tc, test_wss_to_a_plain_server_is_an_error_naming_tls_and_host);
+  tcase_add_test(tc, test_wss_with_tls_ca_file_transcribes_every_utterance);
+  tcase_add_test(tc, test_wss_with_an_unknown_certificate_is_an_error_naming_tls_and_host);
 #endif
   tcase_add_test(tc, test_a_session_never_established_at_eos_is_an_error_naming_the_cause);
   tcase_add_test(tc, test_a_rate_limited_handshake_waits_as_told_by_retry_after);
