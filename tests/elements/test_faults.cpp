@@ -319,14 +319,19 @@ GST_START_TEST(test_wss_to_a_plain_server_is_an_error_naming_tls_and_host) {
 }
 GST_END_TEST;
 
+/* A wss:// service with the test certificate for localhost (tests/data). */
+static std::unique_ptr<qwenasr::local::LocalService> start_tls_service() {
+  qwenasr::local::ServiceOptions options;
+  options.tls_certificate_file = TEST_DATA_DIR "/localhost-cert.pem";
+  options.tls_key_file = TEST_DATA_DIR "/localhost-key.pem";
+  return start_service(options);
+}
+
 /* A wss:// service whose certificate tls-ca-file vouches for: the audio goes out from the
  * streaming thread through TLS while the network thread reads the events. */
 GST_START_TEST(test_wss_with_tls_ca_file_transcribes_every_utterance) {
   g_print("%s\n", "test_wss_with_tls_ca_file_transcribes_every_utterance");
-  qwenasr::local::ServiceOptions options;
-  options.tls_certificate_file = TEST_DATA_DIR "/localhost-cert.pem";
-  options.tls_key_file = TEST_DATA_DIR "/localhost-key.pem";
-  auto service = start_service(options);
+  auto service = start_tls_service();
   fail_unless(g_str_has_prefix(service->url().c_str(), "wss://"), "%s", service->url().c_str());
   Audio audio = make_audio(16000, kThreeUtterances);
   GstStructure *stats = nullptr;
@@ -348,10 +353,7 @@ GST_END_TEST;
  * names TLS, the host and the cure (not retried: a new connection cannot fix it). */
 GST_START_TEST(test_wss_with_an_unknown_certificate_is_an_error_naming_tls_and_host) {
   g_print("%s\n", "test_wss_with_an_unknown_certificate_is_an_error_naming_tls_and_host");
-  qwenasr::local::ServiceOptions options;
-  options.tls_certificate_file = TEST_DATA_DIR "/localhost-cert.pem";
-  options.tls_key_file = TEST_DATA_DIR "/localhost-key.pem";
-  auto service = start_service(options);
+  auto service = start_tls_service();
   Audio audio = make_audio(16000, {{300, false}, {300, true}, {400, false}});
   GstStructure *stats = nullptr;
   std::vector<GstMessage *> messages = sink_run(service->url(), audio, &stats);
