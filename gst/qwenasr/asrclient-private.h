@@ -87,6 +87,7 @@ struct AsrClient::Impl : public ws::ConnectionListener {
   GSource *reconnect_timer = nullptr;
   GSource *watchdog = nullptr; /* sends pings and checks that the peer still answers */
   gint64 last_activity = 0;    /* monotonic µs of the last frame or pong received */
+  gint64 last_ping = 0;        /* monotonic µs of the last ping sent */
   /* How far the current connection attempt got (GSocketClient's network events). */
   GSocketClientEvent network_event = G_SOCKET_CLIENT_RESOLVING;
   guint attempts = 0; /* reconnection attempts since the last configured session */
@@ -109,7 +110,8 @@ struct AsrClient::Impl : public ws::ConnectionListener {
   void send_update_if_ready();
   bool start_stream_locked(std::string *problem);
   void pump();
-  void pump_locked();
+  guint64 pump_locked();
+  void report_resend_dropped(guint64 samples);
   bool take_settle();
   void apply_settle();
   void send_audio(const std::string &bytes) {

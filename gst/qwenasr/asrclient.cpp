@@ -75,16 +75,21 @@ void AsrClient::Impl::handle_text(const char *data, gsize size) {
     if (phase == Phase::Configuring) {
       remove_source(&connect_timeout);
       std::string problem;
+      guint64 dropped = 0;
+      bool started;
       {
         std::lock_guard<std::mutex> sending(send_mutex);
         phase = Phase::Streaming;
         send_conn = conn;
-        if (start_stream_locked(&problem)) {
-          pump_locked();
-          return;
-        }
-        send_conn.reset();
+        started = start_stream_locked(&problem);
+        if (started)
+          dropped = pump_locked();
+        else
+          send_conn.reset();
       }
+      report_resend_dropped(dropped);
+      if (started)
+        return;
       ClientError error{ClientErrorKind::Rejected, host, problem};
       error.service.message = problem;
       fail(error);
@@ -154,23 +159,30 @@ bool AsrClient::Impl::start_stream_locked(std::string *problem) {
 static gboolean on_resend_wait(gpointer user_data);
 
 void AsrClient::Impl::pump() {
-  std::lock_guard<std::mutex> sending(send_mutex);
-  pump_locked();
+  guint64 dropped;
+  {
+    std::lock_guard<std::mutex> sending(send_mutex);
+    dropped = pump_locked();
+  }
+  report_resend_dropped(dropped);
 }
 
 /* Sends everything queued while the kernel takes it at once: a frame it cannot take whole
  * waits in the connection, nothing more is sent until it is written (on_ws_writable()), so
- * memory stays bounded by the queue when the network is slower than the audio. */
-void AsrClient::Impl::pump_locked() {
+ * memory stays bounded by the queue when the network is slower than the audio. Returns the
+ * samples given up from the resend history, for report_resend_dropped() once send_mutex is
+ * released (the listener posts a warning for them). */
+guint64 AsrClient::Impl::pump_locked() {
+  guint64 dropped = 0;
   for (;;) {
     /* A listener callback or a failed write may have ended the connection. */
     if (!send_conn || phase != Phase::Streaming || !send_conn->writable())
-      return;
+      return dropped;
     Taken taken;
     {
       std::lock_guard<std::mutex> lock(mutex);
       if (sendq->empty())
-        return;
+        return dropped;
       /* Flow control: new audio does not run further ahead of the finals than can be resent
        * after a reconnection. Faster-than-real-time input then waits here (and upstream in
        * push_audio) instead of losing the ability to resend. */
@@ -181,7 +193,7 @@ void AsrClient::Impl::pump_locked() {
         if (now - resend_full_since < kResendFullWaitUs) {
           if (!resend_wait)
             resend_wait = add_timeout(100, on_resend_wait);
-          return;
+          return dropped;
         }
       } else {
         resend_full_since = 0;
@@ -197,7 +209,7 @@ void AsrClient::Impl::pump_locked() {
     cond.notify_all(); /* room in the queue */
     const SendItem &item = taken.item;
     for (guint64 lost : taken.given_up)
-      listener->on_resend_dropped(lost);
+      dropped += lost;
     if (taken.first_send && item.kind == SendKind::Audio)
       listener->on_audio_sent(item.offset, item.samples(), item.time);
     if (taken.padding.audio) {
@@ -221,14 +233,19 @@ void AsrClient::Impl::pump_locked() {
       GST_DEBUG_OBJECT(owner, "sending input_audio_buffer.commit");
       send_conn->send_text(encode_commit(next_event_id()));
       break;
-    case SendKind::Finish:
+    case SendKind::Finish: {
+      /* Finishing before the frame leaves: session.finished may come back before this thread
+       * runs again. Not if the session ended meanwhile (fail() or stop() set Done). */
+      Phase streaming = Phase::Streaming;
+      if (!phase.compare_exchange_strong(streaming, Phase::Finishing))
+        return dropped;
       if (ogg)
         send_audio(ogg->finish());
       GST_DEBUG_OBJECT(owner, "sending session.finish");
       send_conn->send_text(encode_finish(next_event_id()));
-      phase = Phase::Finishing;
       send_conn.reset(); /* nothing follows session.finish */
-      return;
+      return dropped;
+    }
     }
   }
 }
@@ -244,11 +261,21 @@ bool AsrClient::Impl::take_settle() {
 void AsrClient::Impl::apply_settle() {
   if (!take_settle())
     return;
-  std::lock_guard<std::mutex> sending(send_mutex);
-  if (resend_wait) {
-    remove_source(&resend_wait);
-    pump_locked();
+  guint64 dropped = 0;
+  {
+    std::lock_guard<std::mutex> sending(send_mutex);
+    if (resend_wait) {
+      remove_source(&resend_wait);
+      dropped = pump_locked();
+    }
   }
+  report_resend_dropped(dropped);
+}
+
+/* Tells the listener of audio given up by pump_locked(), without send_mutex held. */
+void AsrClient::Impl::report_resend_dropped(guint64 samples) {
+  if (samples > 0)
+    listener->on_resend_dropped(samples);
 }
 
 /* One append of encoded bytes (PCM, or Ogg pages); nothing for no bytes. Caller holds
@@ -267,10 +294,14 @@ void AsrClient::Impl::send_audio(const guint8 *data, gsize size) {
 
 static gboolean on_resend_wait(gpointer user_data) {
   auto *impl = static_cast<AsrClient::Impl *>(user_data);
-  std::lock_guard<std::mutex> sending(impl->send_mutex);
-  g_source_unref(impl->resend_wait);
-  impl->resend_wait = nullptr;
-  impl->pump_locked();
+  guint64 dropped;
+  {
+    std::lock_guard<std::mutex> sending(impl->send_mutex);
+    g_source_unref(impl->resend_wait);
+    impl->resend_wait = nullptr;
+    dropped = impl->pump_locked();
+  }
+  impl->report_resend_dropped(dropped);
   return G_SOURCE_REMOVE;
 }
 
@@ -283,16 +314,16 @@ static gboolean on_close_timeout(gpointer user_data) {
 }
 
 void AsrClient::Impl::begin_stop() {
-  phase = Phase::Done;
+  {
+    std::lock_guard<std::mutex> sending(send_mutex); /* no pump overwrites Done */
+    phase = Phase::Done;
+    send_conn.reset();
+  }
   if (cancellable)
     g_cancellable_cancel(cancellable);
   remove_source(&connect_timeout);
   remove_source(&reconnect_timer);
   remove_source(&watchdog);
-  {
-    std::lock_guard<std::mutex> sending(send_mutex);
-    send_conn.reset();
-  }
   if (conn && conn->is_open()) {
     conn->close(ws::kCloseNormal);
     /* on_ws_closed finishes; this bounds a peer that never answers the close. */

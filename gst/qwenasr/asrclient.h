@@ -7,7 +7,7 @@
  * queued into an empty queue itself (never blocking: the socket is non-blocking). The
  * listener is called on the network thread, except on_audio_sent(), on_commit_sent() and
  * on_resend_dropped(), which come from whichever thread sends: the network thread, or the
- * thread in push_audio(), commit() or finish() (never with the client's locks held). */
+ * thread in push_audio(), commit() or finish(). */
 #pragma once
 
 #include <gst/gst.h>
@@ -82,11 +82,12 @@ struct ClientError {
   bool retryable() const;
 };
 
-/* Called on the network thread, with no client lock held — except on_audio_sent(),
- * on_commit_sent() and on_resend_dropped(), which come from the thread that sends (see
- * above), one at a time and in order, with only the client's send lock held. Implementations
- * must not call back into the client: what the client needs from them it asks
- * (settle_point()). */
+/* Called on the network thread, with no client lock held — except on_audio_sent() and
+ * on_commit_sent(), which come from the thread that sends (see above), one at a time and in
+ * order, with the client's send lock held: they must only take locks of their own, never
+ * post messages or wait; and on_resend_dropped(), from the sending thread too but with no
+ * client lock held. Implementations must not call back into the client: what the client needs
+ * from them it asks (settle_point()). */
 class ClientListener {
 public:
   virtual ~ClientListener() = default;

@@ -84,20 +84,27 @@ void AsrClient::Impl::on_ws_message(ws::Opcode, const std::string &payload) {
   apply_settle();
 }
 
-/* Sends a ping and checks that the peer said anything in the last three intervals. */
+/* Checks four times per keepalive interval that the peer said anything in the last three
+ * intervals (so a dead peer is found within 3¼ intervals of its last word, whatever the phase
+ * of the timer), and sends a ping once per interval. */
 static gboolean on_watchdog(gpointer user_data) {
   auto *impl = static_cast<AsrClient::Impl *>(user_data);
   if (!impl->conn)
     return G_SOURCE_CONTINUE;
-  gint64 silent = g_get_monotonic_time() - impl->last_activity;
-  gint64 limit = 3 * static_cast<gint64>(impl->settings.keepalive_interval_s) * G_USEC_PER_SEC;
+  const gint64 now = g_get_monotonic_time();
+  const gint64 interval = static_cast<gint64>(impl->settings.keepalive_interval_s) * G_USEC_PER_SEC;
+  gint64 silent = now - impl->last_activity;
+  gint64 limit = 3 * interval;
   if (silent > limit) {
     impl->fail(
         ClientError(ClientErrorKind::Closed, impl->host,
                     "no answer to pings for " + std::to_string(silent / G_USEC_PER_SEC) + " s"));
     return G_SOURCE_CONTINUE;
   }
-  impl->conn->send(ws::Opcode::Ping, nullptr, 0);
+  if (now - impl->last_ping >= interval) {
+    impl->conn->send(ws::Opcode::Ping, nullptr, 0);
+    impl->last_ping = now;
+  }
   return G_SOURCE_CONTINUE;
 }
 
@@ -158,9 +165,9 @@ void AsrClient::Impl::on_connected(std::shared_ptr<ws::Connection> connection,
     conn->close(ws::kCloseNormal);
     return;
   }
-  last_activity = g_get_monotonic_time();
+  last_activity = last_ping = g_get_monotonic_time();
   if (settings.keepalive_interval_s > 0 && !watchdog)
-    watchdog = add_timeout(settings.keepalive_interval_s * 1000, on_watchdog);
+    watchdog = add_timeout(settings.keepalive_interval_s * 1000 / 4, on_watchdog);
   phase = Phase::WaitingCreated;
   GST_INFO_OBJECT(owner, "connected to %s", host.c_str());
   listener->on_connected(host);
@@ -306,7 +313,11 @@ void AsrClient::Impl::fail(ClientError error) {
     reconnect_timer = add_timeout(delay, on_reconnect_timer);
     return;
   }
-  phase = Phase::Done;
+  {
+    std::lock_guard<std::mutex> sending(send_mutex); /* no pump overwrites Done */
+    phase = Phase::Done;
+    send_conn.reset();
+  }
   remove_source(&connect_timeout);
   remove_source(&watchdog);
   if (attempts > 0)
@@ -322,10 +333,6 @@ void AsrClient::Impl::fail(ClientError error) {
   }
   cond.notify_all();
   g_cancellable_cancel(cancellable);
-  {
-    std::lock_guard<std::mutex> sending(send_mutex);
-    send_conn.reset();
-  }
   if (conn && conn->is_open())
     conn->close(ws::kCloseNormal);
 }

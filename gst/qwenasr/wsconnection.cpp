@@ -18,6 +18,15 @@ bool host_is_loopback(const char *host) {
          g_str_has_prefix(host, "127.");
 }
 
+/* Closes the connection's socket at once, without TLS close_notify (not required, see
+ * on_client_event): closing a TLS stream properly writes, which could block, or leave an
+ * asynchronous close behind when the network thread ends. Takes the reference. */
+void close_now(GIOStream *stream) {
+  if (G_IS_SOCKET_CONNECTION(stream))
+    g_socket_close(g_socket_connection_get_socket(G_SOCKET_CONNECTION(stream)), nullptr);
+  g_object_unref(stream);
+}
+
 /* Masking keys need not be secret from us, only unpredictable to the page the frame could
  * target (RFC 6455 §10.3): GLib's generator is enough and takes no allocation. */
 guint32 mask_key() {
@@ -95,16 +104,21 @@ struct Attempt {
   }
 
   void fail(ConnectFailure failure) {
-    if (stream)
-      g_io_stream_close_async(stream, G_PRIORITY_DEFAULT, nullptr, nullptr, nullptr);
+    if (stream) {
+      close_now(stream);
+      stream = nullptr;
+    }
     done(nullptr, failure);
     delete this;
   }
   void fail(GError *error, const char *what) {
     ConnectFailure failure;
     failure.cancelled = g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
-    failure.tls = error->domain == G_TLS_ERROR;
-    failure.bad_certificate = g_error_matches(error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
+    /* Only the connect stage does TLS handshaking; a TLS error later (an EOF without
+     * close_notify during the upgrade) is a lost connection, worth another try. */
+    failure.tls = !what && error->domain == G_TLS_ERROR;
+    failure.bad_certificate =
+        failure.tls && g_error_matches(error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
     /* GIO's connect errors name the host already ("Could not connect to HOST: ..."). */
     failure.message = what ? std::string(what) + ": " + error->message : error->message;
     g_error_free(error);
@@ -115,9 +129,13 @@ struct Attempt {
 void on_client_event(GSocketClient *, GSocketClientEvent event, GSocketConnectable *,
                      GIOStream *connection, gpointer data) {
   auto *attempt = static_cast<Attempt *>(data);
-  if (event == G_SOCKET_CLIENT_TLS_HANDSHAKING && attempt->tls_database &&
-      G_IS_TLS_CONNECTION(connection))
-    g_tls_connection_set_database(G_TLS_CONNECTION(connection), attempt->tls_database);
+  if (event == G_SOCKET_CLIENT_TLS_HANDSHAKING && G_IS_TLS_CONNECTION(connection)) {
+    /* Servers and load balancers often close without close_notify (libsoup does not require
+     * it either); the WebSocket Close handshake is what says a session ended cleanly. */
+    g_tls_connection_set_require_close_notify(G_TLS_CONNECTION(connection), FALSE);
+    if (attempt->tls_database)
+      g_tls_connection_set_database(G_TLS_CONNECTION(connection), attempt->tls_database);
+  }
   if (attempt->on_event)
     attempt->on_event(event);
 }
@@ -394,8 +412,14 @@ bool Connection::Impl::dispatch() {
       if (!parse_close(reinterpret_cast<const guint8 *>(message.payload.data()),
                        message.payload.size(), &code, &reason))
         code = kCloseProtocolError;
-      /* Answered with the same code unless we had sent ours (RFC 6455 §5.5.1). */
-      std::string payload = close_payload(code == kCloseNoStatus ? 0 : code, {});
+      /* Answered with the same code (RFC 6455 §5.5.1); a code no endpoint may send
+       * (§7.4.1: 1005, 1006, 1015, unassigned ranges) is answered with 1002. */
+      const bool sendable = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+                            (code >= 3000 && code <= 4999);
+      std::string payload = close_payload(code == kCloseNoStatus ? 0
+                                          : sendable             ? code
+                                                                 : kCloseProtocolError,
+                                          {});
       if (auto connection = self.lock())
         connection->send(Opcode::Close, payload.data(), payload.size());
       end(code, reason);
@@ -426,17 +450,6 @@ void Connection::set_listener(ConnectionListener *listener) {
   /* What came with the handshake answer (the listener may let go of us meanwhile). */
   std::shared_ptr<Connection> keep = shared_from_this();
   impl_->dispatch();
-}
-
-static gboolean close_stream(gpointer data) {
-  g_io_stream_close_async(
-      G_IO_STREAM(data), G_PRIORITY_DEFAULT, nullptr,
-      [](GObject *source, GAsyncResult *result, gpointer) {
-        g_io_stream_close_finish(G_IO_STREAM(source), result, nullptr);
-        g_object_unref(source);
-      },
-      nullptr);
-  return G_SOURCE_REMOVE;
 }
 
 /* The connection has ended: reported once, unless abort() came first. */
@@ -472,10 +485,7 @@ void Connection::Impl::end_stream() {
   pending_offset = 0;
   if (stream && !stream_closed) {
     stream_closed = true;
-    /* On the network thread (whose context is its thread default, where the close finishes):
-     * closing a TLS stream writes close_notify, asynchronously, never blocking. The
-     * reference goes with it. */
-    g_main_context_invoke_full(context, G_PRIORITY_DEFAULT, close_stream, stream, nullptr);
+    close_now(stream);
     stream = nullptr;
   }
 }
