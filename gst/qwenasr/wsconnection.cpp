@@ -39,7 +39,7 @@ guint32 mask_key() {
  * called with it held, except GIO's non-blocking write and source attach/destroy. */
 struct Connection::Impl {
   GMainContext *context = nullptr;      /* owned ref; the network thread's */
-  GIOStream *stream = nullptr;          /* owned; closed by end_stream() on the network thread */
+  GIOStream *stream = nullptr;          /* owned; closed by end_stream() */
   GPollableInputStream *in = nullptr;   /* borrowed from stream */
   GPollableOutputStream *out = nullptr; /* borrowed from stream */
   std::weak_ptr<Connection> self;
@@ -51,8 +51,7 @@ struct Connection::Impl {
   GSource *read_source = nullptr; /* without a watcher: the input stream's source */
   GSource *read_again = nullptr;  /* more to read after kReadsPerWake */
   Decoder decoder{16 * 1024 * 1024};
-  bool ended = false;          /* on_ws_closed was called, or abort() */
-  bool close_received = false; /* the peer's Close came */
+  bool ended = false; /* on_ws_closed was called, or abort() */
 
   /* any thread, guarded by write_mutex */
   mutable std::mutex write_mutex;
