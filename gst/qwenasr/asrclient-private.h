@@ -48,8 +48,8 @@ struct AsrClient::Impl : public ws::ConnectionListener {
                                               * Streaming. Guarded by send_mutex */
   std::unique_ptr<OggOpusWriter> ogg; /* audio_format "opus": this session's Ogg stream (a new
                                        * one per connection). Guarded by send_mutex */
-  GSource *resend_wait = nullptr;     /* retries the pump while the resend buffer is full; guarded
-                                       * by send_mutex */
+  guint64 resend_wait = 0;            /* timer: retries the pump while the resend buffer is full;
+                                       * guarded by send_mutex */
   gint64 resend_full_since = 0;       /* monotonic µs; 0: not waiting; guarded by send_mutex */
 
   /* shared with the streaming thread, guarded by `mutex` */
@@ -82,12 +82,13 @@ struct AsrClient::Impl : public ws::ConnectionListener {
   GTlsDatabase *tls_database = nullptr;  /* tls-ca-file's, owned; null: the system's */
   std::shared_ptr<ws::Connection> conn;  /* the current connection, once open */
   GCancellable *cancellable = nullptr;
-  GSource *connect_timeout = nullptr; /* until session.created, then until session.updated */
-  GSource *close_timeout = nullptr;
-  GSource *reconnect_timer = nullptr;
-  GSource *watchdog = nullptr; /* sends pings and checks that the peer still answers */
-  gint64 last_activity = 0;    /* monotonic µs of the last frame or pong received */
-  gint64 last_ping = 0;        /* monotonic µs of the last ping sent */
+  /* Timers (io's TimerSet tokens; 0: none) */
+  guint64 connect_timeout = 0; /* until session.created, then until session.updated */
+  guint64 close_timeout = 0;
+  guint64 reconnect_timer = 0;
+  guint64 watchdog = 0;     /* sends pings and checks that the peer still answers */
+  gint64 last_activity = 0; /* monotonic µs of the last frame or pong received */
+  gint64 last_ping = 0;     /* monotonic µs of the last ping sent */
   /* How far the current connection attempt got (GSocketClient's network events). */
   GSocketClientEvent network_event = G_SOCKET_CLIENT_RESOLVING;
   guint attempts = 0; /* reconnection attempts since the last configured session */
@@ -126,19 +127,12 @@ struct AsrClient::Impl : public ws::ConnectionListener {
   void on_ws_pong() override { last_activity = g_get_monotonic_time(); }
   void on_ws_closed(guint16 code, const std::string &reason) override;
   void on_ws_writable() override { pump(); }
-  void remove_source(GSource **source) {
-    if (*source) {
-      g_source_destroy(*source);
-      g_source_unref(*source);
-      *source = nullptr;
-    }
+  void remove_timer(guint64 *timer) {
+    if (*timer && io)
+      io->timers()->remove(*timer);
+    *timer = 0;
   }
-  GSource *add_timeout(guint ms, GSourceFunc func) {
-    GSource *source = g_timeout_source_new(ms);
-    g_source_set_callback(source, func, this, nullptr);
-    g_source_attach(source, context);
-    return source;
-  }
+  guint64 add_timer(guint ms, TimerSet::Func func) { return io->timers()->add(ms, func, this); }
 };
 
 /* Runs `method` at once when called on the network thread (a listener callback), else from an

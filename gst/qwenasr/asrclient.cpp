@@ -45,8 +45,8 @@ void AsrClient::Impl::send_update_if_ready() {
   GST_DEBUG_OBJECT(owner, "sending session.update: %s", text.c_str());
   conn->send_text(text);
   phase = Phase::Configuring;
-  remove_source(&connect_timeout);
-  connect_timeout = add_timeout(settings.connect_timeout_ms, on_connect_timeout);
+  remove_timer(&connect_timeout);
+  connect_timeout = add_timer(settings.connect_timeout_ms, on_connect_timeout);
 }
 
 void AsrClient::Impl::handle_text(const char *data, gsize size) {
@@ -66,14 +66,14 @@ void AsrClient::Impl::handle_text(const char *data, gsize size) {
     created = true;
     /* Connected: the configuration may wait for caps as long as the pipeline likes. */
     if (phase == Phase::WaitingCreated)
-      remove_source(&connect_timeout);
+      remove_timer(&connect_timeout);
     listener->on_event(event);
     send_update_if_ready();
     return;
   case ServerEventType::SessionUpdated:
     listener->on_event(event);
     if (phase == Phase::Configuring) {
-      remove_source(&connect_timeout);
+      remove_timer(&connect_timeout);
       std::string problem;
       guint64 dropped = 0;
       bool started;
@@ -192,7 +192,7 @@ guint64 AsrClient::Impl::pump_locked() {
           resend_full_since = now;
         if (now - resend_full_since < kResendFullWaitUs) {
           if (!resend_wait)
-            resend_wait = add_timeout(100, on_resend_wait);
+            resend_wait = add_timer(100, on_resend_wait);
           return dropped;
         }
       } else {
@@ -265,7 +265,7 @@ void AsrClient::Impl::apply_settle() {
   {
     std::lock_guard<std::mutex> sending(send_mutex);
     if (resend_wait) {
-      remove_source(&resend_wait);
+      remove_timer(&resend_wait);
       dropped = pump_locked();
     }
   }
@@ -297,8 +297,7 @@ static gboolean on_resend_wait(gpointer user_data) {
   guint64 dropped;
   {
     std::lock_guard<std::mutex> sending(impl->send_mutex);
-    g_source_unref(impl->resend_wait);
-    impl->resend_wait = nullptr;
+    impl->resend_wait = 0;
     dropped = impl->pump_locked();
   }
   impl->report_resend_dropped(dropped);
@@ -307,8 +306,7 @@ static gboolean on_resend_wait(gpointer user_data) {
 
 static gboolean on_close_timeout(gpointer user_data) {
   auto *impl = static_cast<AsrClient::Impl *>(user_data);
-  g_source_unref(impl->close_timeout);
-  impl->close_timeout = nullptr;
+  impl->close_timeout = 0;
   impl->finish();
   return G_SOURCE_REMOVE;
 }
@@ -321,14 +319,14 @@ void AsrClient::Impl::begin_stop() {
   }
   if (cancellable)
     g_cancellable_cancel(cancellable);
-  remove_source(&connect_timeout);
-  remove_source(&reconnect_timer);
-  remove_source(&watchdog);
+  remove_timer(&connect_timeout);
+  remove_timer(&reconnect_timer);
+  remove_timer(&watchdog);
   if (conn && conn->is_open()) {
     conn->close(ws::kCloseNormal);
     /* on_ws_closed finishes; this bounds a peer that never answers the close. */
     if (!close_timeout)
-      close_timeout = add_timeout(kCloseTimeoutMs, on_close_timeout);
+      close_timeout = add_timer(kCloseTimeoutMs, on_close_timeout);
     return;
   }
   finish();

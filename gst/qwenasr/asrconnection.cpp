@@ -167,7 +167,7 @@ void AsrClient::Impl::on_connected(std::shared_ptr<ws::Connection> connection,
   }
   last_activity = last_ping = g_get_monotonic_time();
   if (settings.keepalive_interval_s > 0 && !watchdog)
-    watchdog = add_timeout(settings.keepalive_interval_s * 1000 / 4, on_watchdog);
+    watchdog = add_timer(settings.keepalive_interval_s * 1000 / 4, on_watchdog);
   phase = Phase::WaitingCreated;
   GST_INFO_OBJECT(owner, "connected to %s", host.c_str());
   listener->on_connected(host);
@@ -176,8 +176,7 @@ void AsrClient::Impl::on_connected(std::shared_ptr<ws::Connection> connection,
 
 gboolean on_connect_timeout(gpointer user_data) {
   auto *impl = static_cast<AsrClient::Impl *>(user_data);
-  g_source_unref(impl->connect_timeout);
-  impl->connect_timeout = nullptr;
+  impl->connect_timeout = 0;
   ClientError error{ClientErrorKind::Timeout, impl->host};
   error.detail = impl->phase == Phase::Connecting       ? "no WebSocket connection"
                  : impl->phase == Phase::WaitingCreated ? "no session.created"
@@ -238,7 +237,7 @@ void AsrClient::Impl::connect() {
   options.watcher = io->watcher();
 
   network_event = G_SOCKET_CLIENT_RESOLVING;
-  connect_timeout = add_timeout(settings.connect_timeout_ms, on_connect_timeout);
+  connect_timeout = add_timer(settings.connect_timeout_ms, on_connect_timeout);
   GST_INFO_OBJECT(owner, "connecting to %s", host.c_str());
   /* The session is kept alive until its connection attempt answers, even when torn down. */
   std::shared_ptr<Impl> keep = self;
@@ -252,11 +251,11 @@ void AsrClient::Impl::connect() {
 
 /* Forgets the current connection without reporting anything: its callbacks are cut off. */
 void AsrClient::Impl::drop_connection() {
-  remove_source(&connect_timeout);
-  remove_source(&watchdog);
+  remove_timer(&connect_timeout);
+  remove_timer(&watchdog);
   {
     std::lock_guard<std::mutex> sending(send_mutex);
-    remove_source(&resend_wait);
+    remove_timer(&resend_wait);
     send_conn.reset();
   }
   if (cancellable)
@@ -271,16 +270,15 @@ void AsrClient::Impl::drop_connection() {
 
 void AsrClient::Impl::teardown() {
   drop_connection();
-  remove_source(&close_timeout);
-  remove_source(&reconnect_timer);
+  remove_timer(&close_timeout);
+  remove_timer(&reconnect_timer);
   g_clear_object(&tls_database);
   g_clear_object(&cancellable);
 }
 
 static gboolean on_reconnect_timer(gpointer user_data) {
   auto *impl = static_cast<AsrClient::Impl *>(user_data);
-  g_source_unref(impl->reconnect_timer);
-  impl->reconnect_timer = nullptr;
+  impl->reconnect_timer = 0;
   impl->reconnect();
   return G_SOURCE_REMOVE;
 }
@@ -310,7 +308,7 @@ void AsrClient::Impl::fail(ClientError error) {
     drop_connection();
     phase = Phase::Waiting;
     listener->on_reconnecting(error, attempts, delay);
-    reconnect_timer = add_timeout(delay, on_reconnect_timer);
+    reconnect_timer = add_timer(delay, on_reconnect_timer);
     return;
   }
   {
@@ -318,8 +316,8 @@ void AsrClient::Impl::fail(ClientError error) {
     phase = Phase::Done;
     send_conn.reset();
   }
-  remove_source(&connect_timeout);
-  remove_source(&watchdog);
+  remove_timer(&connect_timeout);
+  remove_timer(&watchdog);
   if (attempts > 0)
     error.detail += ", after " + std::to_string(attempts) + " reconnection attempts";
   GST_WARNING_OBJECT(owner, "session with %s failed: %s", host.c_str(), error.detail.c_str());

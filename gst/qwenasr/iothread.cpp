@@ -42,6 +42,7 @@ std::shared_ptr<IoThread> IoThread::acquire(GError **error) {
   io->loop_ = std::make_shared<Loop>();
   io->loop_->context = g_main_context_new();
   io->watcher_ = std::make_unique<FdWatcher>(io->loop_->context);
+  io->timers_ = std::make_unique<TimerSet>(io->loop_->context);
   auto *data = new std::shared_ptr<Loop>(io->loop_);
   io->thread_ = g_thread_try_new("qwenasr-io", io_thread_main, data, error);
   if (!io->thread_) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "fdwatcher.h"
+#include "timerset.h"
 
 #include <glib.h>
 
@@ -25,6 +26,8 @@ public:
   GMainContext *context() const { return loop_->context; }
   /* The sockets of every session, polled as one (null: none, use a source per socket). */
   FdWatcher *watcher() const { return watcher_ && watcher_->ok() ? watcher_.get() : nullptr; }
+  /* The timers of every session. */
+  TimerSet *timers() const { return timers_.get(); }
   bool is_current() const { return g_thread_self() == thread_; }
 
   /* Shared with the thread, which may outlive its IoThread (see ~IoThread). */
@@ -38,8 +41,10 @@ private:
   IoThread() = default;
   std::shared_ptr<Loop> loop_;
   GThread *thread_ = nullptr; /* joined (or unreffed) by the destructor */
-  /* Used on the thread only; destroyed after it was joined (or from it, at its last session). */
+  /* Used on the thread only (timers_: added to from any thread); destroyed after it was joined (or
+   * from it, at its last session). */
   std::unique_ptr<FdWatcher> watcher_;
+  std::unique_ptr<TimerSet> timers_;
 };
 
 } // namespace qwenasr
