@@ -51,6 +51,7 @@ struct AsrClient::Impl : public ws::ConnectionListener {
   guint64 resend_wait = 0;            /* timer: retries the pump while the resend buffer is full;
                                        * guarded by send_mutex */
   gint64 resend_full_since = 0;       /* monotonic µs; 0: not waiting; guarded by send_mutex */
+  std::string append_text; /* the append being sent, reused for its capacity; send_mutex */
 
   /* shared with the streaming thread, guarded by `mutex` */
   std::mutex mutex;
@@ -92,10 +93,15 @@ struct AsrClient::Impl : public ws::ConnectionListener {
   /* How far the current connection attempt got (GSocketClient's network events). */
   GSocketClientEvent network_event = G_SOCKET_CLIENT_RESOLVING;
   guint attempts = 0; /* reconnection attempts since the last configured session */
+  /* event_prefix and a 12-digit hex counter (no printf: this runs once per append). */
   std::string next_event_id() {
-    gchar counter[17];
-    g_snprintf(counter, sizeof counter, "%012" G_GINT64_MODIFIER "x", event_counter++);
-    return event_prefix + counter;
+    static const char kHex[] = "0123456789abcdef";
+    guint64 n = event_counter++;
+    std::string id(event_prefix.size() + 12, '0');
+    id.replace(0, event_prefix.size(), event_prefix);
+    for (gsize i = id.size(); n && i > event_prefix.size(); n >>= 4)
+      id[--i] = kHex[n & 0xf];
+    return id;
   }
 
   void begin();

@@ -283,13 +283,13 @@ void AsrClient::Impl::report_resend_dropped(guint64 samples) {
 void AsrClient::Impl::send_audio(const guint8 *data, gsize size) {
   if (size == 0)
     return;
-  std::string text = encode_append(data, size, next_event_id());
+  encode_append(data, size, next_event_id(), &append_text);
   {
     std::lock_guard<std::mutex> lock(mutex);
     stats.bytes_sent += size;
     stats.appends++;
   }
-  send_conn->send_text(text);
+  send_conn->send_text(append_text);
 }
 
 static gboolean on_resend_wait(gpointer user_data) {

@@ -172,25 +172,31 @@ std::string encode_session_update(const SessionConfig &config, const std::string
   return builder_to_string(b);
 }
 
-std::string encode_append(const guint8 *audio, gsize size, const std::string &event_id) {
+void encode_append(const guint8 *audio, gsize size, const std::string &event_id, std::string *out) {
   static const char kHead[] = "{\"event_id\":\"";
   static const char kMiddle[] = "\",\"type\":\"input_audio_buffer.append\",\"audio\":\"";
   static const char kTail[] = "\"}";
-  /* Base64 straight into the final string: one allocation per append. */
+  /* Base64 straight into the final string, whose capacity the caller may keep for the next
+   * append: no allocation per append. */
   const gsize encoded_max = (size / 3 + 1) * 4 + 4;
-  std::string out;
-  out.reserve(sizeof(kHead) + event_id.size() + sizeof(kMiddle) + encoded_max + sizeof(kTail));
-  out.append(kHead);
-  out.append(event_id);
-  out.append(kMiddle);
-  const gsize prefix = out.size();
-  out.resize(prefix + encoded_max);
+  out->clear();
+  out->reserve(sizeof(kHead) + event_id.size() + sizeof(kMiddle) + encoded_max + sizeof(kTail));
+  out->append(kHead);
+  out->append(event_id);
+  out->append(kMiddle);
+  const gsize prefix = out->size();
+  out->resize(prefix + encoded_max);
   gint state = 0, save = 0;
-  gchar *dest = &out[prefix];
+  gchar *dest = &(*out)[prefix];
   gsize written = g_base64_encode_step(audio, size, FALSE, dest, &state, &save);
   written += g_base64_encode_close(FALSE, dest + written, &state, &save);
-  out.resize(prefix + written);
-  out.append(kTail);
+  out->resize(prefix + written);
+  out->append(kTail);
+}
+
+std::string encode_append(const guint8 *audio, gsize size, const std::string &event_id) {
+  std::string out;
+  encode_append(audio, size, event_id, &out);
   return out;
 }
 

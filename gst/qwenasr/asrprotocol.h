@@ -25,6 +25,9 @@ struct SessionConfig {
 };
 
 std::string encode_session_update(const SessionConfig &config, const std::string &event_id);
+/* input_audio_buffer.append of `size` bytes of encoded audio, into `out` (replaced; its
+ * capacity is kept, so a buffer reused per session allocates nothing per append). */
+void encode_append(const guint8 *audio, gsize size, const std::string &event_id, std::string *out);
 std::string encode_append(const guint8 *audio, gsize size, const std::string &event_id);
 std::string encode_commit(const std::string &event_id);
 std::string encode_finish(const std::string &event_id);

@@ -602,22 +602,16 @@ void Connection::Impl::arm_write_source_locked() {
 }
 
 bool Connection::send(Opcode opcode, const void *payload, gsize size) {
-  std::string frame;
-  frame.reserve(size + 14);
-  encode_frame(opcode, payload, size, mask_key(), &frame);
+  const guint32 key = mask_key();
   std::lock_guard<std::mutex> lock(impl_->write_mutex);
   Impl &impl = *impl_;
   if (!impl.open || impl.stream_closed)
     return false;
   if (opcode == Opcode::Close)
     impl.open = false; /* nothing may follow a Close */
-  if (impl.pending.empty()) {
-    /* The common case: straight to the kernel, no copy. */
-    impl.pending.swap(frame);
-    impl.pending_offset = 0;
-  } else {
-    impl.pending.append(frame);
-  }
+  /* Framed and masked straight into the pending buffer, which keeps its capacity once
+   * written: in the common case (nothing pending) no allocation and no copy per frame. */
+  encode_frame(opcode, payload, size, key, &impl.pending);
   impl.write_pending_locked();
   impl.arm_write_source_locked();
   return true;
