@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* JSON encode/decode for the realtime ASR events. Encoding uses json-glib for the rare
- * session.update and plain string building for the per-chunk append, which is the hot path. */
+ * session.update and plain string building for the per-chunk append, the send hot path;
+ * decoding uses simdjson, as every session's events are parsed on the one network thread. */
 #include "asrprotocol.h"
 
 #include <json-glib/json-glib.h>
+#include <simdjson.h>
 
 #include <algorithm>
 #include <cstring>
@@ -39,26 +41,41 @@ std::string simple_event(const char *type, const std::string &event_id) {
   return builder_to_string(builder.get());
 }
 
-std::string member_string(JsonObject *object, const char *name) {
-  if (!object || !json_object_has_member(object, name))
-    return {};
-  JsonNode *node = json_object_get_member(object, name);
-  if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_STRING)
-    return {};
-  return json_node_get_string(node);
+namespace dom = simdjson::dom;
+
+/* Server events are a few hundred bytes; a frame over this is parsed with a parser of its own. */
+constexpr gsize kReusedParserMaxBytes = 64 * 1024;
+
+/* The member `name`; of a name given twice, the last (as json-glib and JavaScript read it). */
+std::optional<dom::element> member(const std::optional<dom::object> &object, const char *name) {
+  std::optional<dom::element> found;
+  if (!object)
+    return found;
+  for (dom::key_value_pair field : *object) {
+    if (field.key == name)
+      found = field.value;
+  }
+  return found;
 }
 
-std::optional<gint64> member_int(JsonObject *object, const char *name) {
-  if (!object || !json_object_has_member(object, name))
+std::string member_string(const std::optional<dom::object> &object, const char *name) {
+  std::string_view value;
+  auto element = member(object, name);
+  if (!element || element->get(value) != simdjson::SUCCESS)
+    return {};
+  return std::string(value);
+}
+
+std::optional<gint64> member_int(const std::optional<dom::object> &object, const char *name) {
+  auto element = member(object, name);
+  if (!element)
     return std::nullopt;
-  JsonNode *node = json_object_get_member(object, name);
-  if (!JSON_NODE_HOLDS_VALUE(node))
-    return std::nullopt;
-  GType type = json_node_get_value_type(node);
-  if (type == G_TYPE_INT64)
-    return json_node_get_int(node);
-  if (type == G_TYPE_DOUBLE) { /* tolerate 1200.0, but not values no offset can have */
-    double value = json_node_get_double(node);
+  int64_t integer;
+  if (element->get(integer) == simdjson::SUCCESS)
+    return integer;
+  double value;
+  if (element->is_double() && element->get(value) == simdjson::SUCCESS) {
+    /* tolerate 1200.0, but not values no offset can have */
     if (!(value >= -1e15 && value <= 1e15))
       return std::nullopt;
     return static_cast<gint64>(value);
@@ -66,18 +83,18 @@ std::optional<gint64> member_int(JsonObject *object, const char *name) {
   return std::nullopt;
 }
 
-bool has_string(JsonObject *object, const char *name) {
-  if (!object || !json_object_has_member(object, name))
-    return false;
-  JsonNode *node = json_object_get_member(object, name);
-  return JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == G_TYPE_STRING;
+bool has_string(const std::optional<dom::object> &object, const char *name) {
+  auto element = member(object, name);
+  return element && element->is_string();
 }
 
-JsonObject *member_object(JsonObject *object, const char *name) {
-  if (!object || !json_object_has_member(object, name))
-    return nullptr;
-  JsonNode *node = json_object_get_member(object, name);
-  return JSON_NODE_HOLDS_OBJECT(node) ? json_node_get_object(node) : nullptr;
+std::optional<dom::object> member_object(const std::optional<dom::object> &object,
+                                         const char *name) {
+  dom::object value;
+  auto element = member(object, name);
+  if (!element || element->get(value) != simdjson::SUCCESS)
+    return std::nullopt;
+  return value;
 }
 
 struct TypeName {
@@ -100,7 +117,7 @@ constexpr TypeName kTypeNames[] = {
     {"conversation.item.input_audio_transcription.failed", ServerEventType::TranscriptionFailed},
 };
 
-ServiceError parse_error(JsonObject *object) {
+ServiceError parse_error(const std::optional<dom::object> &object) {
   ServiceError error;
   error.type = member_string(object, "type");
   error.code = member_string(object, "code");
@@ -335,19 +352,27 @@ bool decode_server_event(const char *json, gssize length, ServerEvent *event, st
     json = repaired.data();
     size = repaired.size();
   }
-  GObjectPtr<JsonParser> parser(json_parser_new());
-  GError *error = nullptr;
-  if (!json_parser_load_from_data(parser.get(), json, static_cast<gssize>(size), &error)) {
-    *problem = std::string("invalid JSON: ") + error->message;
-    g_error_free(error);
+  /* One parser per thread, reused: it keeps its buffers. A frame far larger than events are
+   * gets a parser of its own, so no thread keeps a buffer that size. */
+  thread_local dom::parser reused;
+  std::unique_ptr<dom::parser> large;
+  dom::parser *parser = &reused;
+  if (size > kReusedParserMaxBytes) {
+    large = std::make_unique<dom::parser>();
+    parser = large.get();
+  }
+  dom::element root;
+  simdjson::error_code error = parser->parse(json, size).get(root);
+  if (error != simdjson::SUCCESS) {
+    *problem = std::string("invalid JSON: ") + simdjson::error_message(error);
     return false;
   }
-  JsonNode *root = json_parser_get_root(parser.get());
-  if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
+  dom::object parsed;
+  if (root.get(parsed) != simdjson::SUCCESS) {
     *problem = "not a JSON object";
     return false;
   }
-  JsonObject *object = json_node_get_object(root);
+  const std::optional<dom::object> object = parsed;
   *event = ServerEvent();
   event->type_name = member_string(object, "type");
   if (event->type_name.empty()) {
@@ -374,7 +399,7 @@ bool decode_server_event(const char *json, gssize length, ServerEvent *event, st
     event->session_id = member_string(member_object(object, "session"), "id");
     break;
   case ServerEventType::ItemCreated:
-    if (JsonObject *item = member_object(object, "item"))
+    if (auto item = member_object(object, "item"))
       event->item_id = member_string(item, "id");
     break;
   case ServerEventType::TranscriptionText:
