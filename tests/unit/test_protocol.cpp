@@ -165,6 +165,31 @@ GST_START_TEST(test_decode_tolerates_wrong_types_and_unknown_events) {
 }
 GST_END_TEST;
 
+GST_START_TEST(test_decode_reads_a_member_named_twice_as_its_last_and_bounds_offsets) {
+  ServerEvent e = decode_ok("{\"type\":\"conversation.item.input_audio_transcription.completed\","
+                            "\"language\":\"en\",\"transcript\":\"x\",\"language\":\"zh\"}");
+  fail_unless_equals_string(e.language.c_str(), "zh");
+  e = decode_ok("{\"type\":\"input_audio_buffer.committed\",\"audio_start_ms\":1e300,"
+                "\"audio_end_ms\":18446744073709551615}");
+  fail_if(e.audio_start_ms, "an offset no audio can have reads as absent");
+  fail_if(e.audio_end_ms, "an offset beyond 64-bit signed reads as absent");
+}
+GST_END_TEST;
+
+/* Events are a few hundred bytes; a far larger frame (a long transcript) parses as well, and
+ * small ones after it still do (it has a parser of its own). */
+GST_START_TEST(test_decode_takes_a_frame_far_larger_than_events_are) {
+  std::string long_text(200 * 1024, 'a');
+  std::string json = "{\"type\":\"conversation.item.input_audio_transcription.completed\","
+                     "\"transcript\":\"" +
+                     long_text + "\"}";
+  ServerEvent e = decode_ok(json.c_str());
+  fail_unless_equals_int(e.transcript.size(), long_text.size());
+  e = decode_ok("{\"type\":\"session.finished\"}");
+  fail_unless(e.type == ServerEventType::SessionFinished, "a small event after a large one");
+}
+GST_END_TEST;
+
 GST_START_TEST(test_decode_rejects_non_events) {
   const char *bad[] = {
       "", "nul", "[1,2]", "{\"type\":5}", "{\"no_type\":1}", "{\"type\":\"x\"", "\"string\"",
@@ -249,6 +274,8 @@ static Suite *protocol_suite(void) {
   tcase_add_test(tc, test_decode_repairs_a_lone_surrogate_escape);
   tcase_add_test(tc, test_decode_repairs_invalid_utf8);
   tcase_add_test(tc, test_valid_frames_are_not_copied_for_repair);
+  tcase_add_test(tc, test_decode_reads_a_member_named_twice_as_its_last_and_bounds_offsets);
+  tcase_add_test(tc, test_decode_takes_a_frame_far_larger_than_events_are);
   return s;
 }
 
