@@ -97,8 +97,8 @@ struct AsrClient::Impl : public ws::ConnectionListener {
   std::string next_event_id() {
     static const char kHex[] = "0123456789abcdef";
     guint64 n = event_counter++;
-    std::string id(event_prefix.size() + 12, '0');
-    id.replace(0, event_prefix.size(), event_prefix);
+    std::string id = event_prefix;
+    id.append(12, '0');
     for (gsize i = id.size(); n && i > event_prefix.size(); n >>= 4)
       id[--i] = kHex[n & 0xf];
     return id;

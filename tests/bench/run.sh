@@ -23,7 +23,7 @@ fi
 ninja -C "$build" >/dev/null
 
 results=$build/tests/bench/results
-all="cpu_per_audio_hour cpu_components cpu_per_audio_hour_paced wire_bytes added_latency memory_reconnects live_100ms live_20ms concurrent_streams restream_soak"
+all="cpu_per_audio_hour cpu_components cpu_per_audio_hour_paced wire_bytes added_latency added_latency_100_streams memory_reconnects live_100ms live_20ms concurrent_streams restream_soak"
 only=${BENCH_ONLY:-}
 if [ -z "$only" ]; then
   rm -rf "$results"
