@@ -228,9 +228,12 @@ std::string encode_finish(const std::string &event_id) {
 const char *frame_repair_name(FrameRepair repair) {
   switch (repair) {
   case kRepairInvalidUtf8:
-    return "invalid UTF-8";
+    return "text with invalid UTF-8 or a NUL character (replaced by U+FFFD)";
   case kRepairLoneSurrogate:
-    return "an escape of half a UTF-16 surrogate pair";
+    return "text with an escape of half a UTF-16 surrogate pair (replaced by U+FFFD)";
+  case kRepairNotStrictJson:
+    return "JSON that is not strict, such as a raw control character in a string (read as "
+           "json-glib reads it)";
   default:
     return "nothing";
   }
@@ -266,7 +269,7 @@ bool is_low_surrogate(long unit) {
   return unit >= 0xDC00 && unit <= 0xDFFF;
 }
 
-/* Replaces lone surrogate escapes; other escapes and bytes are copied. */
+/* Replaces lone surrogate escapes and \u0000; other escapes and bytes are copied. */
 unsigned repair_escapes(const std::string &in, std::string *out) {
   unsigned repairs = kRepairNone;
   const char *p = in.data(), *end = in.data() + in.size();
@@ -278,6 +281,12 @@ unsigned repair_escapes(const std::string &in, std::string *out) {
       continue;
     }
     long unit = escape_unit(p, end);
+    if (unit == 0) {
+      out->append("\\ufffd");
+      p += 6;
+      repairs |= kRepairInvalidUtf8;
+      continue;
+    }
     if (unit < 0 || !(is_high_surrogate(unit) || is_low_surrogate(unit))) {
       /* Any other escape: copy it whole, so an escaped backslash is not read as a start. */
       gsize n = std::min<gsize>(unit < 0 ? 2 : 6, end - p);
@@ -297,18 +306,33 @@ unsigned repair_escapes(const std::string &in, std::string *out) {
   return repairs;
 }
 
-bool has_surrogate_escape(const char *json, gsize length) {
+bool has_escape_to_repair(const char *json, gsize length) {
   const char *p = json, *end = json + length;
   while (p < end) {
     p = static_cast<const char *>(memchr(p, '\\', end - p));
     if (!p)
       return false;
     long unit = escape_unit(p, end);
-    if (is_high_surrogate(unit) || is_low_surrogate(unit))
+    if (unit == 0 || is_high_surrogate(unit) || is_low_surrogate(unit))
       return true;
     p += unit < 0 ? 2 : 6;
   }
   return false;
+}
+
+/* What json-glib makes of JSON that simdjson refused, written back as strict JSON (raw
+ * control characters escaped, numbers in range); false if json-glib refuses it too. */
+bool normalize_lenient_json(const char *json, gsize size, std::string *out) {
+  GObjectPtr<JsonParser> parser(json_parser_new());
+  if (!json_parser_load_from_data(parser.get(), json, static_cast<gssize>(size), nullptr))
+    return false;
+  JsonNode *root = json_parser_get_root(parser.get());
+  if (!root)
+    return false;
+  gchar *text = json_to_string(root, FALSE);
+  out->assign(text);
+  g_free(text);
+  return true;
 }
 
 } // namespace
@@ -330,7 +354,7 @@ unsigned repair_json_text(const char *json, gsize length, std::string *out) {
       p = valid_end + 1;
     }
     repairs |= kRepairInvalidUtf8;
-  } else if (has_surrogate_escape(json, length)) {
+  } else if (has_escape_to_repair(json, length)) {
     text.assign(json, length);
   } else {
     return kRepairNone; /* the common case: nothing copied */
@@ -363,6 +387,12 @@ bool decode_server_event(const char *json, gssize length, ServerEvent *event, st
   }
   dom::element root;
   simdjson::error_code error = parser->parse(json, size).get(root);
+  std::string normalized;
+  if (error != simdjson::SUCCESS && normalize_lenient_json(json, size, &normalized)) {
+    error = parser->parse(normalized.data(), normalized.size()).get(root);
+    if (error == simdjson::SUCCESS && repairs)
+      *repairs |= kRepairNotStrictJson;
+  }
   if (error != simdjson::SUCCESS) {
     *problem = std::string("invalid JSON: ") + simdjson::error_message(error);
     return false;

@@ -102,8 +102,10 @@ GST_START_TEST(test_the_network_thread_ends_with_the_last_session) {
     fail_unless_equals_int(push_audio(h, audio, 20, 0), GST_FLOW_OK);
     fail_unless(reaches_threads_named("qwenasr-io", 1), "no network thread");
     teardown_harness(h);
-    /* The thread is joined when the last session stops on another thread. */
-    fail_unless_equals_int(threads_named("qwenasr-io"), 0);
+    /* The thread is joined when the last session stops on another thread; its /proc entry
+     * may outlive the join for a moment (the kernel wakes the joiner before it reaps the
+     * task), hence a bounded wait rather than one look. */
+    fail_unless(reaches_threads_named("qwenasr-io", 0), "the network thread outlived its sessions");
   }
 }
 GST_END_TEST;
