@@ -37,7 +37,8 @@ struct AsrClient::Impl : public ws::ConnectionListener {
   GstObject *owner = nullptr;
 
   /* Lock order: `send_mutex`, then the listener's locks (its callbacks from pump()), then
-   * `mutex`, then the connection's own. `mutex` is never held while calling the listener or
+   * `mutex`, then the connection's own. The TimerSet's lock is a leaf: taken under any of
+   * these, never held while a timer runs. `mutex` is never held while calling the listener or
    * the connection; the network thread takes `send_mutex` only where no other lock is held. */
 
   /* Sending: pump() runs on whichever thread has `send_mutex` — the streaming thread right
