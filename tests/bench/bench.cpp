@@ -850,7 +850,7 @@ int bench_latency(const Args &args) {
   std::unique_ptr<LiveStreams> others;
   if (background > 0) {
     if (!background_service.start(args.get("service"))) {
-      g_printerr("latency: --background needs --service\n");
+      g_printerr("latency: no service for the background streams (--service EXE)\n");
       return 1;
     }
     setpriority(PRIO_PROCESS, background_service.pid(), -10); /* as concurrent_streams */
