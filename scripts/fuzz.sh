@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes the server-event decoder (over simdjson), the client's WebSocket layer and the local
-# service's Ogg-Opus input with libFuzzer (clang, Debian's libclang-rt) for a bounded time, from
+# Fuzzes the server-event parser, the client's WebSocket layer and the local service's Ogg-Opus
+# input with libFuzzer (clang, Debian's libclang-rt) for a bounded time, starting from
 # tests/fuzz/corpus*. Usage: scripts/fuzz.sh [SECONDS] (default 60).
 # New inputs go to a scratch directory; a crash leaves its reproducer in the work directory
 # and fails the script.
@@ -23,7 +23,7 @@ fuzz() {
 
 flags=(-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
 clang++ "${flags[@]}" -I gst/qwenasr gst/qwenasr/asrprotocol.cpp tests/fuzz/fuzz_server_events.cpp \
-  $(pkg-config --cflags --libs json-glib-1.0 simdjson glib-2.0 gobject-2.0) -o "$work/fuzz_server_events"
+  $(pkg-config --cflags --libs json-glib-1.0 glib-2.0 gobject-2.0) -o "$work/fuzz_server_events"
 # The client's WebSocket layer (handshake answer, frames) gets a third of the time.
 clang++ "${flags[@]}" -I gst/qwenasr gst/qwenasr/wsframe.cpp gst/qwenasr/wshandshake.cpp \
   tests/fuzz/fuzz_ws_stream.cpp $(pkg-config --cflags --libs glib-2.0) -o "$work/fuzz_ws_stream"

@@ -16,7 +16,7 @@ demo_packages=(
   g++ meson ninja-build pkg-config python3
   # libraries the plugin and the local service link against
   libglib2.0-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
-  libsoup-3.0-dev libjson-glib-dev libsimdjson-dev libopus-dev libogg-dev glib-networking
+  libsoup-3.0-dev libjson-glib-dev libopus-dev libogg-dev glib-networking
   # elements: decoding, conversion, mp4mux (good), x264enc (ugly), avenc_aac and the common
   # decoders (libav), textoverlay (x) and its font, gst-discoverer-1.0 (base-apps)
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-base-apps

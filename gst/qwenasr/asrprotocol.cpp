@@ -1,11 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* JSON encode/decode for the realtime ASR events. Encoding uses json-glib for the rare
- * session.update and plain string building for the per-chunk append, the send hot path;
- * decoding uses simdjson, as every session's events are parsed on the one network thread. */
+ * session.update and plain string building for the per-chunk append, which is the hot path. */
 #include "asrprotocol.h"
 
 #include <json-glib/json-glib.h>
-#include <simdjson.h>
 
 #include <algorithm>
 #include <cstring>
@@ -41,41 +39,26 @@ std::string simple_event(const char *type, const std::string &event_id) {
   return builder_to_string(builder.get());
 }
 
-namespace dom = simdjson::dom;
-
-/* Server events are a few hundred bytes; a frame over this is parsed with a parser of its own. */
-constexpr gsize kReusedParserMaxBytes = 64 * 1024;
-
-/* The member `name`; of a name given twice, the last (as json-glib and JavaScript read it). */
-std::optional<dom::element> member(const std::optional<dom::object> &object, const char *name) {
-  std::optional<dom::element> found;
-  if (!object)
-    return found;
-  for (dom::key_value_pair field : *object) {
-    if (field.key == name)
-      found = field.value;
-  }
-  return found;
-}
-
-std::string member_string(const std::optional<dom::object> &object, const char *name) {
-  std::string_view value;
-  auto element = member(object, name);
-  if (!element || element->get(value) != simdjson::SUCCESS)
+std::string member_string(JsonObject *object, const char *name) {
+  if (!object || !json_object_has_member(object, name))
     return {};
-  return std::string(value);
+  JsonNode *node = json_object_get_member(object, name);
+  if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_STRING)
+    return {};
+  return json_node_get_string(node);
 }
 
-std::optional<gint64> member_int(const std::optional<dom::object> &object, const char *name) {
-  auto element = member(object, name);
-  if (!element)
+std::optional<gint64> member_int(JsonObject *object, const char *name) {
+  if (!object || !json_object_has_member(object, name))
     return std::nullopt;
-  int64_t integer;
-  if (element->get(integer) == simdjson::SUCCESS)
-    return integer;
-  double value;
-  if (element->is_double() && element->get(value) == simdjson::SUCCESS) {
-    /* tolerate 1200.0, but not values no offset can have */
+  JsonNode *node = json_object_get_member(object, name);
+  if (!JSON_NODE_HOLDS_VALUE(node))
+    return std::nullopt;
+  GType type = json_node_get_value_type(node);
+  if (type == G_TYPE_INT64)
+    return json_node_get_int(node);
+  if (type == G_TYPE_DOUBLE) { /* tolerate 1200.0, but not values no offset can have */
+    double value = json_node_get_double(node);
     if (!(value >= -1e15 && value <= 1e15))
       return std::nullopt;
     return static_cast<gint64>(value);
@@ -83,18 +66,18 @@ std::optional<gint64> member_int(const std::optional<dom::object> &object, const
   return std::nullopt;
 }
 
-bool has_string(const std::optional<dom::object> &object, const char *name) {
-  auto element = member(object, name);
-  return element && element->is_string();
+bool has_string(JsonObject *object, const char *name) {
+  if (!object || !json_object_has_member(object, name))
+    return false;
+  JsonNode *node = json_object_get_member(object, name);
+  return JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == G_TYPE_STRING;
 }
 
-std::optional<dom::object> member_object(const std::optional<dom::object> &object,
-                                         const char *name) {
-  dom::object value;
-  auto element = member(object, name);
-  if (!element || element->get(value) != simdjson::SUCCESS)
-    return std::nullopt;
-  return value;
+JsonObject *member_object(JsonObject *object, const char *name) {
+  if (!object || !json_object_has_member(object, name))
+    return nullptr;
+  JsonNode *node = json_object_get_member(object, name);
+  return JSON_NODE_HOLDS_OBJECT(node) ? json_node_get_object(node) : nullptr;
 }
 
 struct TypeName {
@@ -117,7 +100,7 @@ constexpr TypeName kTypeNames[] = {
     {"conversation.item.input_audio_transcription.failed", ServerEventType::TranscriptionFailed},
 };
 
-ServiceError parse_error(const std::optional<dom::object> &object) {
+ServiceError parse_error(JsonObject *object) {
   ServiceError error;
   error.type = member_string(object, "type");
   error.code = member_string(object, "code");
@@ -228,12 +211,9 @@ std::string encode_finish(const std::string &event_id) {
 const char *frame_repair_name(FrameRepair repair) {
   switch (repair) {
   case kRepairInvalidUtf8:
-    return "text with invalid UTF-8 or a NUL character (replaced by U+FFFD)";
+    return "invalid UTF-8";
   case kRepairLoneSurrogate:
-    return "text with an escape of half a UTF-16 surrogate pair (replaced by U+FFFD)";
-  case kRepairNotStrictJson:
-    return "JSON that is not strict, such as a raw control character in a string (read as "
-           "json-glib reads it)";
+    return "an escape of half a UTF-16 surrogate pair";
   default:
     return "nothing";
   }
@@ -269,7 +249,7 @@ bool is_low_surrogate(long unit) {
   return unit >= 0xDC00 && unit <= 0xDFFF;
 }
 
-/* Replaces lone surrogate escapes and \u0000; other escapes and bytes are copied. */
+/* Replaces lone surrogate escapes; other escapes and bytes are copied. */
 unsigned repair_escapes(const std::string &in, std::string *out) {
   unsigned repairs = kRepairNone;
   const char *p = in.data(), *end = in.data() + in.size();
@@ -281,12 +261,6 @@ unsigned repair_escapes(const std::string &in, std::string *out) {
       continue;
     }
     long unit = escape_unit(p, end);
-    if (unit == 0) {
-      out->append("\\ufffd");
-      p += 6;
-      repairs |= kRepairInvalidUtf8;
-      continue;
-    }
     if (unit < 0 || !(is_high_surrogate(unit) || is_low_surrogate(unit))) {
       /* Any other escape: copy it whole, so an escaped backslash is not read as a start. */
       gsize n = std::min<gsize>(unit < 0 ? 2 : 6, end - p);
@@ -306,33 +280,18 @@ unsigned repair_escapes(const std::string &in, std::string *out) {
   return repairs;
 }
 
-bool has_escape_to_repair(const char *json, gsize length) {
+bool has_surrogate_escape(const char *json, gsize length) {
   const char *p = json, *end = json + length;
   while (p < end) {
     p = static_cast<const char *>(memchr(p, '\\', end - p));
     if (!p)
       return false;
     long unit = escape_unit(p, end);
-    if (unit == 0 || is_high_surrogate(unit) || is_low_surrogate(unit))
+    if (is_high_surrogate(unit) || is_low_surrogate(unit))
       return true;
     p += unit < 0 ? 2 : 6;
   }
   return false;
-}
-
-/* What json-glib makes of JSON that simdjson refused, written back as strict JSON (raw
- * control characters escaped, numbers in range); false if json-glib refuses it too. */
-bool normalize_lenient_json(const char *json, gsize size, std::string *out) {
-  GObjectPtr<JsonParser> parser(json_parser_new());
-  if (!json_parser_load_from_data(parser.get(), json, static_cast<gssize>(size), nullptr))
-    return false;
-  JsonNode *root = json_parser_get_root(parser.get());
-  if (!root)
-    return false;
-  gchar *text = json_to_string(root, FALSE);
-  out->assign(text);
-  g_free(text);
-  return true;
 }
 
 } // namespace
@@ -354,7 +313,7 @@ unsigned repair_json_text(const char *json, gsize length, std::string *out) {
       p = valid_end + 1;
     }
     repairs |= kRepairInvalidUtf8;
-  } else if (has_escape_to_repair(json, length)) {
+  } else if (has_surrogate_escape(json, length)) {
     text.assign(json, length);
   } else {
     return kRepairNone; /* the common case: nothing copied */
@@ -376,33 +335,19 @@ bool decode_server_event(const char *json, gssize length, ServerEvent *event, st
     json = repaired.data();
     size = repaired.size();
   }
-  /* One parser per thread, reused: it keeps its buffers. A frame far larger than events are
-   * gets a parser of its own, so no thread keeps a buffer that size. */
-  thread_local dom::parser reused;
-  std::unique_ptr<dom::parser> large;
-  dom::parser *parser = &reused;
-  if (size > kReusedParserMaxBytes) {
-    large = std::make_unique<dom::parser>();
-    parser = large.get();
-  }
-  dom::element root;
-  simdjson::error_code error = parser->parse(json, size).get(root);
-  std::string normalized;
-  if (error != simdjson::SUCCESS && normalize_lenient_json(json, size, &normalized)) {
-    error = parser->parse(normalized.data(), normalized.size()).get(root);
-    if (error == simdjson::SUCCESS && repairs)
-      *repairs |= kRepairNotStrictJson;
-  }
-  if (error != simdjson::SUCCESS) {
-    *problem = std::string("invalid JSON: ") + simdjson::error_message(error);
+  GObjectPtr<JsonParser> parser(json_parser_new());
+  GError *error = nullptr;
+  if (!json_parser_load_from_data(parser.get(), json, static_cast<gssize>(size), &error)) {
+    *problem = std::string("invalid JSON: ") + error->message;
+    g_error_free(error);
     return false;
   }
-  dom::object parsed;
-  if (root.get(parsed) != simdjson::SUCCESS) {
+  JsonNode *root = json_parser_get_root(parser.get());
+  if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
     *problem = "not a JSON object";
     return false;
   }
-  const std::optional<dom::object> object = parsed;
+  JsonObject *object = json_node_get_object(root);
   *event = ServerEvent();
   event->type_name = member_string(object, "type");
   if (event->type_name.empty()) {
@@ -429,7 +374,7 @@ bool decode_server_event(const char *json, gssize length, ServerEvent *event, st
     event->session_id = member_string(member_object(object, "session"), "id");
     break;
   case ServerEventType::ItemCreated:
-    if (auto item = member_object(object, "item"))
+    if (JsonObject *item = member_object(object, "item"))
       event->item_id = member_string(item, "id");
     break;
   case ServerEventType::TranscriptionText:

@@ -79,26 +79,21 @@ struct ServerEvent {
 /* What decode_server_event() had to repair in a frame before parsing it (a bit set). */
 enum FrameRepair : unsigned {
   kRepairNone = 0,
-  kRepairInvalidUtf8 = 1u << 0,   /* bytes that are not UTF-8, and NUL characters (raw or
-                                   * escaped as \u0000), each replaced by U+FFFD */
+  kRepairInvalidUtf8 = 1u << 0,   /* bytes that are not UTF-8, each replaced by U+FFFD */
   kRepairLoneSurrogate = 1u << 1, /* a \uD800-\uDFFF escape not part of a pair: \ufffd */
-  kRepairNotStrictJson = 1u << 2, /* JSON only a lenient parser (json-glib) reads: a raw control
-                                   * character in a string, a number out of range, ... */
 };
-/* What was repaired, as a clause for a sentence ("text with invalid UTF-8 ..."). */
 const char *frame_repair_name(FrameRepair repair);
 
-/* Repairs `length` bytes of JSON text so a strict parser takes it: invalid UTF-8, NUL
- * characters and escapes of half a UTF-16 surrogate pair become U+FFFD (the service's text is
- * then shown with a replacement character instead of the whole event being lost). Returns the
- * repairs made (a FrameRepair set); *out is only written when something was repaired. */
+/* Repairs `length` bytes of JSON text so a strict parser takes it: invalid UTF-8 and escapes
+ * of half a UTF-16 surrogate pair become U+FFFD (the service's text is then shown with a
+ * replacement character instead of the whole event being lost). Returns the repairs made (a
+ * FrameRepair set); *out is only written when something was repaired. */
 unsigned repair_json_text(const char *json, gsize length, std::string *out);
 
 /* Parses one text frame, repairing it first (see repair_json_text; *repairs, if given, gets
- * the set). JSON that strict parsing refuses but json-glib reads (as earlier versions did) is
- * read too, with kRepairNotStrictJson. Returns false (with a reason in *problem) for anything that
- * is not a JSON object with a string "type", and for known events that lack what makes them usable
- * (a transcript without text, a speech event without its offset); unknown types parse as
+ * the set). Returns false (with a reason in *problem) for anything that is not a JSON object
+ * with a string "type", and for known events that lack what makes them usable (a transcript
+ * without text, a speech event without its offset); unknown types parse as
  * ServerEventType::Unknown, and optional fields of the wrong type read as absent. */
 bool decode_server_event(const char *json, gssize length, ServerEvent *event, std::string *problem,
                          unsigned *repairs = nullptr);

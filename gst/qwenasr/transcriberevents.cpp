@@ -347,11 +347,12 @@ void Transcriber::on_frame_repaired(unsigned repairs) {
     fresh = repairs & ~repairs_warned_;
     repairs_warned_ |= repairs;
   }
-  for (unsigned kind : {kRepairInvalidUtf8, kRepairLoneSurrogate, kRepairNotStrictJson}) {
+  for (unsigned kind : {kRepairInvalidUtf8, kRepairLoneSurrogate}) {
     if (fresh & kind)
       GST_ELEMENT_WARNING(element_, STREAM, DECODE,
-                          ("The service sent %s; the event was kept. Further such frames are "
-                           "only counted (stats repaired-frames).",
+                          ("The service sent text with %s; it was replaced by U+FFFD and the "
+                           "event kept. Further such frames are only counted (stats "
+                           "repaired-frames).",
                            frame_repair_name(static_cast<FrameRepair>(kind))),
                           (nullptr));
   }
